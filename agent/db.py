@@ -19,12 +19,15 @@ import socket
 import stat
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # raised by platformdirs inside pgserver
 
 log = logging.getLogger("callwise.db")
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+import json
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 TierName = Literal["tier1", "tier2", "tier3"]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -72,7 +73,7 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
     anthropic_base_url: str | None = Field(None, validation_alias=_env("ANTHROPIC_BASE_URL"))
     tiers_file: Path | None = Field(None, description="YAML file with tier1..tier3 provider, model, prices.")
-    tiers: list[TierName] = Field(default_factory=lambda: ["tier1", "tier2", "tier3"])
+    tiers: Annotated[list[TierName], NoDecode] = Field(default_factory=lambda: ["tier1", "tier2", "tier3"])
     missing_key_policy: Literal["skip", "error"] = Field(
         "skip", description="A configured tier whose key is missing: skip it with a warning, or refuse to start."
     )
@@ -94,7 +95,7 @@ class Settings(BaseSettings):
     service_hours_start: str = "09:00"
     service_hours_end: str = "18:00"
     service_timezone: str = "UTC"
-    competitors: list[str] = Field(default_factory=lambda: ["Zendesk", "Intercom", "Freshdesk", "Gong", "Talkdesk"])
+    competitors: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["Zendesk", "Intercom", "Freshdesk", "Gong", "Talkdesk"])
     rep_identity_prefix: str = Field("rep-", description="Meeting participants whose identity starts so are reps.")
 
     # --- evaluation and integrations -------------------------------------------------------
@@ -118,7 +119,9 @@ class Settings(BaseSettings):
     @field_validator("competitors", "tiers", mode="before")
     @classmethod
     def _csv(cls, v: Any) -> Any:
-        if isinstance(v, str) and not v.strip().startswith("["):
+        if isinstance(v, str):
+            if v.strip().startswith("["):
+                return json.loads(v)
             return [p.strip() for p in v.split(",") if p.strip()]
         return v
 

@@ -1,5 +1,4 @@
 -- callwise initial schema: every table that holds customer data carries organization_id (FK).
-create extension if not exists pgcrypto;
 
 create table organizations (
     id          uuid primary key default gen_random_uuid(),

@@ -9,6 +9,7 @@ from typing import Any, Awaitable, Callable, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 
 from agent.db import DatabaseError
@@ -44,6 +45,8 @@ def load_settings() -> Settings:
         settings = Settings()
     except ValidationError as exc:
         fail(validation_message(exc))
+    except SettingsError as exc:
+        fail(f"invalid configuration: {exc}")
     configure_logging(settings.log_level, json_lines=settings.log_json, secrets=settings_secrets(settings))
     return settings
 
