@@ -1,0 +1,53 @@
+"""Shared fixtures: one real Postgres for the whole test session.
+
+With ``CALLWISE_TEST_DATABASE_URL`` set the tests use that server; otherwise they start the
+embedded server (the same code path users get) under a temporary data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from agent.db import EmbeddedPostgres, create_pool  # noqa: E402
+from migrations.runner import migrate  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("CALLWISE_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("callwise-data")))
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+async def pg_pool(pg_url: str) -> AsyncIterator[object]:
+    pool = await create_pool(pg_url, min_size=1, max_size=8)
+    await migrate(pool)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def org_id(pg_pool) -> str:  # type: ignore[no-untyped-def]
+    slug = "t-" + uuid.uuid4().hex[:12]
+    row = await pg_pool.fetchrow("insert into organizations (slug, name) values ($1, $1) returning id", slug)
+    return str(row["id"])
