@@ -1,0 +1,18 @@
+# The callwise worker image (docker-compose's `worker`). CPU only.
+FROM python:3.11-slim-bookworm
+RUN apt-get update && apt-get install -y --no-install-recommends espeak-ng sox libportaudio2 \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY pyproject.toml requirements-nodeps.txt README.md ./
+COPY agent agent
+COPY knowledge knowledge
+COPY routing routing
+COPY evaluation evaluation
+COPY integrations integrations
+COPY migrations migrations
+COPY examples examples
+RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu . \
+    && pip install --no-cache-dir --no-deps -r requirements-nodeps.txt
+ENV HF_HUB_OFFLINE=1 CALLWISE_DATA_DIR=/data
+VOLUME /data
+CMD ["callwise", "worker", "start"]
