@@ -19,8 +19,9 @@ def test_dependency_imports(module):
 
 
 def test_ragas_imports_with_our_shim():
-    from evaluation import ragas_compat  # noqa: F401  (registers the missing vertexai module first)
+    from evaluation import ragas_shim
 
+    ragas_shim.install()  # registers the missing langchain vertexai module before ragas imports it
     import ragas  # noqa: F401
     from ragas.metrics import NonLLMContextRecall  # noqa: F401
 
