@@ -1,0 +1,117 @@
+"""OpenAI chat completions (openai SDK), with logprobs for confidence."""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, Sequence
+
+import openai
+
+from routing.providers.base import Provider, ProviderError, Stopwatch, is_retryable_status
+from routing.types import Generation, Grounding, Message
+
+
+def translate_error(exc: Exception) -> ProviderError:
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, openai.APIStatusError):
+        retry_after = None
+        try:
+            ra = exc.response.headers.get("retry-after")
+            retry_after = float(ra) if ra else None
+        except (TypeError, ValueError):
+            pass
+        return ProviderError(f"HTTP {exc.status_code}: {exc.message}", status=exc.status_code,
+                             retryable=is_retryable_status(exc.status_code), retry_after=retry_after)
+    if isinstance(exc, openai.APIConnectionError):  # includes timeouts
+        return ProviderError(f"{type(exc).__name__}: {exc}", retryable=True)
+    return ProviderError(f"malformed response: {type(exc).__name__}: {exc}", retryable=False)
+
+
+class OpenAIProvider(Provider):
+    name = "openai"
+    supports_logprobs = True
+    #: the parameter that bounds output; OpenAI's own API wants max_completion_tokens
+    max_tokens_param = "max_completion_tokens"
+
+    def __init__(self, model: str, *, api_key: str, base_url: str | None = None, timeout_s: float = 20.0,
+                 client: openai.AsyncOpenAI | None = None) -> None:
+        super().__init__(model)
+        # Retries are the router's job (bounded, with its breaker): the SDK's are off.
+        self.client = client or openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s,
+                                                   max_retries=0)
+
+    def _params(self, messages: Sequence[Message], temperature: float, max_tokens: int, logprobs: bool) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "temperature": temperature,
+            self.max_tokens_param: max_tokens,
+        }
+        if logprobs and self.supports_logprobs:
+            params["logprobs"] = True
+        return params
+
+    async def generate(self, messages: Sequence[Message], *, temperature: float = 0.2, max_tokens: int = 512,
+                       logprobs: bool = False, grounding: Grounding | None = None) -> Generation:
+        sw = Stopwatch()
+        try:
+            resp = await self.client.chat.completions.create(**self._params(messages, temperature, max_tokens, logprobs))
+            choice = resp.choices[0]
+            text = choice.message.content or ""
+            lps = None
+            if choice.logprobs is not None and choice.logprobs.content:
+                lps = [t.logprob for t in choice.logprobs.content]
+            usage = resp.usage
+            cached = 0
+            if usage is not None and usage.prompt_tokens_details is not None:
+                cached = usage.prompt_tokens_details.cached_tokens or 0
+        except Exception as exc:  # noqa: BLE001
+            raise translate_error(exc) from exc
+        return Generation(
+            text=text, model=resp.model or self.model,
+            input_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+            cached_tokens=cached, logprobs=lps, latency_ms=sw.elapsed_ms, finish_reason=choice.finish_reason,
+        )
+
+    async def _stream(self, messages: Sequence[Message], *, temperature: float, max_tokens: int, logprobs: bool,
+                      grounding: Grounding | None) -> AsyncIterator[str | Generation]:
+        sw = Stopwatch()
+        parts: list[str] = []
+        lps: list[float] = []
+        usage = None
+        model = self.model
+        finish = None
+        try:
+            stream = await self.client.chat.completions.create(
+                **self._params(messages, temperature, max_tokens, logprobs), stream=True,
+                stream_options={"include_usage": True})
+            async for chunk in stream:
+                model = chunk.model or model
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                for choice in chunk.choices:
+                    if choice.logprobs is not None and choice.logprobs.content:
+                        lps.extend(t.logprob for t in choice.logprobs.content)
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+                    delta = choice.delta.content if choice.delta else None
+                    if delta:
+                        sw.mark_first()
+                        parts.append(delta)
+                        yield delta
+        except Exception as exc:  # noqa: BLE001
+            raise translate_error(exc) from exc
+        cached = 0
+        if usage is not None and usage.prompt_tokens_details is not None:
+            cached = usage.prompt_tokens_details.cached_tokens or 0
+        yield Generation(
+            text="".join(parts), model=model,
+            input_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+            cached_tokens=cached, logprobs=lps or None, latency_ms=sw.elapsed_ms, ttft_ms=sw.ttft_ms,
+            finish_reason=finish,
+        )
+
+    async def aclose(self) -> None:
+        await self.client.close()

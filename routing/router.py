@@ -1,0 +1,379 @@
+"""The cascading router: complexity picks the starting tier, confidence decides whether the next
+tier answers, resilience keeps a live call going when providers fail. It never raises from
+``answer``/``answer_stream``: the worst case is a fixed apology with ``escalate=True``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
+
+from routing.complexity import MODERATE_MAX, SIMPLE_MAX, analyze
+from routing.confidence import from_logprobs, parse_score, self_eval_messages
+from routing.costs import CostEvent, CostSink, NullCostSink
+from routing.pricing import Price
+from routing.prompts import PromptLibrary, PostgresPromptStore, clip_question
+from routing.providers.base import Provider, ProviderError
+from routing.resilience import CircuitBreaker, RetryPolicy, call_with_retries
+from routing.types import CustomerContext, Generation, Grounding, Message, Modality, RoutedAnswer, SourceDoc
+
+log = logging.getLogger(__name__)
+
+APOLOGY = ("I'm sorry, I'm having trouble answering right now. Let me connect you with a member of our "
+           "team who can help.")
+DISCLAIMER = ("I'm not completely sure about this, so please double-check, or I can connect you with a "
+              "colleague.")
+EMPTY_REPLY = "Sorry, I didn't catch a question. Could you say that again?"
+_RANK = {"tier1": 1, "tier2": 2, "tier3": 3}
+
+
+@dataclass
+class Tier:
+    """One rung of the cascade: a provider bound to a model, its generation settings and prices."""
+
+    name: str
+    provider: Provider
+    temperature: float = 0.2
+    max_tokens: int = 512
+    price: Price = field(default_factory=Price)
+    timeout_s: float | None = None
+    logprobs: bool = True
+
+
+@dataclass
+class _Attempt:
+    tier: Tier
+    gen: Generation
+    confidence: float | None
+    method: str
+
+
+class AnswerStream:
+    """Async-iterates text deltas of the answer; ``result`` is the RoutedAnswer once exhausted."""
+
+    def __init__(self, run: Callable[[Callable[[str], Awaitable[None]]], Awaitable[RoutedAnswer]]) -> None:
+        self._run = run
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._task: asyncio.Task[RoutedAnswer] | None = None
+        self.result: RoutedAnswer | None = None
+
+    def __aiter__(self) -> "AnswerStream":
+        return self
+
+    async def _emit(self, delta: str) -> None:
+        await self._queue.put(delta)
+
+    async def _drive(self) -> RoutedAnswer:
+        try:
+            return await self._run(self._emit)
+        finally:
+            await self._queue.put(None)
+
+    async def __anext__(self) -> str:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._drive())
+        item = await self._queue.get()
+        if item is None:
+            self.result = await self._task
+            raise StopAsyncIteration
+        return item
+
+    async def aclose(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+
+class CascadingRouter:
+    def __init__(self, tiers: Sequence[Tier], cost_sink: CostSink | None = None, *,
+                 confidence_threshold: float = 0.8, prompts: PromptLibrary | None = None,
+                 prompt_store: PostgresPromptStore | None = None, retry: RetryPolicy | None = None,
+                 timeout_s: float = 20.0, breaker_failures: int = 3, breaker_reset_s: float = 30.0,
+                 simple_max: float = SIMPLE_MAX, moderate_max: float = MODERATE_MAX,
+                 disclaimer: str = DISCLAIMER, apology: str = APOLOGY) -> None:
+        self.tiers = sorted(tiers, key=lambda t: _RANK.get(t.name, 9))
+        self.cost_sink: CostSink = cost_sink or NullCostSink()
+        self.threshold = confidence_threshold
+        self.prompts = prompts or PromptLibrary()
+        self.prompt_store = prompt_store
+        self.retry = retry or RetryPolicy()
+        self.timeout_s = timeout_s
+        self.simple_max, self.moderate_max = simple_max, moderate_max
+        self.disclaimer, self.apology = disclaimer, apology
+        self.breakers: dict[str, CircuitBreaker] = {}
+        for t in self.tiers:
+            self.breakers.setdefault(t.provider.key, CircuitBreaker(t.provider.key, breaker_failures, breaker_reset_s))
+
+    # ------------------------------------------------------------------ public API
+    async def answer(self, query: str, sources: Sequence[SourceDoc] = (), *, modality: Modality = "voice",
+                     customer: CustomerContext | None = None, organization_id: str, session_id: str | None = None,
+                     interaction_id: str | None = None) -> RoutedAnswer:
+        return await self._safe_run(query, sources, modality, customer, organization_id, session_id,
+                                    interaction_id, emit=None, live=False)
+
+    def answer_stream(self, query: str, sources: Sequence[SourceDoc] = (), *, modality: Modality = "voice",
+                      customer: CustomerContext | None = None, organization_id: str, session_id: str | None = None,
+                      interaction_id: str | None = None, live: bool = False) -> AnswerStream:
+        """Stream the answer's text. A tier that may still be cascaded away from is buffered until its
+        confidence is known (then flushed); the last available tier streams token by token. With
+        ``live=True`` every tier streams at once and low confidence only marks the answer (no cascade
+        after words were spoken); provider errors before the first token still fall to the next tier."""
+        async def run(emit: Callable[[str], Awaitable[None]]) -> RoutedAnswer:
+            return await self._safe_run(query, sources, modality, customer, organization_id, session_id,
+                                        interaction_id, emit=emit, live=live)
+        return AnswerStream(run)
+
+    async def complete(self, messages: Sequence[Message], purpose: str = "summary", *, organization_id: str,
+                       session_id: str | None = None, interaction_id: str | None = None,
+                       max_tokens: int | None = None, temperature: float | None = None) -> str:
+        """Generate with the cheapest available tier (then the next cheapest on failure). Judging needs
+        an instruction-following model; summaries may fall back to the extractive answerer.
+        Raises ProviderError when no tier can do it."""
+        text, _ = await self._complete(messages, purpose, organization_id=organization_id, session_id=session_id,
+                                       interaction_id=interaction_id, max_tokens=max_tokens, temperature=temperature)
+        return text
+
+    def breaker_states(self) -> dict[str, str]:
+        return {k: b.state for k, b in self.breakers.items()}
+
+    async def aclose(self) -> None:
+        seen: set[int] = set()
+        for t in self.tiers:
+            if id(t.provider) not in seen:
+                seen.add(id(t.provider))
+                try:
+                    await t.provider.aclose()
+                except Exception:  # noqa: BLE001
+                    pass
+
+    # ------------------------------------------------------------------ internals
+    def _cheapest(self, *, judge: bool) -> list[Tier]:
+        def ok(t: Tier) -> bool:
+            p = t.provider
+            return p.generative and (not judge or getattr(p, "judge_capable", True))
+        candidates = [t for t in self.tiers if ok(t)]
+        if not judge:
+            candidates += [t for t in self.tiers if not ok(t)]
+        seen: set[str] = set()
+        out = []
+        for t in sorted(candidates, key=lambda t: (not ok(t), t.price.input + t.price.output, _RANK.get(t.name, 9))):
+            if t.provider.key not in seen:
+                seen.add(t.provider.key)
+                out.append(t)
+        return out
+
+    def _plan(self, start: str) -> list[Tier]:
+        """Tiers from the start tier up (or the highest available below it), one per distinct provider."""
+        rank = _RANK[start]
+        plan = [t for t in self.tiers if _RANK.get(t.name, 9) >= rank] or self.tiers[-1:]
+        seen: set[str] = set()
+        out = []
+        for t in plan:
+            if t.provider.key not in seen:
+                seen.add(t.provider.key)
+                out.append(t)
+        return out
+
+    async def _record(self, tier: Tier, gen: Generation | None, *, organization_id: str, session_id: str | None,
+                      interaction_id: str | None, purpose: str, confidence: float | None = None,
+                      escalated_from: str | None = None, error: str | None = None, latency_ms: float = 0.0) -> float:
+        cost = 0.0
+        if gen is not None:
+            cost = tier.price.cost(gen.input_tokens, gen.output_tokens, gen.cached_tokens, gen.cache_write_tokens)
+        await self.cost_sink.record(CostEvent(
+            organization_id=organization_id, tier=tier.name, provider=tier.provider.name,
+            model=(gen.model if gen else tier.provider.model), purpose=purpose,
+            input_tokens=gen.input_tokens if gen else 0, output_tokens=gen.output_tokens if gen else 0,
+            cached_tokens=gen.cached_tokens if gen else 0, cost_usd=cost,
+            latency_ms=gen.latency_ms if gen else latency_ms, confidence=confidence, escalated_from=escalated_from,
+            success=gen is not None, error=error, session_id=session_id, interaction_id=interaction_id))
+        return cost
+
+    async def _call(self, tier: Tier, messages: Sequence[Message], *, grounding: Grounding | None,
+                    max_tokens: int | None = None, temperature: float | None = None,
+                    emit: Callable[[str], Awaitable[None]] | None = None) -> Generation:
+        provider = tier.provider
+        kwargs: dict[str, Any] = dict(
+            temperature=tier.temperature if temperature is None else temperature,
+            max_tokens=max_tokens or tier.max_tokens,
+            logprobs=tier.logprobs and provider.supports_logprobs, grounding=grounding)
+        emitted = False
+
+        async def once() -> Generation:
+            nonlocal emitted
+            if emit is None:
+                return await provider.generate(messages, **kwargs)
+            stream = provider.stream(messages, **kwargs)
+            try:
+                async for delta in stream:
+                    emitted = True
+                    await emit(delta)
+            except ProviderError as exc:
+                if emitted:  # words are out: never retry into a duplicate
+                    exc.retryable = False
+                raise
+            if stream.result is None:
+                raise ProviderError("stream ended without a result")
+            return stream.result
+
+        return await call_with_retries(once, timeout_s=tier.timeout_s or self.timeout_s, policy=self.retry,
+                                       breaker=self.breakers[provider.key])
+
+    async def _complete(self, messages: Sequence[Message], purpose: str, *, organization_id: str,
+                        session_id: str | None, interaction_id: str | None, max_tokens: int | None = None,
+                        temperature: float | None = None) -> tuple[str, float]:
+        judge = purpose in ("judge", "self_eval")
+        errors = []
+        for tier in self._cheapest(judge=judge):
+            try:
+                gen = await self._call(tier, messages, grounding=None, max_tokens=max_tokens,
+                                       temperature=0.0 if temperature is None and judge else temperature)
+            except ProviderError as exc:
+                errors.append(f"{tier.name}: {exc}")
+                await self._record(tier, None, organization_id=organization_id, session_id=session_id,
+                                   interaction_id=interaction_id, purpose=purpose, error=str(exc))
+                continue
+            cost = await self._record(tier, gen, organization_id=organization_id, session_id=session_id,
+                                      interaction_id=interaction_id, purpose=purpose)
+            return gen.text, cost
+        raise ProviderError("no tier could " + purpose.replace("_", " ") + (": " + "; ".join(errors) if errors
+                                                                             else " (no capable provider)"))
+
+    async def _confidence(self, tier: Tier, gen: Generation, query: str, sources: Sequence[SourceDoc],
+                          ids: dict[str, Any]) -> tuple[float | None, str, float]:
+        if gen.confidence is not None:
+            return gen.confidence, "provider", 0.0
+        lp = from_logprobs(gen.logprobs)
+        if lp is not None:
+            return lp, "logprobs", 0.0
+        if not self._cheapest(judge=True):
+            return None, "none", 0.0
+        msgs = self_eval_messages(clip_question(query), gen.text, self.prompts.sources_block(sources))
+        try:
+            text, cost = await self._complete(msgs, "self_eval", max_tokens=8, **ids)
+        except ProviderError as exc:
+            log.warning("self-evaluation failed: %s", exc)
+            return None, "self_eval_failed", 0.0
+        score = parse_score(text)
+        return (0.0 if score is None else score), "self_eval", cost
+
+    async def _safe_run(self, query: str, sources: Sequence[SourceDoc], modality: Modality,
+                        customer: CustomerContext | None, organization_id: str, session_id: str | None,
+                        interaction_id: str | None, *, emit: Callable[[str], Awaitable[None]] | None,
+                        live: bool) -> RoutedAnswer:
+        t0 = time.perf_counter()
+        interaction_id = interaction_id or str(uuid.uuid4())
+        try:
+            return await self._run(query, list(sources), modality, customer, organization_id, session_id,
+                                   interaction_id, emit, live, t0)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a live call gets an apology, never a traceback
+            log.exception("router failed")
+            if emit is not None:
+                await emit(self.apology)
+            return RoutedAnswer(text=self.apology, tier=None, provider=None, model=None, confidence=None,
+                                low_confidence=True, escalate=True, cascade_path=[], sources=list(sources),
+                                latency_ms=(time.perf_counter() - t0) * 1000, error=f"{type(exc).__name__}: {exc}",
+                                interaction_id=interaction_id)
+
+    async def _run(self, query: str, sources: list[SourceDoc], modality: Modality, customer: CustomerContext | None,
+                   organization_id: str, session_id: str | None, interaction_id: str,
+                   emit: Callable[[str], Awaitable[None]] | None, live: bool, t0: float) -> RoutedAnswer:
+        def elapsed() -> float:
+            return (time.perf_counter() - t0) * 1000
+
+        if not query or not query.strip():
+            if emit is not None:
+                await emit(EMPTY_REPLY)
+            return RoutedAnswer(text=EMPTY_REPLY, tier=None, provider=None, model=None, confidence=None,
+                                low_confidence=False, escalate=False, cascade_path=[], sources=sources,
+                                latency_ms=elapsed(), error="empty_query", interaction_id=interaction_id)
+        complexity = analyze(query, simple_max=self.simple_max, moderate_max=self.moderate_max)
+        cx = complexity.as_dict()
+        if not self.tiers:
+            return self._apology(sources, cx, ["no tiers configured"], [], elapsed(), interaction_id, 0, 0, 0, 0.0)
+        prompts = self.prompts
+        if self.prompt_store is not None:
+            try:
+                prompts = await self.prompt_store.library(organization_id)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("prompt store unavailable, using built-in prompts: %s", exc)
+        ids = dict(organization_id=organization_id, session_id=session_id, interaction_id=interaction_id)
+        grounding = Grounding(query=clip_question(query), sources=tuple(sources))
+        plan = self._plan(complexity.tier)
+        path: list[str] = []
+        errors: list[str] = []
+        attempts: list[_Attempt] = []
+        tokens = {"in": 0, "out": 0, "cached": 0}
+        cost = 0.0
+        first_delta_at: list[float] = []
+
+        async def emit_timed(delta: str) -> None:
+            if not first_delta_at:
+                first_delta_at.append(elapsed())
+            assert emit is not None
+            await emit(delta)
+
+        for i, tier in enumerate(plan):
+            remaining = [t for t in plan[i + 1:] if self.breakers[t.provider.key].state != "open"]
+            is_last = not remaining
+            stream_now = emit is not None and (live or is_last)
+            escalated_from = path[-1] if path else None
+            path.append(tier.name)
+            messages = prompts.build(query, sources, tier=tier.name, modality=modality, customer=customer)
+            try:
+                gen = await self._call(tier, messages, grounding=grounding,
+                                       emit=emit_timed if stream_now else None)
+            except ProviderError as exc:
+                errors.append(f"{tier.name} ({tier.provider.key}): {exc}")
+                await self._record(tier, None, purpose="answer", escalated_from=escalated_from, error=str(exc), **ids)
+                if emit is not None and first_delta_at:
+                    break  # partial words were spoken; do not start a second answer
+                continue
+            conf, method, eval_cost = await self._confidence(tier, gen, query, sources, ids)
+            cost += eval_cost
+            cost += await self._record(tier, gen, purpose="answer", confidence=conf, escalated_from=escalated_from, **ids)
+            tokens["in"] += gen.input_tokens
+            tokens["out"] += gen.output_tokens
+            tokens["cached"] += gen.cached_tokens
+            attempts.append(_Attempt(tier, gen, conf, method))
+            accepted = conf is not None and conf >= self.threshold
+            if accepted or stream_now:
+                break
+        if not attempts:
+            if emit is not None:
+                await emit_timed(self.apology)
+            return self._apology(sources, cx, errors, path, elapsed(), interaction_id, tokens["in"], tokens["out"],
+                                 tokens["cached"], cost)
+        final = attempts[-1]
+        low = final.confidence is None or final.confidence < self.threshold
+        text = final.gen.text.strip()
+        already_streamed = emit is not None and bool(first_delta_at)
+        if emit is not None and not already_streamed:
+            await emit_timed(text)
+        if low:
+            text = f"{text} {self.disclaimer}" if text else self.disclaimer
+            if emit is not None:
+                await emit_timed(" " + self.disclaimer)
+        ttft = first_delta_at[0] if first_delta_at else final.gen.ttft_ms
+        return RoutedAnswer(
+            text=text, tier=final.tier.name, provider=final.tier.provider.name, model=final.gen.model,
+            confidence=None if final.confidence is None else round(final.confidence, 4), low_confidence=low,
+            escalate=False, cascade_path=path, sources=sources, input_tokens=tokens["in"],
+            output_tokens=tokens["out"], cached_tokens=tokens["cached"], cost_usd=round(cost, 10),
+            latency_ms=elapsed(), ttft_ms=ttft, complexity=cx,
+            error="; ".join(errors) or None, interaction_id=interaction_id, confidence_method=final.method)
+
+    def _apology(self, sources: list[SourceDoc], cx: dict[str, Any], errors: list[str], path: list[str],
+                 latency_ms: float, interaction_id: str, tin: int, tout: int, tcached: int,
+                 cost: float) -> RoutedAnswer:
+        log.error("every tier failed: %s", "; ".join(errors))
+        answer = RoutedAnswer(text=self.apology, tier=None, provider=None, model=None, confidence=None,
+                              low_confidence=True, escalate=True, cascade_path=path, sources=sources,
+                              input_tokens=tin, output_tokens=tout, cached_tokens=tcached, cost_usd=cost,
+                              latency_ms=latency_ms, complexity=cx, error="; ".join(errors) or "all tiers failed",
+                              interaction_id=interaction_id)
+        return answer

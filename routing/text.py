@@ -1,0 +1,73 @@
+"""Small text helpers shared by the offline answerers."""
+
+from __future__ import annotations
+
+import re
+
+_MD = [
+    (re.compile(r"```.*?```", re.S), " "),
+    (re.compile(r"`([^`]*)`"), r"\1"),
+    (re.compile(r"!\[[^\]]*\]\([^)]*\)"), " "),
+    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),
+    (re.compile(r"^\s{0,3}#{1,6}\s*", re.M), ""),
+    (re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+", re.M), ""),
+    (re.compile(r"^\s*>\s?", re.M), ""),
+    (re.compile(r"\*\*([^*]+)\*\*|__([^_]+)__"), lambda m: m.group(1) or m.group(2)),
+    (re.compile(r"(?<!\w)[*_]([^*_\n]+)[*_](?!\w)"), r"\1"),
+    (re.compile(r"^\s*\|?\s*:?-{3,}.*$", re.M), ""),
+]
+_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+def strip_markdown(text: str) -> str:
+    for pattern, repl in _MD:
+        text = pattern.sub(repl, text)  # type: ignore[arg-type]
+    return text
+
+
+def paragraphs(text: str) -> list[str]:
+    """Markdown blocks as plain text: paragraphs (wrapped lines joined) and list items; headings,
+    code fences and table rules dropped."""
+    out: list[str] = []
+    current: list[str] = []
+    in_code = False
+
+    def flush() -> None:
+        if current:
+            line = " ".join(strip_markdown(" ".join(current)).split()).strip(" |")
+            if line:
+                out.append(line)
+            current.clear()
+
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if stripped.startswith("```"):
+            flush()
+            in_code = not in_code
+            continue
+        if in_code:
+            continue
+        if not stripped or re.match(r"^#{1,6}\s", stripped) or re.match(r"^\|?\s*:?-{3,}", stripped):
+            flush()
+            continue
+        if re.match(r"^(?:[-*+]|\d+[.)])\s+", stripped):
+            flush()
+        current.append(stripped)
+    flush()
+    return out
+
+
+def sentences(text: str, *, min_words: int = 4) -> list[str]:
+    """Sentences of a (markdown) passage; fragments under ``min_words`` words are dropped."""
+    out: list[str] = []
+    for para in paragraphs(text):
+        for s in _SENT.split(para):
+            s = s.strip()
+            if len(s.split()) >= min_words:
+                out.append(s)
+    return out
+
+
+def approx_tokens(text: str) -> int:
+    """About four characters a token (English); for accounting where no tokenizer is at hand."""
+    return max(1, (len(text) + 3) // 4) if text else 0
