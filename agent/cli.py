@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from agent.commands import database
+from agent.commands import routing as routing_commands
 from agent.commands.common import not_landed
 
 app = typer.Typer(
@@ -16,12 +17,11 @@ app = typer.Typer(
 )
 
 database.register(app)
+routing_commands.register(app)
 
 _PENDING = {
     "ingest": "knowledge ingestion (issue 3)",
     "search": "hybrid retrieval (issue 3)",
-    "ask": "the routing pipeline (issue 4)",
-    "costs": "cost accounting (issue 4)",
     "simulate": "call simulation (issue 5)",
     "worker": "the LiveKit worker (issue 5)",
     "serve": "the HTTP API",
