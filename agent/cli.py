@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from agent.commands import database
+from agent.commands import evaluation as evaluation_commands
 from agent.commands import routing as routing_commands
+from agent.commands import knowledge as knowledge_commands
 from agent.commands.common import not_landed
 
 app = typer.Typer(
@@ -17,16 +19,14 @@ app = typer.Typer(
 )
 
 database.register(app)
+evaluation_commands.register(app)
 routing_commands.register(app)
+knowledge_commands.register(app)
 
 _PENDING = {
-    "ingest": "knowledge ingestion (issue 3)",
-    "search": "hybrid retrieval (issue 3)",
     "simulate": "call simulation (issue 5)",
     "worker": "the LiveKit worker (issue 5)",
     "serve": "the HTTP API",
-    "eval": "evaluation (issue 6)",
-    "ab": "A/B testing (issue 6)",
 }
 for _name, _feature in _PENDING.items():
     app.command(_name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True},

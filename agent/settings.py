@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     default_org: str = Field("demo", description="Organization slug used when --org is not given.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = Field(False, description="One JSON object per log line.")
+    api_token: SecretStr | None = Field(None, description="Bearer token for `callwise serve`'s /v1 API.")
 
     # --- database ----------------------------------------------------------------------
     database_url: SecretStr | None = Field(None, validation_alias=_env("DATABASE_URL"))
@@ -54,6 +55,10 @@ class Settings(BaseSettings):
     )
     fusion: Literal["rrf", "weighted"] = "rrf"
     rrf_k: int = Field(60, ge=1)
+    fusion_alphas: dict[str, float] = Field(
+        default_factory=lambda: {"conceptual": 0.7, "technical": 0.5, "conversational": 0.8, "exact_match": 0.3},
+        description="Vector weight per query type when fusion=weighted (JSON object).",
+    )
     reranker: Literal["auto", "cohere", "embedding", "none"] = Field(
         "auto", description="auto: Cohere when COHERE_API_KEY is set, else the measured local default."
     )

@@ -1,0 +1,213 @@
+"""File discovery and loading: Markdown, HTML, plain text and PDF into heading-tagged sections.
+
+Text and Markdown are read line by line and emitted in bounded sections, so a very large file is
+never held in memory at once. HTML is parsed whole (an HTML tree needs the whole file); PDF page
+by page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from knowledge.types import Section
+
+MIME_TYPES: dict[str, str] = {
+    ".md": "text/markdown", ".markdown": "text/markdown",
+    ".txt": "text/plain", ".text": "text/plain",
+    ".html": "text/html", ".htm": "text/html",
+    ".pdf": "application/pdf",
+}
+SECTION_CHARS = 16_000  # a section is cut at a paragraph break once it holds this much text
+_HARD_CHARS = 64_000  # ... and anywhere once it holds this much
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+class LoadError(Exception):
+    """A file that cannot be ingested; the message is the reason shown to the user."""
+
+
+@dataclass
+class LoadedDocument:
+    path: Path
+    source: str
+    mime_type: str
+    size_bytes: int
+    content_hash: str
+    title: str = ""
+    metadata: dict[str, object] = field(default_factory=dict)
+
+    def sections(self) -> Iterator[Section]:
+        """Sections in document order; sets ``title`` as a side effect when the file names one."""
+        if self.mime_type == "text/markdown":
+            yield from self._lines(markdown=True)
+        elif self.mime_type == "text/plain":
+            yield from self._lines(markdown=False)
+        elif self.mime_type == "text/html":
+            yield from self._html()
+        elif self.mime_type == "application/pdf":
+            yield from self._pdf()
+        else:  # pragma: no cover - guarded by open_document
+            raise LoadError(f"unsupported type {self.mime_type}")
+
+    # --- text and markdown --------------------------------------------------------------
+    def _lines(self, *, markdown: bool) -> Iterator[Section]:
+        with self.path.open("r", encoding="utf-8", errors="replace") as fh:
+            yield from parse_lines(fh, self, markdown=markdown)
+
+    # --- html ---------------------------------------------------------------------------
+    def _html(self) -> Iterator[Section]:
+        from bs4 import BeautifulSoup
+
+        raw = self.path.read_bytes()
+        soup = BeautifulSoup(raw, "html.parser")
+        if soup.title and soup.title.get_text(strip=True):
+            self.title = soup.title.get_text(" ", strip=True)
+        for tag in soup(["script", "style", "noscript", "nav", "footer", "template", "svg", "head"]):
+            tag.decompose()
+        for tag in soup.find_all(re.compile(r"^h[1-6]$")):
+            level = int(tag.name[1])
+            tag.replace_with(f"\n\n{'#' * level} {tag.get_text(' ', strip=True)}\n\n")
+        blocks = ["p", "div", "li", "ul", "ol", "pre", "table", "tr", "blockquote", "section", "article",
+                  "dd", "dt", "br", "main", "header"]
+        for tag in soup.find_all(blocks):
+            tag.insert_before("\n\n")
+            tag.insert_after("\n\n")
+        text = soup.get_text()
+        lines = (re.sub(r"[ \t\r\f\v]+", " ", ln).strip() for ln in text.splitlines())
+        yield from parse_lines((ln + "\n" for ln in lines), self, markdown=True)
+
+    # --- pdf ----------------------------------------------------------------------------
+    def _pdf(self) -> Iterator[Section]:
+        from pypdf import PdfReader
+        from pypdf.errors import PdfReadError
+
+        try:
+            reader = PdfReader(str(self.path))
+            if reader.is_encrypted:
+                raise LoadError("encrypted PDF")
+            meta_title = (reader.metadata or {}).get("/Title") if reader.metadata else None
+        except PdfReadError as exc:
+            raise LoadError(f"unreadable PDF: {exc}") from exc
+        if meta_title and str(meta_title).strip():
+            self.title = str(meta_title).strip()
+        for i, page in enumerate(reader.pages, start=1):
+            text = (page.extract_text() or "").strip()
+            if text:
+                yield Section(text, (self.title, f"Page {i}") if self.title else (f"Page {i}",))
+
+
+def parse_lines(lines: Iterator[str], doc: LoadedDocument, *, markdown: bool) -> Iterator[Section]:
+    """Turn lines into sections: Markdown headings set the title path; blocks stay bounded."""
+    stack: list[tuple[int, str]] = []
+    buf: list[str] = []
+    size = 0
+    in_fence = False
+    first = True
+    in_front = False
+
+    def path() -> tuple[str, ...]:
+        return tuple(t for _, t in stack)
+
+    def emit() -> Iterator[Section]:
+        nonlocal buf, size
+        text = "".join(buf).strip()
+        buf, size = [], 0
+        if text:
+            yield Section(text, path())
+
+    for line in lines:
+        if markdown and first:
+            first = False
+            if line.strip() == "---":
+                in_front = True
+                continue
+        if in_front:
+            if line.strip() in ("---", "..."):
+                in_front = False
+            elif line.lower().startswith("title:"):
+                doc.title = line.split(":", 1)[1].strip().strip("\"'")
+            continue
+        if markdown and _FENCE.match(line):
+            in_fence = not in_fence
+        m = _HEADING.match(line) if markdown and not in_fence else None
+        if m:
+            yield from emit()
+            level, title = len(m.group(1)), m.group(2).strip()
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, title))
+            if level == 1 and not doc.title:
+                doc.title = title
+            continue
+        buf.append(line)
+        size += len(line)
+        if (size >= SECTION_CHARS and not line.strip()) or size >= _HARD_CHARS:
+            yield from emit()
+    yield from emit()
+    if not doc.title:
+        doc.title = doc.path.stem.replace("-", " ").replace("_", " ")
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_text(path: Path) -> None:
+    """Reject empty files and binary garbage by looking at the first 8 KiB."""
+    with path.open("rb") as fh:
+        head = fh.read(8192)
+    if not head.strip():
+        raise LoadError("empty file")
+    if b"\x00" in head:
+        raise LoadError("binary content (NUL bytes)")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the 8 KiB boundary
+            raise LoadError("not UTF-8 text") from exc
+        text = head[: exc.start].decode("utf-8")
+    control = sum(1 for c in text if ord(c) < 32 and c not in "\n\r\t\f")
+    if control > 0.05 * max(1, len(text)):
+        raise LoadError("binary content (control characters)")
+
+
+def open_document(path: Path, source: str) -> LoadedDocument:
+    """Validate a file and describe it; raises LoadError with the reason to skip it."""
+    mime = MIME_TYPES.get(path.suffix.lower())
+    if mime is None:
+        raise LoadError(f"unsupported file type {path.suffix or '(none)'}")
+    try:
+        size = path.stat().st_size
+        if mime == "application/pdf":
+            with path.open("rb") as fh:
+                if not fh.read(5).startswith(b"%PDF"):
+                    raise LoadError("not a PDF (bad header)")
+        else:
+            check_text(path)
+        digest = file_hash(path)
+    except OSError as exc:
+        raise LoadError(f"unreadable: {exc.strerror or exc}") from exc
+    return LoadedDocument(path=path, source=source, mime_type=mime, size_bytes=size, content_hash=digest)
+
+
+def discover(root: Path) -> Iterator[tuple[Path, str]]:
+    """Files under ``root`` (or ``root`` itself) with their source: the path as given joined with
+    the file's path inside the directory. Hidden files and folders are ignored."""
+    given = str(root)
+    if root.is_file():
+        yield root, given
+        return
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+            continue
+        yield p, f"{given.rstrip('/')}/{rel.as_posix()}"

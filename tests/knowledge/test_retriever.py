@@ -1,0 +1,145 @@
+import asyncio
+
+import numpy as np
+import pytest
+
+from knowledge.rerank import CohereReranker, EmbeddingReranker
+from knowledge.retriever import Retriever, RetrieverConfig
+from knowledge.types import MODES
+from knowledge.vectors import QdrantServerStore
+from tests.knowledge.conftest import make_kb
+from tests.vendors._http import Reply
+from tests.vendors.cohere import CohereServer
+
+QUERIES = {
+    "how long do refunds take to reach my card": "billing/refunds.md",
+    "E-1042": "errors/e-1042.md",
+    "configure single sign-on with Okta": "sso/okta.html",
+    "price of the SKU-88A desk phone": "plans/sku.txt",
+    "I forgot my password": "accounts/password.md",
+}
+
+
+@pytest.fixture
+def retriever(pg_pool, embedder, edge_store):  # type: ignore[no-untyped-def]
+    return make_kb(pg_pool, embedder, edge_store, reranker=EmbeddingReranker(edge_store)).retriever
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_each_mode_finds_the_right_document(retriever, two_orgs, mode):
+    org_a, _ = two_orgs
+    for query, doc in QUERIES.items():
+        res = await retriever.retrieve(query, org_a, top_k=3, mode=mode)
+        assert res.chunks, (mode, query)
+        assert any(c.document.endswith(doc) for c in res.chunks[:3]), (mode, query, [c.document for c in res.chunks])
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_tenant_isolation(retriever, two_orgs, mode):
+    org_a, org_b = two_orgs
+    for query in ("refunds SAML E-1042", "watering tomatoes", "E-1042"):
+        a = await retriever.retrieve(query, org_a, top_k=10, mode=mode)
+        b = await retriever.retrieve(query, org_b, top_k=10, mode=mode)
+        assert all("/other/" not in c.document for c in a.chunks)
+        assert b.chunks and all(c.document.endswith("garden.md") for c in b.chunks)
+
+
+async def test_result_shape_and_stages(retriever, two_orgs):
+    org_a, _ = two_orgs
+    res = await retriever.retrieve("How do I request a refund?", org_a, top_k=2)
+    assert res.query_type in ("conceptual", "technical", "conversational", "exact_match")
+    assert res.reranker == "embedding" and res.rerank_fallback is None
+    top = res.chunks[0]
+    assert top.document.endswith("billing/refunds.md") and top.title == "Refund policy"
+    assert top.text in top.parent_text and len(top.parent_text) >= len(top.text)
+    assert set(top.stages) >= {"fused", "rerank"} and ("bm25" in top.stages or "vector" in top.stages)
+    assert {"bm25", "embed", "vector", "fusion", "rerank", "total"} <= set(res.timings_ms)
+    assert len({c.parent_id for c in res.chunks}) == len(res.chunks)  # small2big: one hit per parent
+
+
+async def test_bad_queries_and_empty_org(retriever, two_orgs, org_id):
+    for q in ("", "   "):
+        with pytest.raises(ValueError):
+            await retriever.retrieve(q, two_orgs[0])
+    with pytest.raises(ValueError):
+        await retriever.retrieve("x", two_orgs[0], mode="nope")
+    for mode in MODES:
+        assert (await retriever.retrieve("refund", org_id, mode=mode)).chunks == []
+
+
+async def test_weighted_fusion(pg_pool, embedder, edge_store, two_orgs):
+    kb = make_kb(pg_pool, embedder, edge_store, fusion="weighted")
+    res = await kb.retriever.retrieve("E-1042", two_orgs[0], mode="hybrid")
+    assert res.query_type == "exact_match" and res.chunks[0].document.endswith("e-1042.md")
+    assert 0 <= res.chunks[0].score <= 1
+
+
+class Boom:
+    name = "boom"
+
+    async def rerank(self, *a, **k):
+        raise RuntimeError("reranker exploded")
+
+
+class Slow:
+    name = "slow"
+
+    async def rerank(self, *a, **k):
+        await asyncio.sleep(5)
+
+
+@pytest.mark.parametrize("reranker,reason", [(Boom(), "RuntimeError"), (Slow(), "timeout")])
+async def test_reranker_failure_falls_back_to_fusion_order(pg_pool, embedder, edge_store, two_orgs, reranker, reason,
+                                                          caplog):
+    kb = make_kb(pg_pool, embedder, edge_store, reranker=reranker, rerank_timeout_s=0.2)
+    plain = await kb.retriever.retrieve("refund window", two_orgs[0], mode="hybrid")
+    res = await kb.retriever.retrieve("refund window", two_orgs[0], mode="hybrid+rerank")
+    assert res.rerank_fallback and reason in res.rerank_fallback
+    assert [c.chunk_id for c in res.chunks] == [c.chunk_id for c in plain.chunks]
+    assert kb.retriever.stats.rerank_fallbacks == 1
+    assert "reranker failed" in caplog.text
+
+
+async def test_cohere_rerank_through_the_sdk(pg_pool, embedder, edge_store, two_orgs):
+    with CohereServer() as fake:
+        reranker = CohereReranker.from_key(CohereServer.API_KEY, "rerank-english-v3.0", base_url=fake.url)
+        kb = make_kb(pg_pool, embedder, edge_store, reranker=reranker)
+        res = await kb.retriever.retrieve("ACS URL entity ID metadata XML", two_orgs[0], top_k=3)
+        assert res.reranker == "cohere" and res.rerank_fallback is None
+        assert res.chunks[0].document.endswith("okta.html") and "rerank" in res.chunks[0].stages
+        sent = fake.requests[-1].json
+        assert sent["model"] == "rerank-english-v3.0" and len(sent["documents"]) <= 25
+        fake.enqueue(Reply(500, {"message": "internal"}))
+        res = await kb.retriever.retrieve("ACS URL entity ID", two_orgs[0], top_k=3)
+        assert res.rerank_fallback and res.chunks
+        fake.enqueue(Reply(200, {"results": []}, delay_s=3))
+        reranker.timeout_s = 0.3
+        res = await kb.retriever.retrieve("ACS URL entity ID", two_orgs[0], top_k=3)
+        assert res.rerank_fallback and kb.retriever.stats.rerank_fallbacks == 2
+
+
+async def test_qdrant_client_store_isolation(pg_pool, embedder, two_orgs, edge_store):
+    """The production vector path (qdrant-client; local mode here) behind the same retriever."""
+    import warnings
+
+    from qdrant_client import QdrantClient
+
+    org_a, org_b = two_orgs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        store = QdrantServerStore(QdrantClient(":memory:"), embedder.dim)
+    # copy the edge store's points for both orgs through the public interface
+    for org in (org_a, org_b):
+        rows = await pg_pool.fetch("select id, document_id, kind from chunks where organization_id = $1", org)
+        vecs = edge_store.vectors(org, [str(r["id"]) for r in rows])
+        from knowledge.vectors import VectorPoint
+
+        store.upsert([VectorPoint(str(r["id"]), vecs[str(r["id"])], org, str(r["document_id"]), r["kind"]) for r in rows])
+    kb = make_kb(pg_pool, embedder, store, reranker=EmbeddingReranker(store))
+    for mode in MODES:
+        a = await kb.retriever.retrieve("SAML assertion expired E-1042", org_a, mode=mode)
+        assert any(c.document.endswith("e-1042.md") for c in a.chunks[:2]) and all("/other/" not in c.document for c in a.chunks)
+        b = await kb.retriever.retrieve("E-1042 SAML", org_b, mode=mode)
+        assert all(c.document.endswith("garden.md") for c in b.chunks)
+    store.delete_document(org_b, b.chunks[0].document_id)
+    assert store.count(org_b) == 0 and store.count(org_a) > 0
