@@ -1,0 +1,94 @@
+"""Settings -> evaluation objects: the judge for RAGAS, the answering pipeline, the gap writer."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from agent.settings import Settings
+from evaluation.pipeline import RetrieverRouterPipeline
+from evaluation.ragas_runner import NO_JUDGE_REASON, JudgeConfig
+from routing.tiers import load_tiers
+from routing.types import Message
+
+# OpenAI-compatible endpoints of the cloud providers (used only for judging through ragas/instructor).
+COMPAT_BASE = {
+    "google": "https://generativelanguage.googleapis.com/v1beta/openai/",
+    "anthropic": "https://api.anthropic.com/v1/",
+}
+
+
+def judge_config(settings: Settings) -> tuple[JudgeConfig | None, str]:
+    """The judge for the LLM metrics, or None and the reason they will not be computed."""
+    if settings.judge_tier is None:
+        return None, NO_JUDGE_REASON
+    try:
+        cfg = load_tiers(settings.tiers_file)[settings.judge_tier]
+    except ValueError as exc:
+        return None, f"CALLWISE_TIERS_FILE: {exc}"
+    name = settings.judge_tier
+    if cfg.provider in ("extractive", "local"):
+        return None, (f"judge tier {name} is the offline {cfg.provider} answerer, which cannot follow judge prompts "
+                      "(measured: Gemma 3 270M gives NaN on every LLM metric); configure a cloud key or an "
+                      "OpenAI-compatible endpoint for it")
+    secrets = {"google": settings.google_api_key, "openai": settings.openai_api_key,
+               "anthropic": settings.anthropic_api_key}
+    key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
+    if key is None and secrets.get(cfg.provider) is not None:
+        key = secrets[cfg.provider].get_secret_value()  # type: ignore[union-attr]
+    if cfg.provider == "openai_compatible":
+        return JudgeConfig(model=cfg.model, api_key=key or "none", base_url=cfg.base_url, label=name,
+                           timeout_s=cfg.timeout_s or 120.0), ""
+    if not key:
+        return None, f"judge tier {name} uses {cfg.provider} but {cfg.key_env or 'its API key'} is not set"
+    base = {"openai": settings.openai_base_url, "google": settings.google_base_url,
+            "anthropic": settings.anthropic_base_url}.get(cfg.provider)
+    base = cfg.base_url or base or COMPAT_BASE.get(cfg.provider)
+    mode = "json" if cfg.provider == "anthropic" else "json_schema"  # Anthropic's compat layer ignores schemas
+    return JudgeConfig(model=cfg.model, api_key=key, base_url=base, label=name, mode=mode,
+                       timeout_s=cfg.timeout_s or 60.0), ""
+
+
+def build_pipeline(settings: Settings, retriever: Any, router: Any) -> RetrieverRouterPipeline:
+    """Retriever + router as a live text turn uses them, with the agent's escalation rules first."""
+    from agent.escalation import CallState, EscalationPolicy, EscalationRules
+
+    rules = EscalationRules(EscalationPolicy.from_settings(settings))
+
+    def pre_check(text: str) -> str | None:
+        hit = rules.check_user_turn(text, CallState())
+        return hit.reason if hit else None
+
+    return RetrieverRouterPipeline(retriever, router, context_k=settings.retrieval_top_k, retrieve_k=10,
+                                   modality="text", pre_check=pre_check)
+
+
+GAP_PROMPT = (
+    "Customers asked these questions and our help centre could not answer them:\n{questions}\n\n"
+    "Reply with a short article title (at most 8 words) on the first line, then an outline of 3 to 6 "
+    "bullet points for a help-centre article that would answer them. No preamble."
+)
+
+
+def gap_writer(router: Any, organization_id: str, *, offline: bool):  # type: ignore[no-untyped-def]
+    """Label + outline through the router's ``complete()``; with only offline tiers, a template
+    (an extractive answerer cannot write an outline)."""
+
+    async def write(questions: list[str]) -> tuple[str, str]:
+        from knowledge.gaps import fallback_label
+
+        if offline:
+            label = fallback_label(questions)
+            outline = "Suggested article answering:\n" + "\n".join(f"- {q}" for q in questions)
+            return label, outline
+        text = await router.complete(
+            [Message("system", "You plan help-centre articles for a customer-support team."),
+             Message("user", GAP_PROMPT.format(questions="\n".join(f"- {q}" for q in questions)))],
+            purpose="gap_outline", organization_id=organization_id, max_tokens=300)
+        lines = [ln.strip() for ln in (text or "").strip().splitlines() if ln.strip()]
+        if not lines:
+            return fallback_label(questions), ""
+        label = lines[0].lstrip("#*- ").removeprefix("Title:").strip().strip('"*')
+        return label or fallback_label(questions), "\n".join(lines[1:])
+
+    return write
