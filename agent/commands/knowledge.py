@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from agent.commands.common import CommandError, console, echo_json, fail, load_settings, run
 from agent.runtime import open_runtime
@@ -95,7 +95,8 @@ def search(
         if not result.chunks:
             console.print("no results")
             return
-        table = Table("#", "score", "document", "section", "stages (rank/score)", "text", show_lines=True)
+        table = Table("#", "score", Column("document", overflow="fold"), "section", "stages (rank/score)", "text",
+                      show_lines=True)
         for i, c in enumerate(result.chunks, start=1):
             stages = "\n".join(f"{k} #{v.rank} {v.score:.3f}" for k, v in c.stages.items())
             snippet = c.text if len(c.text) <= 240 else c.text[:240] + "…"
