@@ -8,6 +8,7 @@ from agent.commands import database
 from agent.commands import evaluation as evaluation_commands
 from agent.commands import routing as routing_commands
 from agent.commands import knowledge as knowledge_commands
+from agent.commands import serve as serve_commands
 from agent.commands.common import not_landed
 
 app = typer.Typer(
@@ -22,11 +23,11 @@ database.register(app)
 evaluation_commands.register(app)
 routing_commands.register(app)
 knowledge_commands.register(app)
+serve_commands.register(app)
 
 _PENDING = {
     "simulate": "call simulation (issue 5)",
     "worker": "the LiveKit worker (issue 5)",
-    "serve": "the HTTP API",
 }
 for _name, _feature in _PENDING.items():
     app.command(_name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True},

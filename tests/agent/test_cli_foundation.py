@@ -20,7 +20,7 @@ def _run(args, cwd, env_extra=None, timeout=120):
 def test_help_lists_every_design_command(tmp_path):
     res = _run(["--help"], tmp_path)
     assert res.returncode == 0
-    for cmd in ("ingest", "ask", "simulate", "worker", "serve", "eval", "migrate", "db", "config"):
+    for cmd in ("ingest", "search", "ask", "costs", "simulate", "worker", "serve", "eval", "ab", "migrate", "db", "config"):
         assert cmd in res.stdout
 
 

@@ -1,0 +1,54 @@
+"""`callwise serve`: the HTTP API and dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from agent.commands.common import CommandError, console, load_settings, run
+from agent.runtime import open_runtime
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind."),
+    port: int = typer.Option(8080, "--port", min=1, max=65535),
+) -> None:
+    """Serve the HTTP API (/v1/orgs/ORG/search, ask, costs, eval-runs) and the dashboard (/)."""
+    from aiohttp import web
+
+    from agent.api import ApiServices, create_app
+    from agent.wiring.knowledge import build_knowledge, close_vector_stores
+    from agent.wiring.routing import build_router, tier3_price
+
+    settings = load_settings()
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    if token is None and host not in _LOOPBACK:
+        raise typer.BadParameter("binding beyond loopback needs CALLWISE_API_TOKEN", param_hint="--host")
+
+    async def go() -> None:
+        async with open_runtime(settings) as rt:
+            knowledge = build_knowledge(settings, rt.pool)
+            router = build_router(settings, rt.pool, knowledge.embedder)
+            app = create_app(ApiServices(rt.pool, knowledge.retriever, router, tier3_price(settings), token))
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            try:
+                await web.TCPSite(runner, host, port).start()
+            except OSError as exc:
+                raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+            console.print(f"callwise API on http://{host}:{port}/ (Ctrl-C to stop)")
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await runner.cleanup()
+                await router.aclose()
+                close_vector_stores()
+
+    run(go)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
