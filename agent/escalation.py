@@ -19,8 +19,8 @@ billing_dispute     a disputed charge above ``billing_dispute_threshold`` (USD)
 frustration         three or more frustration indicators in the call so far (strong words,
                     ALL-CAPS words, runs of exclamation marks)
 repeated_failure    two customer turns without resolution (the customer says the answer did
-                    not help, or the router had no sources / low confidence)
-low_confidence      the router's top tier was still below the confidence threshold
+                    not help, or there were no sources to answer from)
+low_confidence      the router asked for a human, or its confidence is under ``low_confidence_floor``
 router_failure      every provider failed
 ==================  ===========================================================================
 
@@ -152,6 +152,10 @@ class EscalationPolicy:
     billing_threshold: float = 100.0
     frustration_indicators: int = 3
     unresolved_attempts: int = 2
+    #: below this router confidence the answer is likely wrong: hand over instead (the router's own
+    #: threshold only adds a disclaimer; the offline extractive answerer's confidence is a cosine
+    #: similarity, typically 0.4-0.7 for a good passage, so the floor sits well under that)
+    low_confidence_floor: float = 0.3
     service_start: time = time(9, 0)
     service_end: time = time(18, 0)
     service_tz: str = "UTC"
@@ -279,15 +283,19 @@ class EscalationRules:
         reason, rule, matched = hits[0]
         return Escalation(reason=reason, rule=rule, matched=matched, also=[h[0] for h in hits[1:]])
 
-    def check_answer(self, *, failed: bool, escalate: bool, low_confidence: bool, has_sources: bool,
+    def check_answer(self, *, failed: bool, escalate: bool, confidence: float | None, has_sources: bool,
                      state: CallState, error: str | None = None) -> Escalation | None:
-        """Rules on the router's result: failure, top-tier low confidence, repeated non-answers."""
+        """Rules on the router's result: failure, the router's escalate flag or a confidence under the
+        floor, and repeated non-answers (no sources counts as an attempt without resolution)."""
         if failed:
             return Escalation("router_failure", "every answer provider failed", [error or "error"])
-        if not has_sources or low_confidence:
+        if not has_sources:
             state.unresolved_attempts += 1
         if escalate:
-            return Escalation("low_confidence", "top tier below the confidence threshold", [])
+            return Escalation("low_confidence", "the router asked for a human", [])
+        if confidence is not None and confidence < self.policy.low_confidence_floor:
+            return Escalation("low_confidence",
+                              f"confidence {confidence:.2f} below {self.policy.low_confidence_floor:g}", [])
         if state.unresolved_attempts >= self.policy.unresolved_attempts:
             return Escalation("repeated_failure",
                               f"{state.unresolved_attempts} attempts without resolution", [])
@@ -315,10 +323,17 @@ _REASON_TEXT: dict[str, str] = {
 }
 
 
-def customer_message(reason: str, handoff: Handoff) -> str:
-    """What the customer hears: why, and what happens next."""
-    first = _REASON_TEXT.get(reason, "Let me bring in a colleague.")
+def customer_message(reason: str, handoff: Handoff, *, with_reason: bool = True) -> str:
+    """What the customer hears: why (unless already said, e.g. by the router's apology), and what
+    happens next."""
+    first = _REASON_TEXT.get(reason, "Let me bring in a colleague.") + " " if with_reason else ""
     if handoff == "live":
-        return f"{first} I'm connecting you with a member of our support team now; please stay on the line."
-    return (f"{first} Our team is offline right now, so I've opened a case and a member of our support "
+        return f"{first}I'm connecting you with a member of our support team now; please stay on the line."
+    return (f"{first}Our team is offline right now, so I've opened a case and a member of our support "
             "team will call you back during service hours.")
+
+
+def already_escalated_message(handoff: Handoff) -> str:
+    if handoff == "live":
+        return "A member of our support team has been asked to join this call and will be with you shortly."
+    return "I've already opened a case for you; a member of our support team will call you back during service hours."

@@ -70,18 +70,21 @@ def test_two_unresolved_attempts_escalate() -> None:
 
 
 def test_router_results_escalate() -> None:
+    def check(state: CallState | None = None, **kw):  # type: ignore[no-untyped-def]
+        args = dict(failed=False, escalate=False, confidence=0.6, has_sources=True)
+        return RULES.check_answer(state=state or CallState(), **{**args, **kw})
+
+    failed = check(failed=True, error="timeout")
+    assert failed is not None and failed.reason == "router_failure" and failed.matched == ["timeout"]
+    flagged = check(escalate=True)
+    assert flagged is not None and flagged.reason == "low_confidence"
+    floor = check(confidence=0.1)
+    assert floor is not None and floor.reason == "low_confidence" and "0.10" in floor.rule
+    assert check(confidence=0.55) is None, "a disclaimer-level answer is still an answer"
     state = CallState()
-    failed = RULES.check_answer(failed=True, escalate=False, low_confidence=False, has_sources=True,
-                                state=state, error="timeout")
-    assert failed is not None and failed.reason == "router_failure"
-    low = RULES.check_answer(failed=False, escalate=True, low_confidence=True, has_sources=True, state=CallState())
-    assert low is not None and low.reason == "low_confidence"
-    state = CallState()
-    assert RULES.check_answer(failed=False, escalate=False, low_confidence=False, has_sources=False, state=state) is None
-    again = RULES.check_answer(failed=False, escalate=False, low_confidence=True, has_sources=True, state=state)
+    assert check(state, has_sources=False) is None
+    again = check(state, has_sources=False)
     assert again is not None and again.reason == "repeated_failure"
-    fine = RULES.check_answer(failed=False, escalate=False, low_confidence=False, has_sources=True, state=CallState())
-    assert fine is None
 
 
 def test_billing_threshold_is_configurable() -> None:

@@ -1,0 +1,133 @@
+"""The support agent through the framework's own testing helpers: an AgentSession driven with text
+turns, our router behind the in-process ``PipelineLLM``, replies judged by an in-process LLM."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from livekit.agents import AgentSession, llm
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
+
+from agent.pipeline import SupportCall
+from agent.support import SupportAgent
+
+
+class KeywordJudge(llm.LLM):
+    """A deterministic judge: ``check_intent(success=True)`` when the judged message holds every phrase."""
+
+    def __init__(self, *phrases: str) -> None:
+        super().__init__()
+        self.phrases = [p.lower() for p in phrases]
+
+    @property
+    def model(self) -> str:
+        return "keyword-judge"
+
+    def chat(self, *, chat_ctx: llm.ChatContext, tools: Any = None, conn_options: Any = DEFAULT_API_CONNECT_OPTIONS,
+             **_: Any) -> llm.LLMStream:
+        return _JudgeStream(self, chat_ctx=chat_ctx, tools=tools or [], conn_options=conn_options)
+
+
+class _JudgeStream(llm.LLMStream):
+    async def _run(self) -> None:
+        prompt = self._chat_ctx.items[-1].text_content or ""
+        message = prompt.split("Message:\n", 1)[-1].lower()
+        missing = [p for p in self._llm.phrases if p not in message]  # type: ignore[attr-defined]
+        args = json.dumps({"success": not missing, "reason": f"missing {missing}" if missing else "all present"})
+        self._event_ch.send_nowait(llm.ChatChunk(id="judge", delta=llm.ChoiceDelta(
+            role="assistant", tool_calls=[llm.FunctionToolCall(name="check_intent", arguments=args, call_id="c1")])))
+
+
+async def _session(call: SupportCall) -> AgentSession:
+    session: AgentSession = AgentSession(vad=None)
+    await session.start(SupportAgent(call, greet=False))
+    return session
+
+
+async def test_answers_from_the_knowledge_base_with_sources(support_deps, kb_org, pg_pool) -> None:
+    call = await SupportCall.start(support_deps, organization_id=kb_org, room="test-room", modality="text")
+    session = await _session(call)
+    try:
+        result = await session.run(user_input="How long does a refund take to show up on my card?")
+        event = result.expect.next_event().is_message(role="assistant")
+        await event.judge(KeywordJudge("5-7 business days"), intent="Says when the refund reaches the card")
+        result.expect.no_more_events()
+    finally:
+        await session.aclose()
+    await call.end()
+
+    rows = await pg_pool.fetch("select * from turns where organization_id = $1 and session_id = $2 order by seq",
+                               kb_org, call.session_id)
+    assert [r["role"] for r in rows] == ["user", "assistant"]
+    answer = rows[1]
+    sources = json.loads(answer["sources"])
+    assert sources and sources[0]["document"] == "examples/kb/billing/refunds.md"
+    assert answer["tier"] in ("tier1", "tier2", "tier3") and answer["confidence"] is not None
+    latencies = json.loads(answer["latencies"])
+    assert {"retrieval_ms", "ttft_ms", "first_token_ms", "total_ms"} <= set(latencies)
+    cost = await pg_pool.fetchval("select count(*) from cost_events where organization_id = $1 and turn_id = $2",
+                                  kb_org, answer["id"])
+    assert cost >= 1, "the answer's cost events are linked to the turn"
+    session_row = await pg_pool.fetchrow("select status, resolved_by_ai from sessions where id = $1", call.session_id)
+    assert session_row["status"] == "ended" and session_row["resolved_by_ai"] is True
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("I want to speak to a human please", "explicit_request"),
+    ("My account was hacked and someone changed my email", "security_privacy"),
+    ("I'm going to call my lawyer about this charge", "legal_refund"),
+    ("Your whole service is down for everyone", "outage"),
+    ("I was charged $450 twice and I want to dispute it", "billing_dispute"),
+    ("This is TERRIBLE!! worst support ever", "frustration"),
+])
+async def test_escalation_through_the_session(support_deps, kb_org, pg_pool, text: str, reason: str) -> None:
+    events: list[dict] = []
+
+    async def publish(ev: dict) -> None:
+        events.append(ev)
+
+    call = await SupportCall.start(support_deps, organization_id=kb_org, room="esc", modality="text", on_event=publish)
+    session = await _session(call)
+    try:
+        result = await session.run(user_input=text)
+        await result.expect.next_event().is_message(role="assistant").judge(
+            KeywordJudge("member of our support team"), intent="Tells the customer a human will take over")
+    finally:
+        await session.aclose()
+    await call.end()
+    row = await pg_pool.fetchrow("select * from escalations where organization_id = $1 and session_id = $2",
+                                 kb_org, call.session_id)
+    assert row is not None and row["reason"] == reason and row["handoff"] in ("live", "callback")
+    assert events and events[0]["type"] == "escalation" and events[0]["reason"] == reason
+    status = await pg_pool.fetchval("select status from sessions where id = $1", call.session_id)
+    assert status == "escalated"
+
+
+async def test_two_unhelpful_answers_escalate(support_deps, kb_org, pg_pool) -> None:
+    call = await SupportCall.start(support_deps, organization_id=kb_org, room="rep", modality="text")
+    first = await call.run_turn("How do I reset my password?")
+    assert not first.escalated and first.sources
+    await call.run_turn("That didn't help at all")
+    third = await call.run_turn("It still doesn't work")
+    assert third.escalated and third.escalation["reason"] == "repeated_failure"
+    await call.end()
+    assert await pg_pool.fetchval("select reason from escalations where session_id = $1", call.session_id) \
+        == "repeated_failure"
+
+
+async def test_survey_at_the_end_of_the_call(support_deps, kb_org, pg_pool) -> None:
+    call = await SupportCall.start(support_deps, organization_id=kb_org, room="survey", modality="voice")
+    await call.run_turn("How do I reset my password?")
+    ask = await call.run_turn("Great, that's all I needed, thanks.")
+    assert ask.kind == "survey" and "one to five" in ask.answer
+    comment = await call.run_turn("pretty bad")
+    assert "anything you'd like to tell us" in comment.answer
+    bye = await call.run_turn("The reset link had expired")
+    assert "Goodbye" in bye.answer
+    await call.end()
+    row = await pg_pool.fetchrow("select * from survey_responses where organization_id = $1 and session_id = $2",
+                                 kb_org, call.session_id)
+    assert row["rating"] == 2 and row["requires_followup"] and row["channel_used"] == "voice"
+    assert "reset link had expired" in row["feedback_text"]
