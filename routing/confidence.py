@@ -38,7 +38,7 @@ def parse_score(text: str) -> float | None:
         if den > 0 and 0 <= num <= den:
             return round(num / den, 4)
         return None
-    m = re.search(r"(?<![\w.])(-?\d+(?:\.\d+)?)(?![\w.])", t)
+    m = re.search(r"(?<![\w.])(-?\d+(?:\.\d+)?)(?!\w|\.\d)", t)
     if m:
         value = float(m.group(1))
         if 0 <= value <= 10:

@@ -1,0 +1,96 @@
+"""Settings -> router (offline default, missing-key policy, tiers file) and the ask/costs commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agent.settings import Settings
+from agent.wiring.routing import OFFLINE_DEFAULT, RoutingConfigError, build_router, plan_tiers
+from tests.vendors.openai import FakeOpenAI
+
+KEYS = ("GOOGLE_API_KEY", "GEMINI_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "CALLWISE_GOOGLE_API_KEY",
+        "CALLWISE_OPENAI_API_KEY", "CALLWISE_ANTHROPIC_API_KEY", "CALLWISE_TIERS_FILE", "CALLWISE_MISSING_KEY_POLICY",
+        "CALLWISE_OFFLINE_ANSWERER", "CALLWISE_TIERS")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for k in KEYS:
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def settings(**kw: object) -> Settings:
+    return Settings(_env_file=None, **kw)  # type: ignore[call-arg]
+
+
+def test_no_keys_every_tier_is_the_offline_default() -> None:
+    plan = plan_tiers(settings())
+    assert plan.offline and set(plan.tiers) == {"tier1", "tier2", "tier3"}
+    assert {c.provider for c in plan.tiers.values()} == {OFFLINE_DEFAULT}
+    assert all(c.price.input == 0 for c in plan.tiers.values())
+    router = build_router(settings(), None, lambda texts: __import__("numpy").ones((len(texts), 3)))
+    assert len({id(t.provider) for t in router.tiers}) == 1  # one shared answerer, one breaker
+
+
+def test_missing_key_skip_warns_with_variable(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        plan = plan_tiers(settings(openai_api_key="sk-test"))
+    assert list(plan.tiers) == ["tier2"] and plan.tiers["tier2"].provider == "openai"
+    assert "GOOGLE_API_KEY" in plan.skipped["tier1"] and "ANTHROPIC_API_KEY" in plan.skipped["tier3"]
+    assert "ANTHROPIC_API_KEY is not set" in caplog.text
+
+
+def test_missing_key_error_names_variable() -> None:
+    with pytest.raises(RoutingConfigError, match="GOOGLE_API_KEY"):
+        plan_tiers(settings(openai_api_key="sk-test", missing_key_policy="error"))
+
+
+def test_tiers_file_and_bad_tiers_file(tmp_path: Path) -> None:
+    good = tmp_path / "tiers.yaml"
+    good.write_text("tier1: {provider: openai_compatible, model: llama3, base_url: 'http://127.0.0.1:1/v1'}\n"
+                    "tier2: {provider: extractive}\n"
+                    "tier3: {model: claude-opus-4-1, prices: {input: 15, output: 75}}\n")
+    plan = plan_tiers(settings(tiers_file=good))
+    assert plan.tiers["tier1"].provider == "openai_compatible" and plan.tiers["tier2"].provider == "extractive"
+    assert "tier3" in plan.skipped  # anthropic without a key
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tier4: {provider: openai}\n")
+    with pytest.raises(RoutingConfigError, match="CALLWISE_TIERS_FILE.*tier4"):
+        plan_tiers(settings(tiers_file=bad))
+    bad.write_text("tier1: {provider: nope}\n")
+    with pytest.raises(RoutingConfigError, match="unknown provider 'nope'"):
+        plan_tiers(settings(tiers_file=bad))
+
+
+def test_cli_ask_json_and_costs(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.cli import app
+
+    with FakeOpenAI("Refunds take 5 to 7 business days [1].", logprob=-0.01) as fake:
+        tiers = tmp_path / "tiers.yaml"
+        tiers.write_text(f"tier1: {{provider: openai_compatible, model: local-model, base_url: '{fake.base_url}', "
+                         "prices: {input: 0.1, output: 0.4}}\n")
+        env = {"CALLWISE_DATABASE_URL": pg_url, "CALLWISE_DATA_DIR": str(tmp_path / "data"),
+               "CALLWISE_TIERS_FILE": str(tiers), "CALLWISE_LOG_LEVEL": "ERROR"}
+        runner = CliRunner()
+        res = runner.invoke(app, ["ask", "How long do refunds take?", "--org", "cli-test", "--json"], env=env)
+        assert res.exit_code == 0, res.output
+        data = json.loads(res.stdout[res.stdout.index("{"):])
+        assert data["answer"] == "Refunds take 5 to 7 business days [1]." and data["tier"] == "tier1"
+        assert data["confidence"] == pytest.approx(0.99, abs=0.001) and data["cost_usd"] > 0
+        assert isinstance(data["sources"], list) and data["cascade_path"] == ["tier1"]
+        assert fake.chat_requests[-1].body["max_tokens"] == 512
+        res = runner.invoke(app, ["ask", "How long do refunds take?", "--org", "cli-test"], env=env)
+        assert res.exit_code == 0 and "tier tier1" in res.stdout and "cost $" in res.stdout
+        res = runner.invoke(app, ["costs", "--org", "cli-test", "--json"], env=env)
+        assert res.exit_code == 0, res.output
+        report = json.loads(res.stdout[res.stdout.index("{"):])
+        assert report["interactions"] == 2 and report["tier_counts"] == {"tier1": 2}
+        assert 0 < report["saving_vs_tier3"] < 1
+        res = runner.invoke(app, ["ask", "  ", "--org", "cli-test"], env=env)
+        assert res.exit_code == 2 and "empty" in res.output
