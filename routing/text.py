@@ -25,6 +25,10 @@ def strip_markdown(text: str) -> str:
     return text
 
 
+def _looks_like_heading(line: str) -> bool:
+    return len(line.split()) <= 12 and not re.search(r"[.!?:;,)\]\"'`*|]$", line)
+
+
 def paragraphs(text: str) -> list[str]:
     """Markdown blocks as plain text: paragraphs (wrapped lines joined) and list items; headings,
     code fences and table rules dropped."""
@@ -52,6 +56,8 @@ def paragraphs(text: str) -> list[str]:
             continue
         if re.match(r"^(?:[-*+]|\d+[.)])\s+", stripped):
             flush()
+        elif not current and _looks_like_heading(stripped):
+            continue  # a heading whose "#" the chunker removed: a title, not an answer
         current.append(stripped)
     flush()
     return out
