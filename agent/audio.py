@@ -57,8 +57,8 @@ def int16_to_float(data: bytes | memoryview) -> np.ndarray:
     return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
 
 
-def _read_wav(path: Path) -> tuple[np.ndarray, int, int]:
-    """PCM WAV: (mono samples, sample rate, channels in the file)."""
+def _read_wav(path: Path, *, downmix: bool = True) -> tuple[np.ndarray, int, int]:
+    """PCM WAV: (samples, sample rate, channels in the file); mono, or (n, channels) when not downmixed."""
     with wave.open(str(path), "rb") as w:
         channels, width, rate, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
         raw = w.readframes(n)
@@ -75,6 +75,9 @@ def _read_wav(path: Path) -> tuple[np.ndarray, int, int]:
         data = ints.astype(np.float32) / 8388608.0
     else:
         raise AudioError(f"{path}: unsupported WAV sample width {width * 8} bits")
+    if not downmix:
+        usable = len(data) - len(data) % channels
+        return data[:usable].reshape(-1, channels), rate, channels
     return to_mono(data, channels), rate, channels
 
 
@@ -127,6 +130,22 @@ def load_audio(path: str | Path) -> Clip:
         raise AudioError(f"{path}: the audio is silent")
     return Clip(samples=data.astype(np.float32), sample_rate=TARGET_RATE, source_rate=rate,
                 source_channels=channels, notes=notes)
+
+
+def load_channels(path: str | Path) -> list[Clip]:
+    """One 16 kHz clip per channel of a PCM WAV (a per-speaker recording); other files give one."""
+    path = Path(path)
+    clip = load_audio(path)  # validates: exists, not empty, readable, not silent
+    if clip.source_channels <= 1:
+        return [clip]
+    try:
+        data, rate, channels = _read_wav(path, downmix=False)
+    except (wave.Error, EOFError):
+        return [clip]
+    note = [f"{channels} channels taken as {channels} participants"] + (
+        [f"resampled {rate} Hz to {TARGET_RATE} Hz"] if rate != TARGET_RATE else [])
+    return [Clip(samples=resample(data[:, i], rate), sample_rate=TARGET_RATE, source_rate=rate,
+                 source_channels=channels, notes=list(note)) for i in range(channels)]
 
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = TARGET_RATE) -> None:

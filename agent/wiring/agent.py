@@ -1,0 +1,56 @@
+"""Settings -> the objects a support call or a meeting needs (shared by worker, simulate and bench)."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+from agent.escalation import EscalationPolicy, EscalationRules
+from agent.meeting import MeetingDeps
+from agent.pipeline import SupportDeps
+from agent.runtime import Runtime, open_runtime
+from agent.settings import Settings
+
+
+@dataclass
+class Components:
+    settings: Settings
+    runtime: Runtime
+    knowledge: Any  # agent.wiring.knowledge.Knowledge
+    router: Any  # routing.router.CascadingRouter
+
+    @property
+    def pool(self) -> Any:
+        return self.runtime.pool
+
+    def support_deps(self) -> SupportDeps:
+        s = self.settings
+        return SupportDeps(retriever=self.knowledge.retriever, router=self.router, pool=self.pool,
+                           rules=EscalationRules(EscalationPolicy.from_settings(s)), top_k=s.retrieval_top_k,
+                           redact_pii=s.pii_redaction)
+
+    def meeting_deps(self) -> MeetingDeps:
+        s = self.settings
+        return MeetingDeps(retriever=self.knowledge.retriever, router=self.router, pool=self.pool,
+                           competitors=list(s.competitors), rep_prefix=s.rep_identity_prefix,
+                           top_k=min(3, s.retrieval_top_k))
+
+
+async def open_components_in(stack: AsyncExitStack, settings: Settings) -> Components:
+    """Open the database, knowledge and router; closed when ``stack`` closes."""
+    from agent.wiring.knowledge import build_knowledge, close_vector_stores
+    from agent.wiring.routing import build_router
+
+    runtime = await stack.enter_async_context(open_runtime(settings))
+    knowledge = build_knowledge(settings, runtime.pool)
+    stack.callback(close_vector_stores)
+    router = build_router(settings, runtime.pool, knowledge.embedder)
+    stack.push_async_callback(router.aclose)
+    return Components(settings=settings, runtime=runtime, knowledge=knowledge, router=router)
+
+
+@asynccontextmanager
+async def open_components(settings: Settings) -> AsyncIterator[Components]:
+    async with AsyncExitStack() as stack:
+        yield await open_components_in(stack, settings)
