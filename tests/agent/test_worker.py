@@ -1,0 +1,53 @@
+"""Worker wiring that can be checked without a LiveKit server (none can run on the build machines)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from livekit import rtc
+
+from agent.worker import build_server, call_kind, valid_frames
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("configured, room, room_meta, job_meta, expected", [
+    ("support", "meeting-x", "", "", "support"),
+    ("meeting", "call-1", "", "", "meeting"),
+    ("auto", "meeting-weekly", "", "", "meeting"),
+    ("auto", "call-1", "", "", "support"),
+    ("auto", "call-1", '{"kind": "meeting"}', "", "meeting"),
+    ("auto", "meeting-x", "", '{"kind": "support", "org": "acme"}', "support"),
+])
+def test_dispatch_kind(configured: str, room: str, room_meta: str, job_meta: str, expected: str) -> None:
+    ctx = SimpleNamespace(room=SimpleNamespace(name=room, metadata=room_meta), job=SimpleNamespace(metadata=job_meta))
+    assert call_kind(ctx, configured) == expected  # type: ignore[arg-type]
+
+
+def test_agent_names() -> None:
+    assert build_server("support")._agent_name == "support"
+    assert build_server("meeting")._agent_name == "meeting"
+    assert build_server("auto")._agent_name == ""
+
+
+async def test_bad_frames_are_skipped() -> None:
+    good = rtc.AudioFrame(b"\x00\x01" * 320, 16000, 1, 320)
+    empty = rtc.AudioFrame(b"", 16000, 1, 0)
+
+    async def frames():  # type: ignore[no-untyped-def]
+        for f in (good, empty, good):
+            yield f
+
+    assert [f async for f in valid_frames(frames())] == [good, good]
+
+
+def test_worker_without_livekit_says_what_to_set(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "CALLWISE_LIVEKIT"))}
+    proc = subprocess.run([sys.executable, "-m", "agent.cli", "worker", "start"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env={**env, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2 and "LIVEKIT_URL" in proc.stderr
