@@ -34,7 +34,7 @@ class BM25Index:
         self._term_ids: dict[str, int] = {}
         self._df: list[int] = []
         self._postings: list[dict[int, int]] = []
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
         self._keys: list[Hashable | None] = []
         self._slot_of: dict[Hashable, int] = {}
         self._slot_terms: list[np.ndarray | None] = []
@@ -134,42 +134,45 @@ class BM25Index:
             idf = self.params.epsilon * self._avg_idf
         return idf
 
-    def _arrays(self, tid: int) -> tuple[np.ndarray, np.ndarray]:
+    def _weights(self, tid: int, avgdl: float) -> tuple[np.ndarray, np.ndarray]:
+        """(slots, tf saturation per slot) for a term; cached until the term or avgdl changes."""
         cached = self._cache.get(tid)
-        if cached is None:
+        if cached is None or cached[2] != avgdl:
+            k1, b = self.params.k1, self.params.b
             posting = self._postings[tid]
-            cached = (np.fromiter(posting.keys(), dtype=np.int64, count=len(posting)),
-                      np.fromiter(posting.values(), dtype=np.float32, count=len(posting)))
+            slots = np.fromiter(posting.keys(), dtype=np.int64, count=len(posting))
+            tfs = np.fromiter(posting.values(), dtype=np.float64, count=len(posting))
+            norm = k1 * (1.0 - b + b * self._doc_len[slots].astype(np.float64) / avgdl)
+            cached = (slots, tfs * (k1 + 1.0) / (tfs + norm), avgdl)
             self._cache[tid] = cached
-        return cached
+        return cached[0], cached[1]
 
     def search(self, query: str, limit: int) -> list[tuple[Hashable, float]]:
         return self.search_tokens(self.tokenizer(query), limit)
 
     def search_tokens(self, tokens: Iterable[str], limit: int) -> list[tuple[Hashable, float]]:
         """Top ``limit`` (key, score) among documents holding a query term, best first (ties: by slot)."""
-        k1, b = self.params.k1, self.params.b
         with self._lock:
             n = len(self._slot_of)
             if n == 0:
                 return []
             avgdl = self._total_len / n if self._total_len else 1.0
             scores: np.ndarray | None = None
-            touched: list[np.ndarray] = []
+            touched: np.ndarray | None = None
             for term in tokens:
                 tid = self._term_ids.get(term)
                 if tid is None or self._df[tid] == 0:
                     continue
                 idf = self._idf(self._df[tid], n)
-                slots, tfs = self._arrays(tid)
+                slots, weights = self._weights(tid, avgdl)
                 if scores is None:
                     scores = np.zeros(len(self._keys), dtype=np.float64)
-                norm = k1 * (1.0 - b + b * self._doc_len[slots] / avgdl)
-                scores[slots] += idf * (tfs * (k1 + 1.0) / (tfs + norm))
-                touched.append(slots)
-            if scores is None:
+                    touched = np.zeros(len(self._keys), dtype=bool)
+                scores[slots] += idf * weights
+                touched[slots] = True
+            if scores is None or touched is None:
                 return []
-            cand = np.unique(np.concatenate(touched))
+            cand = np.flatnonzero(touched)
             cand_scores = scores[cand]  # every document holding a query term (tiny corpora can score < 0)
             if len(cand) > limit:  # keep every tie of the limit-th score, then order by (score, slot)
                 kth = -np.partition(-cand_scores, limit - 1)[limit - 1]

@@ -174,8 +174,8 @@ class Retriever:
         if not out:
             return self._fallback(fused, "empty rerank result")
         ranked_keys = {k for k, _ in out}
-        out.extend((k, float("-inf")) for k, _ in fused if k not in ranked_keys)  # keep the unranked tail
-        return [(k, s) for k, s in out if s != float("-inf")] + [(k, 0.0) for k, s in out if s == float("-inf")], None
+        out.extend((k, 0.0) for k, _ in fused if k not in ranked_keys)  # a top_n reranker: keep the tail in fusion order
+        return out, None
 
     def _fallback(self, fused: list[tuple[str, float]], reason: str) -> tuple[list[tuple[str, float]], str]:
         self.stats.rerank_fallbacks += 1
