@@ -312,9 +312,8 @@ def aggregate(examples: Sequence[ExampleResult], ragas: RagasReport, routing: di
     m["by_category"] = by_cat
     m["escalation_recall"] = _r(sum(1 for ex in esc if ex.escalate) / len(esc)) if esc else None
     m["routing"] = routing
-    m["production"] = {**production, "sampled_turns": prod_ragas and len(prod_ragas.scores) + len(prod_ragas.errors),
-                       **({f"{k}": _r(s.mean) for k, s in prod_ragas.summaries.items() if k in LLM_METRICS}
-                          if prod_ragas else {})}
+    m["production"] = {**production, **({k: _r(s.mean) for k, s in prod_ragas.summaries.items() if k in LLM_METRICS}
+                                        if prod_ragas else {})}
     m["metric_status"] = status
     m["examples"] = {"total": len(examples), "failed": sum(1 for ex in examples if ex.error),
                      "documents_not_in_kb": sum(1 for ex in examples if ex.missing_documents)}
@@ -392,6 +391,7 @@ async def _run(inp: NightlyInputs, run_id: str, known: list[str], t0: float) -> 
     production = await production_figures(inp.pool, inp.org_id, inp.window_days)
     production["routing"] = prod_cost
     turns = await sample_production_turns(inp.pool, inp.org_id, inp.production_limit)
+    production["sampled_turns"] = len(turns)
     prod_ragas = None
     if turns and inp.ragas.judge is not None:  # reference-free metrics need a judge
         prod_ragas = await inp.ragas.evaluate(

@@ -29,7 +29,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 10px;border-bot
 .meta{color:#5b6475;font-size:13px}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(190px,1fr));gap:10px}
 .card{background:#fff;border:1px solid #dde1e7;border-radius:8px;padding:10px 12px}
-.card .name{font-size:12px;color:#5b6475}.card .value{font-size:22px;font-weight:600}
+.card .name{font-size:12px;color:#5b6475;overflow-wrap:anywhere}.card .value{font-size:22px;font-weight:600}
 .card .sub{font-size:12px;color:#5b6475}
 .ok{border-left:5px solid #4c9f70}.bad{border-left:5px solid #c8553d}.na{border-left:5px solid #b0b6c0}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:13px}
@@ -113,10 +113,12 @@ def trend_plot(trends: Sequence[Mapping[str, Any]]) -> str:
 
 
 def tier_plot(routing: Mapping[str, Any], title: str) -> str:
-    plt = _mpl()
     counts = routing.get("tier_counts") or {}
+    if not counts:
+        return f"<p><b>{esc(title)}</b>: no answered interactions.</p>"
+    plt = _mpl()
     fig, ax = plt.subplots(figsize=(4.2, 2.6))
-    names = list(counts) or ["none"]
+    names = list(counts)
     vals = [counts.get(n, 0) for n in names]
     ax.bar(names, vals, color=[TIER_COLOURS.get(n, "#6b7fa8") for n in names])
     for i, v in enumerate(vals):
@@ -247,7 +249,8 @@ def render_report(result: "NightlyResult", trends: Sequence[Mapping[str, Any]], 
 {_card('resolution rate (AI)', prod.get('resolution_rate'), None, {'reason': 'no resolved sessions'}, pct=True)}
 </div>
 <p class="meta">{prod.get('sessions', 0)} support sessions, {prod.get('surveys', 0)} surveys,
-{prod.get('sampled_turns') or 0} recent turns scored.</p>
+{prod.get('sampled_turns') or 0} recent answered turns sampled; faithfulness {fmt(prod.get('faithfulness'))},
+answer relevancy {fmt(prod.get('answer_relevancy'))} (judged only when a judge tier is configured).</p>
 
 <h2>Knowledge gaps</h2>{gaps}
 

@@ -120,7 +120,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
                  "non_llm_context_precision_with_reference", "non_llm_context_recall", "non_llm_string_similarity",
                  "semantic_similarity", "recall@10", "mrr@10", "ndcg@10", "escalation_recall"):
         v = summary.get(name)
-        shown = f"{v:.3f}" if isinstance(v, (int, float)) else f"not computed: {status.get(name, {}).get('reason')}"
+        reason = status.get(name, {}).get("reason") or "no applicable examples"
+        shown = f"{v:.3f}" if isinstance(v, (int, float)) else f"not computed: {reason}"
         table.add_row(name, shown)
     r = summary.get("routing", {})
     table.add_row("tier distribution", json.dumps(r.get("tier_distribution")))
