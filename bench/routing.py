@@ -73,6 +73,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                            "offline": plan.offline,
                            "prices_per_mtok": {n: [c.price.input, c.price.output] for n, c in configured.items()}}
     per_query = []
+    local_inputs: list[Grounding] = []
     async with open_runtime(settings) as rt:
         org_id = await rt.org_id(args.org)
         kn = None
@@ -90,6 +91,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 res = await kn.retriever.retrieve(r["query"], org_id, top_k=settings.retrieval_top_k)
                 sources = [SourceDoc(i + 1, c.document, c.title or "", c.parent_text or c.text)
                            for i, c in enumerate(res.chunks)]
+            if len(local_inputs) < args.local_samples:
+                local_inputs.append(Grounding(r["query"], tuple(sources)))
             ans = await router.answer(r["query"], sources, modality=args.modality, organization_id=org_id)
             cx = analyze(r["query"])
             out_tok = approx_tokens(ans.text)
@@ -135,14 +138,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "router_latency_ms_p95": pct([q["latency_ms"] for q in per_query], 0.95),
     })
     if args.local_samples:
-        out["local"] = await bench_local(settings, rows[: args.local_samples], kn_rows=None)
+        out["local"] = await bench_local(settings, local_inputs)
     if args.verbose:
         out["per_query"] = per_query
     return out
 
 
-async def bench_local(settings: Settings, rows: list[dict[str, Any]], kn_rows: Any) -> dict[str, Any]:
-    """TTFT and decode speed of the in-process llama.cpp model on grounded prompts (streaming)."""
+async def bench_local(settings: Settings, inputs: list[Grounding]) -> dict[str, Any]:
+    """TTFT and decode speed of the in-process llama.cpp model on the same grounded prompts the router
+    saw (retrieved sources; the few-shot prefix is shared, so llama.cpp's prefix cache helps as in use)."""
     try:
         from routing.providers.local import LocalLlamaProvider, default_model_path
         import llama_cpp  # noqa: F401
@@ -152,21 +156,21 @@ async def bench_local(settings: Settings, rows: list[dict[str, Any]], kn_rows: A
     prov = LocalLlamaProvider(default_model_path(settings.data_dir / "models"))
     prov.warm()
     load_s = time.perf_counter() - t
-    source = SourceDoc(1, "kb", "Help", "Orbitly support answers questions about billing, plans, accounts, "
-                       "integrations and single sign-on. Refunds are processed within 5 to 7 business days.")
-    ttfts, tps = [], []
-    for r in rows:
-        s = prov.stream([], grounding=Grounding(r["query"], (source,)), max_tokens=48, temperature=0.0)
+    ttfts, tps, prompt_tokens = [], [], []
+    for g_in in inputs:
+        s = prov.stream([], grounding=g_in, max_tokens=48, temperature=0.0)
         async for _ in s:
             pass
         g = s.result
         if g is None or g.ttft_ms is None:
             continue
         ttfts.append(g.ttft_ms)
+        prompt_tokens.append(g.input_tokens)
         decode_s = (g.latency_ms - g.ttft_ms) / 1000
         if g.output_tokens > 1 and decode_s > 0:
             tps.append((g.output_tokens - 1) / decode_s)
     return {"samples": len(ttfts), "threads": prov.n_threads, "load_s": round(load_s, 2),
+            "prompt_tokens_p50": pct(prompt_tokens, 0.5),
             "ttft_ms_p50": pct(ttfts, 0.5), "ttft_ms_p95": pct(ttfts, 0.95),
             "tokens_per_s_p50": pct(tps, 0.5), "tokens_per_s_p95": pct(tps, 0.95),
             "tokens_per_s_p05": pct(tps, 0.05)}
