@@ -96,11 +96,14 @@ _OUTAGE = _rx(
     r"(?:is|are|seems|seem to be|went|has gone|keeps going) (?:completely |totally )?down\b",
     r"\b(?:is|are) (?:you|your (?:service|servers|systems)) down\b",
     r"\bnot (?:working|loading) for (?:anyone|everyone|all of us|our whole|the whole)",
+    r"\b(?:is|are|went|has gone|seems to be) (?:completely |totally )?down (?:for|across) "
+    r"(?:everyone|everybody|all of us|us all|our whole|the whole|our entire|the entire|our (?:team|company|org))",
     r"\b(?:nobody|no one|none of us) (?:on my team |in my team |at my company )?can (?:log ?in|access|connect|reach)",
     r"\bservice (?:is )?unavailable\b|\b50[234] errors?\b",
 )
 _BILLING_CUE = _rx(
-    r"\bdispute\b", r"\bover-?charg", r"\b(?:charged|billed) (?:me )?(?:twice|double|two times)",
+    r"\bdisput(?:e|es|ed|ing)\b", r"\bover-?charg",
+    r"\b(?:charged|billed)\b[^.?!]{0,40}?\b(?:twice|double|two times|three times)\b",
     r"\bdouble[- ](?:charged|billed)\b", r"\bwrong(?:ly)? (?:charge|charged|amount|bill|billed|invoice)",
     r"\bincorrect (?:charge|amount|bill|invoice)", r"\bunauthori[sz]ed (?:charge|payment|transaction)",
     r"\b(?:didn't|did not|never) (?:authori[sz]e|approve|agree to|sign up for)",

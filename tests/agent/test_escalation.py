@@ -26,6 +26,8 @@ RULES = EscalationRules(EscalationPolicy(billing_threshold=100.0))
     ("I want a full refund for last month", "legal_refund"),
     ("Your service is down, nobody on my team can log in", "outage"),
     ("Is there an outage right now?", "outage"),
+    ("I was charged $2,400 twice and I'm disputing it with my bank", "billing_dispute"),
+    ("Orbitly is down for our whole company", "outage"),
 ])
 def test_each_trigger_fires_with_its_reason(text: str, reason: str) -> None:
     esc = RULES.check_user_turn(text, CallState())
@@ -43,6 +45,7 @@ def test_each_trigger_fires_with_its_reason(text: str, reason: str) -> None:
     "We were charged $40 twice this month",          # under the threshold: the KB answers it
     "How do I set up SSO with Okta?",
     "What does error E-2001 mean?",
+    "The download is down for maintenance?",
 ])
 def test_ordinary_questions_do_not_escalate(text: str) -> None:
     assert RULES.check_user_turn(text, CallState()) is None
