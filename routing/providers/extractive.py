@@ -4,6 +4,8 @@ embedding function passed in (routing imports no embedder). Its confidence is th
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import OrderedDict
 from typing import Callable, Sequence
 
 import numpy as np
@@ -23,8 +25,13 @@ class ExtractiveProvider(Provider):
 
     def __init__(self, embed_fn: EmbedFn, *, model: str = "extractive-v1", max_sentences: int = 3,
                  max_sources: int = 3, margin: float = 0.12, min_similarity: float = 0.2,
-                 full_confidence_at: float = 1.0) -> None:
-        """``full_confidence_at``: similarity that maps to confidence 1.0 (1.0 = the raw cosine)."""
+                 full_confidence_at: float = 1.0, cache_size: int = 50_000) -> None:
+        """``full_confidence_at``: similarity that maps to confidence 1.0 (1.0 = the raw cosine).
+
+        Source sentences repeat from turn to turn (the same help articles come back), so their
+        embeddings are kept in an LRU of ``cache_size`` sentences; only the question and unseen
+        sentences are embedded on a turn.
+        """
         super().__init__(model)
         self.embed_fn = embed_fn
         self.max_sentences = max_sentences
@@ -32,6 +39,9 @@ class ExtractiveProvider(Provider):
         self.margin = margin
         self.min_similarity = min_similarity
         self.full_confidence_at = full_confidence_at
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
 
     async def generate(self, messages: Sequence[Message], *, temperature: float = 0.0, max_tokens: int = 512,
                        logprobs: bool = False, grounding: Grounding | None = None) -> Generation:
@@ -50,6 +60,21 @@ class ExtractiveProvider(Provider):
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         return vecs / np.maximum(norms, 1e-12)
 
+    def _embed_cached(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            known = {t: self._cache[t] for t in texts if t in self._cache}
+            for t in known:
+                self._cache.move_to_end(t)
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:
+            known.update(zip(missing, self._embed(missing)))
+            with self._lock:
+                for t in missing:
+                    self._cache[t] = known[t]
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return np.stack([known[t] for t in texts])
+
     def _answer(self, g: Grounding) -> tuple[str, float, int]:
         cands: list[tuple[int, int, str]] = []  # (source rank, position, sentence)
         for rank, src in enumerate(g.sources[: self.max_sources]):
@@ -57,8 +82,8 @@ class ExtractiveProvider(Provider):
                 cands.append((rank, pos, s))
         if not cands or not g.query.strip():
             return NOT_FOUND, 0.0, 0
-        vecs = self._embed([g.query] + [c[2] for c in cands])
-        sims = vecs[1:] @ vecs[0]
+        qvec = self._embed([g.query])[0]
+        sims = self._embed_cached([c[2] for c in cands]) @ qvec
         order = np.argsort(-sims, kind="stable")
         best = float(sims[order[0]])
         if best < self.min_similarity:

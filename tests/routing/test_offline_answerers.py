@@ -37,6 +37,24 @@ async def test_extractive_picks_the_answering_sentence(minilm, refund_sources) -
     assert none.text == NOT_FOUND and none.confidence == 0.0
 
 
+async def test_extractive_embeds_source_sentences_once(minilm, refund_sources) -> None:
+    seen: list[str] = []
+
+    def counting(texts: list[str]) -> np.ndarray:
+        seen.extend(texts)
+        return minilm(texts)
+
+    p = ExtractiveProvider(counting)
+    first = await p.generate([], grounding=Grounding("How many days until my refund shows up?", tuple(refund_sources)))
+    n_first = len(seen)
+    again = await p.generate([], grounding=Grounding("When will the refund reach my card?", tuple(refund_sources)))
+    assert len(seen) - n_first == 1, "a repeated turn embeds only the new question"
+    assert "5 to 7 business days" in first.text and "5 to 7 business days" in again.text
+    small = ExtractiveProvider(counting, cache_size=2)
+    await small.generate([], grounding=Grounding("refund days?", tuple(refund_sources)))
+    assert len(small._cache) == 2
+
+
 async def test_extractive_summary_for_complete(minilm, org_id) -> None:
     router = CascadingRouter([Tier("tier1", ExtractiveProvider(minilm))])
     text = await router.complete([Message("user", "The customer asked about refunds. Refunds take five days. "
