@@ -33,6 +33,7 @@ async def test_extractive_picks_the_answering_sentence(minilm, refund_sources) -
     assert 0.3 < gen.confidence <= 1.0 and gen.input_tokens > 0 and gen.output_tokens > 0
     off = await p.generate([], grounding=Grounding("What is the capital of France?", tuple(refund_sources)))
     assert off.confidence < gen.confidence
+    assert off.text == NOT_FOUND, "an off-topic question gets no borrowed sentences"
     none = await p.generate([], grounding=Grounding("anything", ()))
     assert none.text == NOT_FOUND and none.confidence == 0.0
 
