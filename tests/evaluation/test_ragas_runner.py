@@ -52,7 +52,7 @@ async def test_three_examples_with_local_judge(encode) -> None:  # type: ignore[
         runner = RagasRunner(encode, JudgeConfig(model="judge-model", api_key="sk-test", base_url=judge.base_url))
         rep = await runner.evaluate(SAMPLES)
         assert judge.requests, "the judge was never called"
-        body = judge.requests[0]
+        body = judge.requests[0].body
         assert body["model"] == "judge-model" and body["messages"]
         assert body["response_format"]["type"] == "json_schema"
     for name in LLM_METRICS:

@@ -10,12 +10,12 @@ with prose that is not JSON, like a small base model does.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.vendors._http import FakeServer, Reply, Request
 
 
 def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
@@ -57,38 +57,19 @@ def instance(schema: dict[str, Any], root: dict[str, Any] | None = None, name: s
     return f"the {name or 'text'} is supported by the context"
 
 
-class JudgeServer:
+class JudgeServer(FakeServer):
     def __init__(self, mode: str = "agree") -> None:
+        super().__init__()
         self.mode = mode
-        self.requests: list[dict[str, Any]] = []
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:  # quiet
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                server.requests.append(body)
-                if not self.path.rstrip("/").endswith("/chat/completions"):
-                    self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
-                    return
-                self._send(200, server.completion(body))
-
-            def _send(self, code: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+    def handle(self, request: Request) -> Reply:
+        if request.method != "POST" or not request.path.rstrip("/").endswith("/chat/completions"):
+            return Reply(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+        return Reply(200, self.completion(request.body if isinstance(request.body, dict) else {}))
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        return self.url + "/v1"
 
     def completion(self, body: dict[str, Any]) -> dict[str, Any]:
         if self.mode == "garbage":
@@ -107,18 +88,11 @@ class JudgeServer:
             "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
         }
 
-    def start(self) -> "JudgeServer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
 
 @contextmanager
 def serve_judge(mode: str = "agree") -> Iterator[JudgeServer]:
-    server = JudgeServer(mode).start()
+    server = JudgeServer(mode)
+    server.start()
     try:
         yield server
     finally:

@@ -2,65 +2,50 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.vendors._http import FakeServer, Reply, Request
 
-class SlackWebhookServer:
-    """Accepts posts to ``/services/T000/B000/XXXX``; anything else gets 404 ``no_service``."""
+
+class SlackWebhookServer(FakeServer):
+    """Accepts posts to ``PATH``; anything else gets 404 ``no_service``."""
 
     PATH = "/services/T0000/B0000/XXXXXXXX"
 
     def __init__(self, status: int = 200) -> None:
+        super().__init__()
         self.status = status
         self.messages: list[dict[str, Any]] = []
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
+    @staticmethod
+    def _text(code: int, text: str) -> Reply:
+        return Reply(status=code, body=text, headers={"content-type": "text/html"})
 
-            def do_POST(self) -> None:  # noqa: N802
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.path != SlackWebhookServer.PATH:
-                    return self._send(404, "no_service")
-                try:
-                    body = json.loads(raw)
-                except ValueError:
-                    return self._send(400, "invalid_payload")
-                if not isinstance(body, dict) or not (body.get("text") or body.get("blocks")):
-                    return self._send(400, "no_text")
-                if server.status != 200:
-                    return self._send(server.status, "rate_limited" if server.status == 429 else "server_error")
-                server.messages.append(body)
-                self._send(200, "ok")
-
-            def _send(self, code: int, text: str) -> None:
-                data = text.encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+    def handle(self, request: Request) -> Reply:
+        if request.method != "POST" or request.path != self.PATH:
+            return self._text(404, "no_service")
+        body = request.body
+        if not isinstance(body, dict):
+            return self._text(400, "invalid_payload")
+        if not (body.get("text") or body.get("blocks")):
+            return self._text(400, "no_text")
+        if self.status != 200:
+            return self._text(self.status, "rate_limited" if self.status == 429 else "server_error")
+        self.messages.append(body)
+        return self._text(200, "ok")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}{self.PATH}"
+        return super().url + self.PATH
 
 
 @contextmanager
 def serve_slack(status: int = 200) -> Iterator[SlackWebhookServer]:
     srv = SlackWebhookServer(status)
-    srv._thread.start()
+    srv.start()
     try:
         yield srv
     finally:
-        srv._httpd.shutdown()
-        srv._httpd.server_close()
+        srv.stop()
