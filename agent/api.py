@@ -40,6 +40,10 @@ class ApiServices:
 SERVICES: web.AppKey["ApiServices"] = web.AppKey("services")
 
 
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, default=str)
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -108,11 +112,11 @@ async def search(request: web.Request) -> web.Response:
              "text": c.text, "stages": c.stages}
             for c in result.chunks
         ],
-    }, dumps=lambda o: json.dumps(o, default=str))
+    }, dumps=_dumps)
 
 
 async def ask(request: web.Request) -> web.Response:
-    from routing.types import SourceDoc
+    from routing.types import sources_from
 
     services: ApiServices = request.app[SERVICES]
     org_id = await _org(request)
@@ -126,7 +130,7 @@ async def ask(request: web.Request) -> web.Response:
     t0 = time.perf_counter()
     result = await services.retriever.retrieve(question, org_id)
     retrieval_ms = (time.perf_counter() - t0) * 1000
-    sources = [SourceDoc(i + 1, c.document, c.title or "", c.parent_text or c.text) for i, c in enumerate(result.chunks)]
+    sources = sources_from(result.chunks)
     ans = await services.router.answer(question, sources, modality=modality, organization_id=org_id)
     return web.json_response({
         "answer": ans.text, "tier": ans.tier, "confidence": ans.confidence, "low_confidence": ans.low_confidence,
@@ -145,7 +149,7 @@ async def costs(request: web.Request) -> web.Response:
     if days is not None and (not days.isdigit() or int(days) < 1):
         return _error(400, "days must be a positive integer")
     report = await cost_report(services.pool, org_id, services.tier3_price, days=int(days) if days else None)
-    return web.json_response(report.as_dict(), dumps=lambda o: json.dumps(o, default=str))
+    return web.json_response(report.as_dict(), dumps=_dumps)
 
 
 async def eval_runs(request: web.Request) -> web.Response:
@@ -155,7 +159,7 @@ async def eval_runs(request: web.Request) -> web.Response:
         "select id, started_at, finished_at, status, n_examples, n_failed, metrics, alerts from eval_runs "
         "where organization_id = $1 order by started_at desc limit 30", org_id)
     runs = [{**dict(r), "metrics": json.loads(r["metrics"]), "alerts": json.loads(r["alerts"])} for r in rows]
-    return web.json_response({"runs": runs}, dumps=lambda o: json.dumps(o, default=str))
+    return web.json_response({"runs": runs}, dumps=_dumps)
 
 
 async def eval_report(request: web.Request) -> web.StreamResponse:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 from agent.store import ConversationStore, InsightRecord, TurnRecord
-from routing.types import Message, SourceDoc
+from routing.types import Message, sources_from
 
 log = logging.getLogger("callwise.meeting")
 
@@ -191,8 +191,7 @@ class MeetingCopilot:
         self.key_moments.append({"type": "question", "speaker": speaker, "text": question, "at_s": at_s})
         started = time.perf_counter()
         result = await self.deps.retriever.retrieve(question, self.organization_id, top_k=self.deps.top_k)
-        sources = [SourceDoc(i + 1, c.document, c.title or "", c.parent_text or c.text)
-                   for i, c in enumerate(result.chunks)]
+        sources = sources_from(result.chunks)
         if not sources:
             await self.store.record_unresolved(question, reason="no_sources", session_id=self.session_id)
             return None

@@ -33,7 +33,7 @@ from agent.escalation import (CallState, Escalation, EscalationRules, already_es
                               customer_message)
 from agent.guard import guard
 from agent.store import ConversationStore, TurnRecord
-from routing.types import CustomerContext, RoutedAnswer, SourceDoc
+from routing.types import CustomerContext, RoutedAnswer, SourceDoc, sources_from
 
 log = logging.getLogger("callwise.pipeline")
 
@@ -287,8 +287,7 @@ class SupportCall:
             return [], f"retrieval failed: {type(exc).__name__}: {exc}"
         out.latencies["retrieval_ms"] = _ms(t)
         out.query_type = getattr(result, "query_type", None)
-        return [SourceDoc(i + 1, c.document, c.title or "", c.parent_text or c.text)
-                for i, c in enumerate(result.chunks)], None
+        return sources_from(result.chunks), None
 
     def _apply_answer(self, out: TurnOutcome, answer: RoutedAnswer | None, sources: list[SourceDoc]) -> None:
         out.sources = [{"index": s.index, "document": s.document, "title": s.title} for s in sources]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from routing.types import SourceDoc
+from routing.types import sources_from
 
 
 @dataclass
@@ -59,8 +59,7 @@ class RetrieverRouterPipeline:
         retrieval_ms = (time.perf_counter() - t0) * 1000
         chunks = list(result.chunks)
         top = chunks[: self.context_k]
-        sources = [SourceDoc(index=i, document=c.document, title=c.title, text=c.parent_text or c.text)
-                   for i, c in enumerate(top, start=1)]
+        sources = sources_from(top)
         routed = await self.router.answer(query, sources, modality=self.modality,
                                           organization_id=organization_id, interaction_id=interaction_id)
         return PipelineOutput(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 Role = Literal["system", "user", "assistant"]
 Modality = Literal["voice", "video", "screen_share", "text"]
@@ -27,6 +27,15 @@ class SourceDoc:
     document: str
     title: str
     text: str
+
+
+def sources_from(chunks: Iterable[Any]) -> list[SourceDoc]:
+    """Number retrieved chunks as sources, giving the router each chunk's parent text (small2big).
+
+    Takes anything shaped like ``knowledge``'s ``RetrievedChunk`` (``document``, ``title``, ``text``,
+    ``parent_text``), so routing stays free of a knowledge import.
+    """
+    return [SourceDoc(i, c.document, c.title or "", c.parent_text or c.text) for i, c in enumerate(chunks, start=1)]
 
 
 @dataclass
