@@ -10,7 +10,6 @@ from agent.commands import routing as routing_commands
 from agent.commands import knowledge as knowledge_commands
 from agent.commands import serve as serve_commands
 from agent.commands import voice as voice_commands
-from agent.commands.common import not_landed
 
 app = typer.Typer(
     name="callwise",
@@ -26,11 +25,6 @@ routing_commands.register(app)
 knowledge_commands.register(app)
 serve_commands.register(app)
 voice_commands.register(app)
-
-_PENDING: dict[str, str] = {}
-for _name, _feature in _PENDING.items():
-    app.command(_name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-                help=f"Not available yet: {_feature}.")(not_landed(_feature))
 
 
 def main() -> None:

@@ -64,13 +64,6 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
         raise typer.Exit(130)
 
 
-def not_landed(feature: str) -> Callable[..., Any]:
-    def command(ctx: typer.Context) -> None:
-        fail(f"`callwise {ctx.info_name}` is not available yet: {feature} has not landed", code=3)
-
-    return command
-
-
 def echo_json(obj: Any) -> None:
     import json
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from typing import Any
@@ -13,24 +12,21 @@ from rich.table import Table
 from agent.commands.common import CommandError, console, echo_json, err_console, load_settings, run
 from agent.runtime import open_runtime
 from agent.settings import Settings
-from routing.types import RoutedAnswer, SourceDoc
+from routing.types import RoutedAnswer, SourceDoc, sources_from
 
 log = logging.getLogger(__name__)
 
 
 async def retrieve_sources(settings: Settings, pool: Any, query: str, org_id: str,
                            top_k: int | None) -> tuple[list[SourceDoc], Any, float, str | None]:
-    """Sources through ``agent.wiring.knowledge`` when it is available; else none, with a note."""
-    try:
-        knowledge_wiring = importlib.import_module("agent.wiring.knowledge")
-    except ImportError as exc:
-        return [], None, 0.0, f"retrieval is not available ({exc}); answering without sources"
-    kn = knowledge_wiring.build_knowledge(settings, pool)
+    """Retrieve sources for ``query``; the note says why there are none, when there are none."""
+    from agent.wiring.knowledge import build_knowledge
+
+    kn = build_knowledge(settings, pool)
     t = time.perf_counter()
     result = await kn.retriever.retrieve(query, org_id, top_k=top_k or settings.retrieval_top_k)
     ms = (time.perf_counter() - t) * 1000
-    sources = [SourceDoc(i + 1, c.document, c.title or "", c.parent_text or c.text)
-               for i, c in enumerate(result.chunks)]
+    sources = sources_from(result.chunks)
     note = None if sources else "no documents matched (has this organization ingested any? `callwise ingest PATH`)"
     return sources, kn.embedder, ms, note
 
