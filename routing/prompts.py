@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from string import Template
 from typing import Any, Mapping, Sequence
 
+from routing.budget import PER_MESSAGE_TOKENS, ContextBudget, FitReport, fit_sources
 from routing.types import CustomerContext, Message, Modality, SourceDoc
 
 
@@ -61,8 +62,8 @@ DEFAULT_TEMPLATES: tuple[PromptTemplate, ...] = (
     PromptTemplate("tier.tier1", 1, "Answer directly in at most three sentences. Simple questions need simple answers."),
     PromptTemplate("tier.tier2", 1, "The question may have several parts or conditions: address each part, in order, and state any condition that changes the answer."),
     PromptTemplate("tier.tier3", 1, "This is a complex or technical question. Reason carefully over all sources, give exact steps or settings, and say which parts the sources do not cover."),
-    PromptTemplate("modality.voice", 1, "Your answer will be spoken aloud: two or three short sentences, plain words, no markdown, no lists, no URLs, no source numbers; spell out acronyms and abbreviations the first time."),
-    PromptTemplate("modality.video", 1, "The customer is on a video call and hears you: keep it to a few short spoken sentences without markdown; you may say that you will send a link or steps in the chat."),
+    PromptTemplate("modality.voice", 2, "Your answer will be spoken aloud: two or three short, complete sentences in plain words, as you would say them on the phone. No markdown, no lists, no code blocks, no URLs, no source numbers. Describe a command or setting in words (for example: run git config with the global option) instead of quoting code; spell out acronyms the first time."),
+    PromptTemplate("modality.video", 2, "The customer is on a video call and hears you: a few short, complete spoken sentences in plain words. No markdown, no lists, no code blocks, no URLs; describe commands in words. You may say that you will send a link or the exact steps in the chat."),
     PromptTemplate("modality.screen_share", 1, "The customer is sharing their screen: guide them step by step, naming the exact menu items and buttons they should click, one step per sentence."),
     PromptTemplate("modality.text", 1, "Reply in short paragraphs or a short numbered list; cite sources like [1]."),
     PromptTemplate("sources", 1, "<sources>\n$sources\n</sources>", ("sources",)),
@@ -109,13 +110,16 @@ class PromptLibrary:
     def versions(self) -> dict[str, int]:
         return {n: t.version for n, t in sorted(self.templates.items())}
 
-    def system_prompt(self, tier: str, modality: Modality) -> str:
+    def system_prompt(self, tier: str, modality: Modality, max_tokens: int | None = None) -> str:
         channel = {"voice": "voice call", "video": "video call", "screen_share": "screen-share session",
                    "text": "chat"}[modality]
+        modality_text = self.get(f"modality.{modality}").render()
+        if max_tokens:
+            modality_text += "\n" + length_instruction(max_tokens, modality)
         return self.get("system").render(
             company=self.company, channel=channel,
             tier_instructions=self.get(f"tier.{tier}").render(),
-            modality_instructions=self.get(f"modality.{modality}").render(),
+            modality_instructions=modality_text,
         )
 
     def sources_block(self, sources: Sequence[SourceDoc]) -> str:
@@ -133,6 +137,80 @@ class PromptLibrary:
             Message("user", self.sources_block(sources), cache=True),
             Message("user", question),
         ]
+
+    def fit(self, query: str, sources: Sequence[SourceDoc], *, tier: str, modality: Modality,
+            budget: ContextBudget | None, customer: CustomerContext | None = None,
+            history: Sequence[Message] = (), history_share: float = 0.25) -> FittedPrompt:
+        """The prompt for ``tier`` within ``budget``: system, conversation history (newest turns kept,
+        at most ``history_share`` of the limit), sources fitted to what is left, the question.
+        With no budget (or no limit) everything is sent, as ``build`` does."""
+        max_out = budget.max_output if budget is not None else None
+        cust = customer.lines() if customer else []
+        question = self.get("question").render(
+            customer=escape_data("\n".join(cust) if cust else "(none)"),
+            question=escape_data(clip_question(query)),
+        )
+        system = self.system_prompt(tier, modality, max_out)
+        limit = budget.prompt_limit if budget is not None else None
+        report = FitReport(budget=budget.describe() if budget is not None else {})
+        if budget is None or limit is None:
+            msgs = [Message("system", system, cache=True), *history,
+                    Message("user", self.sources_block(sources), cache=True), Message("user", question)]
+            if budget is not None:
+                report.prompt_tokens = sum(budget.counter.count(m.content) + PER_MESSAGE_TOKENS for m in msgs)
+            return FittedPrompt(msgs, list(sources), report)
+        count = budget.counter.count
+        fixed = count(system) + count(question) + count(self.get("sources").render(sources="")) + 3 * PER_MESSAGE_TOKENS
+        kept_history = list(history)
+        hist_cost = [count(m.content) + PER_MESSAGE_TOKENS for m in kept_history]
+        cap = int(max(0, limit - fixed) * history_share)
+        while kept_history and sum(hist_cost) > cap:
+            kept_history.pop(0)
+            hist_cost.pop(0)
+        report.fixed_tokens, report.history_tokens = fixed, sum(hist_cost)
+        report.history_dropped = len(history) - len(kept_history)
+        available = limit - fixed - report.history_tokens
+        report.sources_available = max(0, available)
+        if available <= 0:
+            report.over_limit = True
+            fitted: list[SourceDoc] = []
+            report.sources = [_dropped(s, count) for s in sources]
+        else:
+            fitted, report.sources = fit_sources(sources, available, budget.counter,
+                                                 lambda s: count(_block_overhead(s)) + 1)
+        block = self.sources_block(fitted) if fitted or not sources else self.get("sources").render(
+            sources="(the retrieved sources did not fit in this model's context window)")
+        report.sources_tokens = sum(f.tokens for f in report.sources)
+        msgs = [Message("system", system, cache=True), *kept_history,
+                Message("user", block, cache=True), Message("user", question)]
+        report.prompt_tokens = sum(count(m.content) + PER_MESSAGE_TOKENS for m in msgs)
+        return FittedPrompt(msgs, fitted, report)
+
+
+@dataclass
+class FittedPrompt:
+    messages: list[Message]
+    sources: list[SourceDoc]  # what was sent (original indices kept)
+    report: FitReport
+
+
+def _block_overhead(s: SourceDoc) -> str:
+    return f'<source index="{s.index}" document="{escape_data(s.document)}" title="{escape_data(s.title)}">\n\n</source>'
+
+
+def _dropped(s: SourceDoc, count: Any) -> Any:
+    from routing.budget import SourceFit
+
+    return SourceFit(s.index, "dropped", 0, count(s.text))
+
+
+def length_instruction(max_tokens: int, modality: Modality) -> str:
+    """A length the model can meet inside its token cap (about 0.75 words a token, with room to
+    finish): the answer then ends on a whole sentence instead of being cut off mid-word."""
+    words = max(15, int(max_tokens * 0.5))
+    if modality in ("voice", "video"):
+        words = min(words, 80)
+    return f"Keep the whole answer under {words} words and always end on a complete sentence."
 
 
 class PostgresPromptStore:

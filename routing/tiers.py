@@ -3,7 +3,8 @@
 A YAML file looks like::
 
     tier1: {provider: google, model: gemini-2.5-flash, prices: {input: 0.30, output: 2.50, cached: 0.03}}
-    tier2: {provider: openai_compatible, model: llama3, base_url: http://localhost:11434/v1}
+    tier2: {provider: openai_compatible, model: llama3, base_url: http://localhost:11434/v1,
+            context_window: 4096, input_budget: 2500}
     tier3: {provider: anthropic, model: claude-sonnet-4-5, max_tokens: 1024}
 
 Keys a tier omits come from that tier's default.
@@ -37,6 +38,12 @@ class TierConfig:
     api_key_env: str | None = None
     timeout_s: float | None = None
     logprobs: bool = True
+    #: the model's context window in tokens (the server's n_ctx); None = the provider's default
+    context_window: int | None = None
+    #: the most prompt tokens one answer may cost; None = the tier's default (routing.budget)
+    input_budget: int | None = None
+    #: how prompts are counted: "estimate" or a path to the model's GGUF (its tokenizer)
+    tokenizer: str | None = None
 
     @property
     def key_env(self) -> str | None:
@@ -67,6 +74,18 @@ def _price(value: Any, default: Price) -> Price:
                  else float(value.get("cache_write", default.cache_write)))
 
 
+def _positive(tier: str, key: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{tier}: {key} must be a whole number of tokens, got {value!r}") from None
+    if n <= 0:
+        raise ValueError(f"{tier}: {key} must be positive, got {n}")
+    return n
+
+
 def parse_tiers(data: Mapping[str, Any], defaults: Mapping[str, TierConfig] = DEFAULT_TIERS) -> dict[str, TierConfig]:
     """Overlay a mapping (parsed YAML) on the defaults; raises ValueError naming the bad key."""
     out = dict(defaults)
@@ -76,7 +95,7 @@ def parse_tiers(data: Mapping[str, Any], defaults: Mapping[str, TierConfig] = DE
         if not isinstance(spec, Mapping):
             raise ValueError(f"{name}: expected a mapping")
         allowed = {"provider", "model", "temperature", "max_tokens", "prices", "base_url", "api_key_env",
-                   "timeout_s", "logprobs"}
+                   "timeout_s", "logprobs", "context_window", "input_budget", "tokenizer"}
         unknown = set(spec) - allowed
         if unknown:
             raise ValueError(f"{name}: unknown keys {sorted(unknown)}")
@@ -97,6 +116,9 @@ def parse_tiers(data: Mapping[str, Any], defaults: Mapping[str, TierConfig] = DE
             api_key_env=spec.get("api_key_env", base.api_key_env if same_provider else None),
             timeout_s=None if spec.get("timeout_s") is None else float(spec["timeout_s"]),
             logprobs=bool(spec.get("logprobs", base.logprobs)),
+            context_window=_positive(name, "context_window", spec.get("context_window")),
+            input_budget=_positive(name, "input_budget", spec.get("input_budget")),
+            tokenizer=None if spec.get("tokenizer") is None else str(spec["tokenizer"]),
         )
     return out
 

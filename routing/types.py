@@ -27,6 +27,8 @@ class SourceDoc:
     document: str
     title: str
     text: str
+    #: the matched child chunk inside ``text`` (small2big); the context budget keeps it first
+    passage: str = ""
 
 
 def sources_from(chunks: Iterable[Any]) -> list[SourceDoc]:
@@ -35,7 +37,8 @@ def sources_from(chunks: Iterable[Any]) -> list[SourceDoc]:
     Takes anything shaped like ``knowledge``'s ``RetrievedChunk`` (``document``, ``title``, ``text``,
     ``parent_text``), so routing stays free of a knowledge import.
     """
-    return [SourceDoc(i, c.document, c.title or "", c.parent_text or c.text) for i, c in enumerate(chunks, start=1)]
+    return [SourceDoc(i, c.document, c.title or "", c.parent_text or c.text, c.text if c.parent_text else "")
+            for i, c in enumerate(chunks, start=1)]
 
 
 @dataclass
@@ -102,6 +105,8 @@ class RoutedAnswer:
     error: str | None = None
     interaction_id: str | None = None
     confidence_method: str | None = None
+    #: per attempted tier, what the context budget kept and cut (routing.budget.FitReport.as_dict)
+    context: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,6 +8,7 @@ from typing import Any, AsyncIterator, Sequence
 
 import anthropic
 
+from routing.budget import is_overflow
 from routing.providers.base import Provider, ProviderError, Stopwatch, is_retryable_status, merge_roles
 from routing.types import Generation, Grounding, Message
 
@@ -28,7 +29,8 @@ def translate_error(exc: Exception) -> ProviderError:
             pass
         # 529 overloaded_error is Anthropic's "try again"
         return ProviderError(f"HTTP {status}: {exc.message}", status=status,
-                             retryable=is_retryable_status(status), retry_after=retry_after)
+                             retryable=is_retryable_status(status), retry_after=retry_after,
+                             overflow=is_overflow(status, str(exc.message)))
     if isinstance(exc, anthropic.APIConnectionError):
         return ProviderError(f"{type(exc).__name__}: {exc}", retryable=True)
     return ProviderError(f"malformed response: {type(exc).__name__}: {exc}", retryable=False)

@@ -10,14 +10,16 @@ from routing.types import Generation, Grounding, Message
 
 
 class ProviderError(Exception):
-    """A failed provider call. ``retryable`` for rate limits, 5xx, timeouts and dropped connections."""
+    """A failed provider call. ``retryable`` for rate limits, 5xx, timeouts and dropped connections;
+    ``overflow`` when the model rejected the prompt for length (the router retries once, smaller)."""
 
     def __init__(self, message: str, *, retryable: bool = False, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, overflow: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status = status
         self.retry_after = retry_after
+        self.overflow = overflow
 
 
 def is_retryable_status(status: int | None) -> bool:

@@ -11,6 +11,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from routing.budget import is_overflow
 from routing.providers.base import Provider, ProviderError, Stopwatch, is_retryable_status, merge_roles
 from routing.types import Generation, Grounding, Message
 
@@ -21,7 +22,7 @@ def translate_error(exc: Exception) -> ProviderError:
     if isinstance(exc, genai_errors.APIError):
         code = int(exc.code) if exc.code else None
         return ProviderError(f"HTTP {code} {exc.status or ''}: {exc.message}".strip(), status=code,
-                             retryable=is_retryable_status(code))
+                             retryable=is_retryable_status(code), overflow=is_overflow(code, str(exc.message)))
     name = type(exc).__module__ + "." + type(exc).__name__
     if any(k in name for k in ("httpx", "aiohttp", "Timeout", "Connect")) or isinstance(exc, (OSError, TimeoutError)):
         return ProviderError(f"{type(exc).__name__}: {exc}", retryable=True)

@@ -79,7 +79,7 @@ class LocalLlamaProvider(Provider):
             n_prompt = len(llm.tokenize(prompt.encode(), add_bos=True))
             budget = max(16, min(max_tokens, self.n_ctx - n_prompt - 8))
             if n_prompt + 16 > self.n_ctx:
-                raise ProviderError(f"prompt of {n_prompt} tokens does not fit n_ctx={self.n_ctx}")
+                raise ProviderError(f"prompt of {n_prompt} tokens does not fit n_ctx={self.n_ctx}", overflow=True)
             parts: list[str] = []
             finish = None
             for chunk in llm.create_completion(prompt, max_tokens=budget, temperature=temperature, stop=stop,

@@ -6,6 +6,7 @@ from typing import Any, AsyncIterator, Sequence
 
 import openai
 
+from routing.budget import is_overflow
 from routing.providers.base import Provider, ProviderError, Stopwatch, is_retryable_status
 from routing.types import Generation, Grounding, Message
 
@@ -21,7 +22,8 @@ def translate_error(exc: Exception) -> ProviderError:
         except (TypeError, ValueError):
             pass
         return ProviderError(f"HTTP {exc.status_code}: {exc.message}", status=exc.status_code,
-                             retryable=is_retryable_status(exc.status_code), retry_after=retry_after)
+                             retryable=is_retryable_status(exc.status_code), retry_after=retry_after,
+                             overflow=is_overflow(exc.status_code, str(exc.message)))
     if isinstance(exc, openai.APIConnectionError):  # includes timeouts
         return ProviderError(f"{type(exc).__name__}: {exc}", retryable=True)
     return ProviderError(f"malformed response: {type(exc).__name__}: {exc}", retryable=False)
