@@ -77,3 +77,50 @@ def sentences(text: str, *, min_words: int = 4) -> list[str]:
 def approx_tokens(text: str) -> int:
     """About four characters a token (English); for accounting where no tokenizer is at hand."""
     return max(1, (len(text) + 3) // 4) if text else 0
+
+
+# --- what a caller can listen to ---------------------------------------------------------------
+_MARKUP = re.compile(
+    r"</?[A-Za-z][\w-]*(?:\s[^<>]*)?/?>"  # an HTML/XML tag
+    r"|&(?:[a-z]{2,8}|#\d{2,5});"  # an entity
+    r"|\*\*|__\w|`|\]\(|^\s*#{1,6}\s|^\s*[-*+]\s|^\s*>\s"  # markdown
+    r"|:[a-z]+:`|¶|\{\{|\}\}|\\\w+\{",  # reST roles, pilcrows, templates, TeX
+    re.M,
+)
+_SYNOPSIS = re.compile(
+    r"<[A-Za-z][\w .:/-]*>"  # a <placeholder>
+    r"|\[\s*(?:-|<|\.\.\.)"  # [-x], [<file>], [...]
+    r"|\.\.\.\s*\]"
+    r"|\[[^\]\n]*\s\|\s[^\]\n]*\]"  # [a | b]
+    r"|\{[^}\n]*\|[^}\n]*\}"  # {a|b}
+)
+_TABLE = re.compile(r"(?:\|[^|\n]*){3,}|\t|\+-{3,}|-{3,}\+|={4,}|_{4,}")
+_PAIRS = {")": "(", "]": "[", "}": "{"}
+
+
+def brackets_balanced(text: str) -> bool:
+    """``()``, ``[]`` and ``{}`` properly nested (quotes are not parsed)."""
+    stack: list[str] = []
+    for ch in text:
+        if ch in "([{":
+            stack.append(ch)
+        elif ch in _PAIRS:
+            if not stack or stack.pop() != _PAIRS[ch]:
+                return False
+    return not stack
+
+
+def speakable_problems(text: str) -> list[str]:
+    """Why ``text`` would sound wrong read aloud: ``unbalanced brackets``, ``syntax synopsis``
+    (``git commit [-a | --interactive] [<file>...]``), ``markup`` (HTML, Markdown, reST) or
+    ``table debris``. Empty when it can be read out as it is."""
+    problems = []
+    if not brackets_balanced(text):
+        problems.append("unbalanced brackets")
+    if _SYNOPSIS.search(text):
+        problems.append("syntax synopsis")
+    if _MARKUP.search(text):
+        problems.append("markup")
+    if _TABLE.search(text):
+        problems.append("table debris")
+    return problems

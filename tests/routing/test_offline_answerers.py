@@ -94,3 +94,88 @@ async def test_local_gemma_in_the_router_has_no_judge(gemma, refund_sources, org
     # the base model gives no logprobs in process and cannot grade: low confidence, disclaimer
     assert ans.provider == "local" and ans.cascade_path == ["tier1"] and ans.low_confidence
     assert ans.confidence_method == "none" and ans.output_tokens > 0
+
+
+# --- answers a caller can listen to -------------------------------------------------------------
+MANUAL_PAGE = """<html><head><title>git-credential-cache(1)</title></head><body>
+<h2>SYNOPSIS</h2>
+<pre>git config credential.helper 'cache [&lt;options&gt;]'</pre>
+<h2>DESCRIPTION</h2>
+<p>This command caches credentials in memory for use by future Git
+programs. The stored credentials never touch the disk, and are forgotten
+after a configurable timeout.</p>
+<h2>OPTIONS</h2>
+<dl><dt>--timeout &lt;seconds&gt;</dt>
+<dd><p>Number of seconds to cache credentials (default: 900).</p></dd>
+<dt>--socket &lt;path&gt;</dt>
+<dd><p>Use &lt;path&gt; to contact a running cache daemon.</p></dd></dl>
+<h2>EXAMPLES</h2>
+<p>The point of this helper is to reduce the number of times you must type
+your username or password. For example:</p>
+<pre>$ git config credential.helper cache
+$ git push http://example.com/repo.git
+Username: &lt;type your username&gt;
+Password: &lt;type your password&gt;</pre>
+<p>You can keep your password for longer by raising the cache time (this example raises it to 1 hour):</p>
+<pre>$ git config credential.helper 'cache --timeout=3600'</pre>
+<table><tr><td>helper</td><td>cache</td><td>store</td></tr><tr><td>disk</td><td>no</td><td>yes</td></tr></table>
+</body></html>"""
+
+
+def _page_text(tmp_path: Path, html: str) -> str:
+    """The page as the product's HTML loader reads it (sections joined the way the chunker does)."""
+    from knowledge.loaders import LoadedDocument
+
+    path = tmp_path / "page.html"
+    path.write_text(html)
+    doc = LoadedDocument(path, "page.html", "text/html", len(html), "x")
+    return "\n\n".join(f"{s.title_path[-1]}\n{s.text}" if s.title_path else s.text for s in doc.sections())
+
+
+def test_units_keep_captions_with_short_examples_and_drop_code(tmp_path: Path) -> None:
+    from routing.providers.extractive import answer_units
+    from routing.text import speakable_problems
+
+    units = [u.spoken for u in answer_units(_page_text(tmp_path, MANUAL_PAGE))]
+    assert any(u.startswith("You can keep your password for longer") and
+               u.endswith("git config credential.helper 'cache --timeout=3600'.") for u in units), units
+    assert "--timeout: Number of seconds to cache credentials (default: 900)." in units, "a definition keeps its term"
+    assert not any("For example" in u for u in units), "a caption whose example is too long to say is dropped"
+    assert not any("[" in u or "<" in u or "Username" in u or "helper cache store" in u for u in units), units
+    assert all(not speakable_problems(u) for u in units)
+
+
+def test_units_from_markdown_skip_fences_tables_and_say_list_captions() -> None:
+    from routing.providers.extractive import answer_units
+
+    md = ("# Export your data\nYou can export every call as CSV.\n\n| plan | limit |\n|---|---|\n| Team | 10 |\n\n"
+          "To export, run:\n\n```bash\ncallwise export --org acme --format csv > calls.csv\n```\n\n"
+          "The export contains three files:\n\n- calls.csv with one row per call\n- turns.csv with one row per turn\n"
+          "- costs.csv with the cost of each call\n")
+    units = [u.spoken for u in answer_units(md)]
+    assert units[0] == "You can export every call as CSV."
+    assert not any("Team" in u or "|" in u or "callwise export" in u or "To export" in u for u in units), units
+    assert any(u.startswith("The export contains three files: calls.csv with one row per call, turns.csv") for u in units)
+
+
+async def test_extractive_answer_is_speakable_and_short(minilm, tmp_path: Path) -> None:
+    from routing.text import speakable_problems
+    from routing.types import SourceDoc
+
+    page = SourceDoc(1, "git-credential-cache.html", "git-credential-cache(1)", _page_text(tmp_path, MANUAL_PAGE))
+    p = ExtractiveProvider(minilm)
+    gen = await p.generate([], grounding=Grounding("How can I make git keep my password for an hour?", (page,)))
+    assert "cache --timeout=3600" in gen.text and not speakable_problems(gen.text), gen.text
+    assert len(gen.text.split()) <= p.max_words
+    gen = await p.generate([], grounding=Grounding("How many seconds are credentials cached by default?", (page,)))
+    assert "900" in gen.text and not speakable_problems(gen.text), gen.text
+
+
+def test_speakable_problems() -> None:
+    from routing.text import speakable_problems
+
+    assert speakable_problems("git commit [-a | --interactive] [<file>...]")
+    assert "unbalanced brackets" in speakable_problems("Use the (default option.")
+    assert "markup" in speakable_problems("Use **bold** or <b>this</b>.")
+    assert "table debris" in speakable_problems("plan | seats | price | limit")
+    assert speakable_problems("Refunds take 5 to 7 business days (after approval).") == []
