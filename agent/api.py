@@ -219,4 +219,7 @@ def create_app(services: ApiServices) -> web.Application:
     app.router.add_get("/v1/orgs/{org}/costs", costs)
     app.router.add_get("/v1/orgs/{org}/eval-runs", eval_runs)
     app.router.add_get("/v1/orgs/{org}/eval-runs/{run_id}/report", eval_report)
+    from agent.api_cases import mount_cases  # the case desk (issue 11)
+
+    mount_cases(app)
     return app

@@ -5,7 +5,10 @@ from __future__ import annotations
 import typer
 
 from agent.commands import database
+from agent.commands import escalations as escalation_commands
 from agent.commands import evaluation as evaluation_commands
+from agent.commands import integrations as integration_commands
+from agent.commands import outbox as outbox_commands
 from agent.commands import routing as routing_commands
 from agent.commands import knowledge as knowledge_commands
 from agent.commands import serve as serve_commands
@@ -21,6 +24,9 @@ app = typer.Typer(
 
 database.register(app)
 evaluation_commands.register(app)
+escalation_commands.register(app)
+outbox_commands.register(app)
+integration_commands.register(app)
 routing_commands.register(app)
 knowledge_commands.register(app)
 serve_commands.register(app)

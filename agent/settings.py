@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     offline_answerer: Literal["auto", "extractive", "local"] = "auto"
     confidence_threshold: float = Field(0.8, ge=0, le=1)
     provider_timeout_s: float = Field(20.0, gt=0)
+    context_windows: dict[TierName, int] = Field(
+        default_factory=dict, description='Model context window per tier in tokens (JSON, e.g. {"tier2": 4096}); '
+        "the tiers file's context_window wins; default per provider (routing/budget.py).")
+    input_budgets: dict[TierName, int] = Field(
+        default_factory=dict, description="Most prompt tokens per answer per tier (JSON); the tiers file's "
+        "input_budget wins; default tier1 2000, tier2 3000, tier3 6000.")
     pii_redaction: bool = Field(False, description="Redact emails, phones, cards before text leaves for an LLM.")
 
     # --- voice -----------------------------------------------------------------------------

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from routing.types import SourceDoc
 
@@ -348,7 +349,6 @@ def fit_sources(sources: Sequence[SourceDoc], available: int, counter: TokenCoun
 _OVERFLOW_RE = re.compile(
     r"context[ _-]?(length|window|size)|maximum context|too long|exceeds? (the )?(maximum|context|limit)|"
     r"n_ctx|prompt is too long|input token count|reduce the length|too many tokens", re.I)
-_NUMS_RE = re.compile(r"\d[\d,]*")
 
 
 def is_overflow(status: int | None, message: str) -> bool:
@@ -356,23 +356,35 @@ def is_overflow(status: int | None, message: str) -> bool:
     return (status in (400, 413, 422) or status is None) and bool(_OVERFLOW_RE.search(message or ""))
 
 
+_LIMIT_PATTERNS = (  # (window, requested prompt) in each vendor's words
+    re.compile(r"maximum context length is (?P<window>\d+).*?requested (?P<requested>\d+) tokens"
+               r"(?: \((?P<messages>\d+) in the messages)?", re.S),
+    re.compile(r"(?P<requested>\d+) tokens > (?P<window>\d+) maximum"),
+    re.compile(r"input token count \((?P<requested>\d+)\) exceeds the maximum number of tokens allowed "
+               r"\((?P<window>\d+)\)"),
+)
+
+
 def retry_budget(budget: ContextBudget, message: str, counted_prompt_tokens: int) -> ContextBudget:
     """The budget for the one retry after a length rejection. Uses the server's numbers where it
     gives them (llama.cpp and OpenAI: "maximum context length is 4096 tokens. However, you requested
     4361 tokens (4201 in the messages, 160 in the completion)"): the window it states, converted to our
     counter's units by the ratio of our count to its count; else half of what was sent."""
-    nums = [int(n.replace(",", "")) for n in _NUMS_RE.findall(message or "")]
-    nums = [n for n in nums if n >= 32]
     current = budget.prompt_limit or counted_prompt_tokens
     limit = int(0.5 * min(current, counted_prompt_tokens or current))
-    if len(nums) >= 2:
-        window, requested = nums[0], nums[1]
-        in_messages = nums[2] if len(nums) >= 3 and nums[2] < requested else requested - budget.max_output
-        if requested > window and in_messages > 0 and counted_prompt_tokens > 0:
-            ratio = counted_prompt_tokens / in_messages
-            room = window - min(budget.max_output, window // 2) - WINDOW_SLACK
-            limit = int(room * ratio * 0.9)
+    for pattern in _LIMIT_PATTERNS:
+        m = pattern.search(message or "")
+        if m is None:
+            continue
+        window, requested = int(m.group("window")), int(m.group("requested"))
+        in_messages = int(m.group("messages")) if m.groupdict().get("messages") else requested
+        if "messages" not in m.groupdict() or not m.groupdict().get("messages"):
+            in_messages = requested - (budget.max_output if pattern is _LIMIT_PATTERNS[0] else 0)
+        if in_messages > 0 and counted_prompt_tokens > 0:
+            max_output = min(budget.max_output, window // 2)
+            room = window - max_output - WINDOW_SLACK
+            limit = int(room * counted_prompt_tokens / in_messages * 0.9)
             limit = min(limit, int(0.9 * min(current, counted_prompt_tokens)))
-            return replace(budget, window=window, input_budget=max(64, limit),
-                           max_output=min(budget.max_output, window // 2))
+            return replace(budget, window=window, input_budget=max(64, limit), max_output=max_output)
+        break
     return replace(budget, input_budget=max(64, limit))

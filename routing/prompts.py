@@ -12,9 +12,10 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from string import Template
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from routing.budget import PER_MESSAGE_TOKENS, ContextBudget, FitReport, fit_sources
 from routing.types import CustomerContext, Message, Modality, SourceDoc
@@ -202,6 +203,32 @@ def _dropped(s: SourceDoc, count: Any) -> Any:
     from routing.budget import SourceFit
 
     return SourceFit(s.index, "dropped", 0, count(s.text))
+
+
+_CITE_RE = re.compile(r"\[(\d{1,2})\]")
+_WORD_RE = re.compile(r"[a-z0-9]{3,}")
+
+
+def evidence_sources(answer: str, sources: Sequence[SourceDoc], *, max_sources: int = 2,
+                     max_chars: int = 1200) -> list[SourceDoc]:
+    """The passages an answer rests on, for a self-evaluation that does not re-send the prompt: the
+    sources it cites ([n]), else the ones sharing the most words with it; each cut to its matched
+    passage (the child chunk) when it has one, and to ``max_chars``."""
+    if not sources:
+        return []
+    cited = {int(n) for n in _CITE_RE.findall(answer)}
+    picked = [s for s in sources if s.index in cited][:max_sources]
+    if not picked:
+        words = set(_WORD_RE.findall(answer.lower()))
+        scored = sorted(sources, key=lambda s: -len(words & set(_WORD_RE.findall(s.text.lower()))))
+        picked = sorted(scored[:max_sources], key=lambda s: s.index)
+    out = []
+    for s in picked:
+        text = (s.passage or s.text).strip()
+        if len(text) > max_chars:
+            text = text[:max_chars].rsplit(" ", 1)[0] + " …"
+        out.append(SourceDoc(s.index, s.document, s.title, text, s.passage))
+    return out
 
 
 def length_instruction(max_tokens: int, modality: Modality) -> str:

@@ -11,11 +11,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
+from routing.budget import ContextBudget, retry_budget
 from routing.complexity import MODERATE_MAX, SIMPLE_MAX, analyze
 from routing.confidence import from_logprobs, parse_score, self_eval_messages
 from routing.costs import CostEvent, CostSink, NullCostSink
 from routing.pricing import Price
-from routing.prompts import PromptLibrary, PostgresPromptStore, clip_question
+from routing.prompts import FittedPrompt, PromptLibrary, PostgresPromptStore, clip_question, evidence_sources
 from routing.providers.base import Provider, ProviderError
 from routing.resilience import CircuitBreaker, RetryPolicy, call_with_retries
 from routing.types import CustomerContext, Generation, Grounding, Message, Modality, RoutedAnswer, SourceDoc
@@ -41,6 +42,8 @@ class Tier:
     price: Price = field(default_factory=Price)
     timeout_s: float | None = None
     logprobs: bool = True
+    #: what one prompt may hold (routing.budget); None sends every source whole
+    budget: ContextBudget | None = None
 
 
 @dataclass
@@ -221,6 +224,26 @@ class CascadingRouter:
         return await call_with_retries(once, timeout_s=tier.timeout_s or self.timeout_s, policy=self.retry,
                                        breaker=self.breakers[provider.key])
 
+    async def _fitted_call(self, tier: Tier, fitted: FittedPrompt,
+                           refit: Callable[[ContextBudget | None], FittedPrompt], *, grounding: Grounding,
+                           **kwargs: Any) -> tuple[Generation, FittedPrompt]:
+        """``_call`` with the fitted prompt; a length rejection (``ProviderError.overflow``, before any
+        word is out) gets one smaller prompt, sized from the server's numbers where it gives them."""
+        try:
+            return await self._call(tier, fitted.messages, grounding=grounding, **kwargs), fitted
+        except ProviderError as exc:
+            if not exc.overflow or tier.budget is None:
+                raise
+            first = exc
+        smaller = retry_budget(tier.budget, str(first), fitted.report.prompt_tokens)
+        log.warning("%s rejected a %d-token prompt for length; retrying once with %s tokens: %s", tier.name,
+                    fitted.report.prompt_tokens, smaller.prompt_limit, first)
+        fitted = refit(smaller)
+        grounding = Grounding(query=grounding.query, sources=tuple(fitted.sources))
+        kwargs["max_tokens"] = smaller.max_output
+        gen = await self._call(tier, fitted.messages, grounding=grounding, **kwargs)
+        return gen, fitted
+
     async def _complete(self, messages: Sequence[Message], purpose: str, *, organization_id: str,
                         session_id: str | None, interaction_id: str | None, max_tokens: int | None = None,
                         temperature: float | None = None) -> tuple[str, float]:
@@ -250,7 +273,9 @@ class CascadingRouter:
             return lp, "logprobs", 0.0
         if not self._cheapest(judge=True):
             return None, "none", 0.0
-        msgs = self_eval_messages(clip_question(query), gen.text, self.prompts.sources_block(sources))
+        # over the answer and the passages it rests on only, not the whole prompt again (issue 14)
+        msgs = self_eval_messages(clip_question(query), gen.text,
+                                  self.prompts.sources_block(evidence_sources(gen.text, sources)))
         try:
             text, cost = await self._complete(msgs, "self_eval", max_tokens=8, **ids)
         except ProviderError as exc:
@@ -303,6 +328,7 @@ class CascadingRouter:
                 log.warning("prompt store unavailable, using built-in prompts: %s", exc)
         ids = dict(organization_id=organization_id, session_id=session_id, interaction_id=interaction_id)
         grounding = Grounding(query=clip_question(query), sources=tuple(sources))
+        context: dict[str, Any] = {}  # per tier: what the context budget kept and cut
         plan = self._plan(complexity.tier)
         path: list[str] = []
         errors: list[str] = []
@@ -323,9 +349,17 @@ class CascadingRouter:
             stream_now = emit is not None and (live or is_last)
             escalated_from = path[-1] if path else None
             path.append(tier.name)
-            messages = prompts.build(query, sources, tier=tier.name, modality=modality, customer=customer)
+            def refit(budget: ContextBudget | None, tier: Tier = tier) -> FittedPrompt:
+                fitted = prompts.fit(query, sources, tier=tier.name, modality=modality, budget=budget,
+                                     customer=customer)
+                fitted.report.retried_smaller = budget is not tier.budget
+                context[tier.name] = fitted.report.as_dict()
+                return fitted
+
+            fitted = refit(tier.budget)
+            grounding = Grounding(query=grounding.query, sources=tuple(fitted.sources))
             try:
-                gen = await self._call(tier, messages, grounding=grounding,
+                gen, fitted = await self._fitted_call(tier, fitted, refit, grounding=grounding,
                                        emit=emit_timed if stream_now else None)
             except ProviderError as exc:
                 errors.append(f"{tier.name} ({tier.provider.key}): {exc}")
@@ -333,7 +367,7 @@ class CascadingRouter:
                 if emit is not None and first_delta_at:
                     break  # partial words were spoken; do not start a second answer
                 continue
-            conf, method, eval_cost = await self._confidence(tier, gen, query, sources, ids)
+            conf, method, eval_cost = await self._confidence(tier, gen, query, fitted.sources, ids)
             cost += eval_cost
             cost += await self._record(tier, gen, purpose="answer", confidence=conf, escalated_from=escalated_from, **ids)
             tokens["in"] += gen.input_tokens
@@ -365,7 +399,8 @@ class CascadingRouter:
             escalate=False, cascade_path=path, sources=sources, input_tokens=tokens["in"],
             output_tokens=tokens["out"], cached_tokens=tokens["cached"], cost_usd=round(cost, 10),
             latency_ms=elapsed(), ttft_ms=ttft, complexity=cx,
-            error="; ".join(errors) or None, interaction_id=interaction_id, confidence_method=final.method)
+            error="; ".join(errors) or None, interaction_id=interaction_id, confidence_method=final.method,
+            context=context)
 
     def _apology(self, sources: list[SourceDoc], cx: dict[str, Any], errors: list[str], path: list[str],
                  latency_ms: float, interaction_id: str, tin: int, tout: int, tcached: int,

@@ -12,9 +12,10 @@ Keys a tier omits come from that tier's default.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from routing.pricing import Price
 

@@ -11,6 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from agent.settings import Settings
+from routing.budget import ContextBudget, default_budget
 from routing.costs import NullCostSink, PostgresCostSink
 from routing.pricing import Price
 from routing.prompts import PostgresPromptStore
@@ -161,13 +162,26 @@ def build_provider(settings: Settings, cfg: TierConfig, embedder: Any, cache: di
     return provider
 
 
+def tier_budget(settings: Settings, name: str, cfg: TierConfig) -> ContextBudget | None:
+    """The tier's context budget: the tiers file's context_window/input_budget, else the settings'
+    per-tier values, else the provider's defaults (routing/budget.py). The extractive answerer reads
+    every source and has no window: no budget."""
+    if cfg.provider == "extractive":
+        return None
+    return default_budget(name, cfg.provider, max_output=cfg.max_tokens,
+                          window=cfg.context_window or settings.context_windows.get(name),
+                          input_budget=cfg.input_budget or settings.input_budgets.get(name),
+                          tokenizer=cfg.tokenizer)
+
+
 def build_router(settings: Settings, pool: Any = None, embedder: Any = None) -> CascadingRouter:
     """``embedder``: an object with ``encode(list[str])`` (knowledge's Embedder) or the function itself;
     only the extractive answerer uses it. ``pool``: cost events and versioned prompts go to Postgres."""
     plan = plan_tiers(settings)
     cache: dict[str, Provider] = {}
     tiers = [Tier(name, build_provider(settings, cfg, embedder, cache), temperature=cfg.temperature,
-                  max_tokens=cfg.max_tokens, price=cfg.price, timeout_s=cfg.timeout_s, logprobs=cfg.logprobs)
+                  max_tokens=cfg.max_tokens, price=cfg.price, timeout_s=cfg.timeout_s, logprobs=cfg.logprobs,
+                  budget=tier_budget(settings, name, cfg))
              for name, cfg in plan.tiers.items()]
     return CascadingRouter(
         tiers, PostgresCostSink(pool) if pool is not None else NullCostSink(),

@@ -4,7 +4,8 @@ the cache (billed at the cache-read price)."""
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import anthropic
 

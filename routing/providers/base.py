@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from typing import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from routing.types import Generation, Grounding, Message
 
@@ -33,7 +33,7 @@ class GenerationStream:
         self._source = source
         self.result: Generation | None = None
 
-    def __aiter__(self) -> "GenerationStream":
+    def __aiter__(self) -> GenerationStream:
         return self
 
     async def __anext__(self) -> str:

@@ -5,7 +5,8 @@ Confidence uses the candidate's ``avgLogprobs``, which the Gemini API returns wi
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from google import genai
 from google.genai import errors as genai_errors

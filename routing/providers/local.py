@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any
 
 from routing.providers.base import Provider, ProviderError, Stopwatch
 from routing.types import Generation, Grounding, Message
