@@ -34,10 +34,11 @@ import stat
 import subprocess
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -100,7 +101,7 @@ class PostmasterPid:
     socket_dir: str
 
     @classmethod
-    def read(cls, pgdata: Path) -> "PostmasterPid | None":
+    def read(cls, pgdata: Path) -> PostmasterPid | None:
         path = pgdata / "postmaster.pid"
         try:
             lines = path.read_text().splitlines()
@@ -406,7 +407,7 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, timeou
         raise DatabaseError(f"Postgres refused the login ({target}): {exc}; check the user in DATABASE_URL") from None
     except asyncpg.InvalidCatalogNameError:
         raise DatabaseError(f"the database does not exist ({target}); create it or fix the name in DATABASE_URL") from None
-    except (OSError, asyncio.TimeoutError, asyncpg.CannotConnectNowError) as exc:
+    except (TimeoutError, OSError, asyncpg.CannotConnectNowError) as exc:
         reason = str(exc) or type(exc).__name__
         raise DatabaseError(
             f"cannot reach Postgres ({target}): {reason}; check that the server is running and that "
