@@ -253,7 +253,7 @@ class HandoffService:
         try:
             return await asyncio.wait_for(self._deliver_now(ids, self.config.immediate_timeout_s),
                                           timeout=self.config.immediate_timeout_s + 1)
-        except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - the outbox retries; the caller hears the truth
+        except (TimeoutError, Exception):  # noqa: BLE001 - the outbox retries; the caller hears the truth
             log.warning("immediate delivery of %s did not finish", ids, exc_info=True)
             return {}
 
@@ -301,7 +301,7 @@ class LiveWait:
                 break
             try:
                 await asyncio.wait_for(self.joined.wait(), timeout=min(keepalive_s, left))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if deadline - loop.time() > 0.001:
                     await say(KEEPALIVE)
                 continue

@@ -120,6 +120,22 @@ class Settings(BaseSettings):
         None, description="Fernet key for OAuth tokens at rest; generated under data_dir when unset."
     )
 
+    # --- handoff, case desk and vendors (issue 11) ---------------------------------------------
+    handoff_transfer_to: str | None = Field(
+        None, pattern=r"^(tel:\+?[0-9]{3,20}|sip:\S+@\S+)$",
+        description="On-duty number for SIP callers (tel:+1... or sip:user@host); cold transfer via LiveKit SIP.")
+    handoff_timeout_s: float = Field(120.0, gt=0, description="App callers: no human joined by then -> callback.")
+    handoff_keepalive_s: float = Field(30.0, gt=0, description="App callers: a 'still finding a colleague' line this often.")
+    outbox_poll_s: float = Field(1.0, gt=0, description="How often an idle outbox dispatcher looks for due rows.")
+    outbox_dispatcher: bool = Field(True, description="Run the outbox dispatcher inside the worker and `callwise serve`.")
+    public_url: str | None = Field(None, description="The URL Twilio/SendGrid reach `callwise serve` on (webhook signatures).")
+    survey_followup: Literal["sms", "email", "auto", "off"] = Field(
+        "auto", description="A call that ends before its rating: survey by SMS, email, whichever contact exists, or not.")
+    zendesk_base_url: str | None = Field(None, description="Default https://{subdomain}.zendesk.com.")
+    slack_base_url: str = "https://slack.com"
+    twilio_base_url: str = "https://api.twilio.com"
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+
     @field_validator("service_hours_start", "service_hours_end")
     @classmethod
     def _hhmm(cls, v: str) -> str:

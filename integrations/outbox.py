@@ -304,7 +304,7 @@ class Dispatcher:
             if batch.claimed == 0:
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=poll_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         return stats
 
@@ -327,7 +327,7 @@ class Dispatcher:
             await self._failed(item, str(exc) or type(exc).__name__, retryable=exc.retryable,
                                retry_after=exc.retry_after, needs_reauth=isinstance(exc, NeedsReauth), stats=stats)
             return stats
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self._failed(item, f"timed out after {limit:.1f} s", retryable=True, stats=stats)
             return stats
         except Exception as exc:  # noqa: BLE001 - an unexpected handler error is retried like a vendor error

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -84,7 +84,7 @@ class ZendeskClient:
         self.timeout_s = timeout_s
 
     async def _request(self, method: str, path: str, *, what: str, **kwargs: Any) -> httpx.Response:
-        if self.tokens.expires_at and self.tokens.expires_at <= datetime.now(timezone.utc) + timedelta(seconds=30):
+        if self.tokens.expires_at and self.tokens.expires_at <= datetime.now(UTC) + timedelta(seconds=30):
             await self.refresh()
         for attempt in (1, 2):
             try:
@@ -118,7 +118,7 @@ class ZendeskClient:
         data = resp.json()
         expires = data.get("expires_in")
         pair = TokenPair(access_token=data["access_token"], refresh_token=data.get("refresh_token") or None,
-                         expires_at=datetime.now(timezone.utc) + timedelta(seconds=int(expires)) if expires else None)
+                         expires_at=datetime.now(UTC) + timedelta(seconds=int(expires)) if expires else None)
         if self.on_refresh is not None:
             await self.on_refresh(pair)
         self.tokens = pair

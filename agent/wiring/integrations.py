@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 from agent.cases import CaseDesk, JoinLinks
 from agent.escalation import EscalationPolicy, EscalationRules
@@ -85,5 +86,5 @@ async def running_dispatcher(settings: Settings, pool: Any) -> AsyncIterator[Dis
         stop.set()
         try:
             await asyncio.wait_for(task, timeout=10)
-        except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - shutting down
+        except (TimeoutError, Exception):  # noqa: BLE001 - shutting down
             task.cancel()
