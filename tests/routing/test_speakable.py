@@ -1,0 +1,85 @@
+"""The normaliser between the router and TTS: Markdown, code, lists and URLs become sentences a
+caller can follow, on a whole answer and on a stream of deltas alike."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from routing.router import DISCLAIMER
+from routing.speakable import SpeakableStream, code_in_words, needs_speakable, speakable, speakable_deltas, trim_to_sentence
+from routing.text import speakable_problems
+
+# The shape of the answer in issue 14 (Markdown, two fenced SQL blocks, a list, a URL, cut off by the cap).
+MARKDOWN_ANSWER = """To change a password, use the **ALTER USER** statement [2]. Here is how:
+
+1. Connect as an administrator.
+2. Run `ALTER USER alice PASSWORD 'new'`.
+3. Check https://www.postgresql.org/docs/current/sql-alteruser.html for the options.
+
+```sql
+ALTER USER alice WITH PASSWORD 'secret' VALID UNTIL '2026-01-01';
+SELECT usename FROM pg_user;
+```
+
+```sh
+passwd alice
+```
+
+### Notes
+- You need the *old* password.
+- See [the manual](https://example.com/man) if stuck, such as"""
+
+
+def test_markdown_answer_becomes_plain_sentences() -> None:
+    out = speakable(MARKDOWN_ANSWER)
+    assert not speakable_problems(out), (speakable_problems(out), out)
+    for gone in ("**", "`", "```", "http", "[2]", "###", "SELECT usename", "1."):
+        assert gone not in out
+    assert "ALTER USER statement" in out and "Connect as an administrator." in out
+    assert "The command is: passwd alice." in out  # a short one-line block is said in words
+    assert "See the manual if stuck" not in out  # the cut-off last sentence is not said
+    assert out.endswith("You need the old password.")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_stream_of_deltas_says_the_same_as_the_whole(seed: int) -> None:
+    rng = random.Random(seed)
+    s = SpeakableStream()
+    pieces, i = [], 0
+    while i < len(MARKDOWN_ANSWER):
+        n = rng.randint(1, 9)
+        pieces.append(s.feed(MARKDOWN_ANSWER[i:i + n]))
+        i += n
+    pieces.append(s.flush())
+    released = [p for p in pieces if p]
+    assert " ".join("".join(pieces).split()) == speakable(MARKDOWN_ANSWER)
+    assert len(released) >= 5  # released sentence by sentence, not all at the end
+    assert all(not speakable_problems(p) for p in released)
+
+
+async def test_async_wrapper_and_the_routers_disclaimer_ends_the_answer() -> None:
+    async def deltas():  # type: ignore[no-untyped-def]
+        for d in ["Run the `passwd` ", "command. It asks for the old one, such as", " " + DISCLAIMER]:
+            yield d
+
+    s = SpeakableStream(boundaries=(DISCLAIMER,))
+    out = "".join([s.feed(d) async for d in deltas()]) + s.flush()
+    assert " ".join(out.split()) == f"Run the passwd command. {DISCLAIMER}"
+    assert s.dropped == ["It asks for the old one, such as"]
+    plain = [d async for d in speakable_deltas(deltas())]
+    assert "".join(plain).startswith("Run the passwd command.")
+
+
+def test_short_code_in_words_and_sentences_kept_whole() -> None:
+    assert code_in_words("git config --global user.name") == "git config dash dash global user dot name"
+    assert code_in_words("ls -la ~/.ssh") == "ls dash la tilde slash dot ssh"
+    assert speakable("Yes") == "Yes."
+    assert speakable("Plain words stay as they are. Version 2.5 too.") == "Plain words stay as they are. Version 2.5 too."
+    assert trim_to_sentence("One. Two such as") == "One." and trim_to_sentence("Only a fragment") == "Only a fragment"
+
+
+def test_text_channels_keep_markdown() -> None:
+    assert needs_speakable("voice") and needs_speakable("video")
+    assert not needs_speakable("text") and not needs_speakable("screen_share")
