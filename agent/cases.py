@@ -281,11 +281,11 @@ class CaseDesk:
         """Record what happened to the handoff (and move ``waiting`` to ``callback`` and the like)."""
         db = conn or self.pool
         await db.execute(
-            "update escalations set handoff_status = $3, status = coalesce($4, status), "
-            "handoff = case when $4 = 'callback' then 'callback' else handoff end, updated_at = now(), "
+            "update escalations set handoff_status = $3, status = coalesce($4::text, status), "
+            "handoff = case when $4::text = 'callback' then 'callback' else handoff end, updated_at = now(), "
             "notes = case when $5::text is null then notes else notes || jsonb_build_array(jsonb_build_object("
             "'at', now(), 'by', 'callwise', 'text', $5::text)) end "
-            "where organization_id = $1 and id = $2 and (status <> 'resolved' or $4 is null)",
+            "where organization_id = $1 and id = $2 and (status <> 'resolved' or $4::text is null)",
             self.organization_id, case_id, handoff_status, status, note)
 
     async def link_turn(self, case_id: str, turn_id: str) -> None:

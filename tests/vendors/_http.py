@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 
@@ -22,6 +23,7 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""  # the body as sent (protobuf, form or signed payloads need the exact bytes)
 
     @property
     def json(self) -> Any:
@@ -63,7 +65,7 @@ class FakeServer:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "FakeServer":
+    def start(self) -> FakeServer:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -81,7 +83,7 @@ class FakeServer:
                     body = raw.decode("utf-8", "replace")
                 parsed = urlparse(self.path)
                 req = Request(self.command, parsed.path, parse_qs(parsed.query),
-                              {k.lower(): v for k, v in self.headers.items()}, body)
+                              {k.lower(): v for k, v in self.headers.items()}, body, raw)
                 with fake._lock:
                     fake.requests.append(req)
                     scripted = fake.script.popleft() if fake.script else None
@@ -136,7 +138,7 @@ class FakeServer:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "FakeServer":
+    def __enter__(self) -> FakeServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
