@@ -1,10 +1,14 @@
-"""Confidence estimation: geometric-mean token probability, or a parsed self-evaluation score."""
+"""Confidence estimation: geometric-mean token probability, a parsed self-evaluation score, or an
+extractive answer's signals, each mapped to an estimated probability that the answer is right by
+``routing.calibration`` (fitted parameters in ``routing/data/calibration.json``)."""
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 from routing.types import Message
 
@@ -18,11 +22,46 @@ _WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six"
           "eight": 8, "nine": 9, "ten": 10}
 
 
+Method = Literal["extractive", "logprobs", "self_eval", "provider", "none"]
+
+
+@dataclass(frozen=True)
+class Confidence:
+    """How likely an answer is right.
+
+    ``value`` is an estimated probability that the answer is right when ``calibrated`` (mapped from
+    the method's raw score by a model fitted on a labelled set, see ``routing.calibration``); for a
+    method without a fitted model it is the raw score itself, which is *not* a probability.
+    ``disclaim_below`` is the operating point fitted with the model (``None``: the router's own
+    threshold applies).
+    """
+
+    value: float
+    method: Method
+    raw: float | None = None
+    calibrated: bool = False
+    disclaim_below: float | None = None
+    signals: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.value <= 1.0 or math.isnan(self.value):
+            raise ValueError(f"confidence must be in [0, 1], got {self.value!r}")
+
+
 def from_logprobs(logprobs: Sequence[float] | None) -> float | None:
-    """exp(mean logprob) = geometric mean of the chosen tokens' probabilities."""
-    values = [lp for lp in (logprobs or []) if lp is not None and math.isfinite(lp)]
+    """exp(mean logprob) = geometric mean of the chosen tokens' probabilities.
+
+    ``None`` entries (a provider that did not report a token) are skipped; a ``-inf`` token is a
+    token the model gave probability 0, which makes the geometric mean 0 (dropping it would raise
+    the confidence). NaN or a positive log-probability is not a probability: the list is unusable.
+    """
+    values = [lp for lp in (logprobs or []) if lp is not None]
     if not values:
         return None
+    if any(math.isnan(lp) or lp > 1e-6 for lp in values):
+        return None
+    if any(lp == -math.inf for lp in values):
+        return 0.0
     return max(0.0, min(1.0, math.exp(sum(values) / len(values))))
 
 

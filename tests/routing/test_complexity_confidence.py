@@ -37,7 +37,16 @@ def test_geometric_mean() -> None:
     assert from_logprobs([math.log(0.5), math.log(0.5)]) == pytest.approx(0.5)
     assert from_logprobs([math.log(0.9), math.log(0.1)]) == pytest.approx(0.3)
     assert from_logprobs([]) is None and from_logprobs(None) is None
-    assert from_logprobs([float("-inf"), -0.1]) == pytest.approx(math.exp(-0.1))
+    assert from_logprobs([None, math.log(0.5)]) == pytest.approx(0.5)  # type: ignore[list-item]
+
+
+def test_impossible_token_is_not_dropped() -> None:
+    """A -inf token had probability 0: dropping it would raise the confidence of the answer."""
+    without = from_logprobs([-0.1, -0.1])
+    with_inf = from_logprobs([float("-inf"), -0.1, -0.1])
+    assert with_inf == 0.0 and without is not None and with_inf < without
+    assert from_logprobs([float("nan"), -0.1]) is None
+    assert from_logprobs([0.5, -0.1]) is None  # a positive log-probability is not a probability
 
 
 @pytest.mark.parametrize("text, score", [
