@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     db_pool_min: int = Field(1, ge=1)
     db_pool_max: int = Field(10, ge=1)
     db_connect_timeout_s: float = Field(10.0, gt=0)
+    reaper_interval_s: float = Field(30.0, gt=0, description="How often a process sweeps sessions of dead workers.")
+    worker_dead_after_s: float = Field(60.0, gt=0, description="A worker on another host with no heartbeat "
+                                       "for this long is gone; its active sessions become `abandoned`.")
+    session_inactive_after_s: float = Field(14400.0, gt=0, description="Active sessions with no worker "
+                                            "recorded and no turn for this long become `abandoned`.")
 
     # --- knowledge -----------------------------------------------------------------------
     qdrant_url: str | None = Field(None, validation_alias=_env("QDRANT_URL"))
@@ -91,6 +96,11 @@ class Settings(BaseSettings):
     input_budgets: dict[TierName, int] = Field(
         default_factory=dict, description="Most prompt tokens per answer per tier (JSON); the tiers file's "
         "input_budget wins; default tier1 2000, tier2 3000, tier3 6000.")
+    turn_first_word_s: float = Field(2.5, gt=0, le=60, description=(
+        "Live turns: seconds from the caller's end of speech to the first word; a tier without output by then "
+        "is abandoned for the next one and the caller hears a holding line."))
+    turn_give_up_s: float = Field(12.0, gt=0, le=300, description=(
+        "Live turns: seconds from end of speech after which the caller gets the apology and a handoff."))
     pii_redaction: bool = Field(False, description="Redact emails, phones, cards before text leaves for an LLM.")
 
     # --- voice -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from routing.costs import CostEvent, CostSink, NullCostSink
 from routing.pricing import Price
 from routing.prompts import FittedPrompt, PromptLibrary, PostgresPromptStore, clip_question, evidence_sources
 from routing.providers.base import Provider, ProviderError
-from routing.resilience import CircuitBreaker, RetryPolicy, call_with_retries
+from routing.resilience import CircuitBreaker, RetryPolicy, TurnDeadline, call_with_retries
 from routing.types import CustomerContext, Generation, Grounding, Message, Modality, RoutedAnswer, SourceDoc
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,8 @@ class CascadingRouter:
                  prompt_store: PostgresPromptStore | None = None, retry: RetryPolicy | None = None,
                  timeout_s: float = 20.0, breaker_failures: int = 3, breaker_reset_s: float = 30.0,
                  simple_max: float = SIMPLE_MAX, moderate_max: float = MODERATE_MAX,
-                 disclaimer: str = DISCLAIMER, apology: str = APOLOGY) -> None:
+                 disclaimer: str = DISCLAIMER, apology: str = APOLOGY, first_word_s: float | None = 2.5,
+                 give_up_s: float = 12.0) -> None:
         self.tiers = sorted(tiers, key=lambda t: _RANK.get(t.name, 9))
         self.cost_sink: CostSink = cost_sink or NullCostSink()
         self.threshold = confidence_threshold
@@ -105,6 +106,8 @@ class CascadingRouter:
         self.timeout_s = timeout_s
         self.simple_max, self.moderate_max = simple_max, moderate_max
         self.disclaimer, self.apology = disclaimer, apology
+        # live turns (answer_stream): first word within first_word_s of end of speech (None: no deadline)
+        self.first_word_s, self.give_up_s = first_word_s, give_up_s
         self.breakers: dict[str, CircuitBreaker] = {}
         for t in self.tiers:
             self.breakers.setdefault(t.provider.key, CircuitBreaker(t.provider.key, breaker_failures, breaker_reset_s))
@@ -118,14 +121,18 @@ class CascadingRouter:
 
     def answer_stream(self, query: str, sources: Sequence[SourceDoc] = (), *, modality: Modality = "voice",
                       customer: CustomerContext | None = None, organization_id: str, session_id: str | None = None,
-                      interaction_id: str | None = None, live: bool = False) -> AnswerStream:
+                      interaction_id: str | None = None, live: bool = False,
+                      eos_at: float | None = None) -> AnswerStream:
         """Stream the answer's text. A tier that may still be cascaded away from is buffered until its
         confidence is known (then flushed); the last available tier streams token by token. With
         ``live=True`` every tier streams at once and low confidence only marks the answer (no cascade
-        after words were spoken); provider errors before the first token still fall to the next tier."""
+        after words were spoken); provider errors before the first token still fall to the next tier.
+        A live turn has a deadline (``first_word_s`` from ``eos_at``, the caller's end of speech as
+        ``time.perf_counter()``, or from now): one attempt per tier, a tier without output by then is
+        abandoned for the next one and the caller hears the holding line (``TurnDeadline``)."""
         async def run(emit: Callable[[str], Awaitable[None]]) -> RoutedAnswer:
             return await self._safe_run(query, sources, modality, customer, organization_id, session_id,
-                                        interaction_id, emit=emit, live=live)
+                                        interaction_id, emit=emit, live=live, eos_at=eos_at)
         return AnswerStream(run)
 
     async def complete(self, messages: Sequence[Message], purpose: str = "summary", *, organization_id: str,
@@ -196,13 +203,15 @@ class CascadingRouter:
 
     async def _call(self, tier: Tier, messages: Sequence[Message], *, grounding: Grounding | None,
                     max_tokens: int | None = None, temperature: float | None = None,
-                    emit: Callable[[str], Awaitable[None]] | None = None) -> Generation:
+                    emit: Callable[[str], Awaitable[None]] | None = None,
+                    first_output_s: float | None = None) -> Generation:
         provider = tier.provider
         kwargs: dict[str, Any] = dict(
             temperature=tier.temperature if temperature is None else temperature,
             max_tokens=max_tokens or tier.max_tokens,
             logprobs=tier.logprobs and provider.supports_logprobs, grounding=grounding)
         emitted = False
+        on_first: list[Callable[[], None]] = []  # a live turn's deadline hooks the first word
 
         async def once() -> Generation:
             nonlocal emitted
@@ -211,6 +220,9 @@ class CascadingRouter:
             stream = provider.stream(messages, **kwargs)
             try:
                 async for delta in stream:
+                    if not emitted:
+                        for hook in on_first:
+                            hook()
                     emitted = True
                     await emit(delta)
             except ProviderError as exc:
@@ -221,7 +233,24 @@ class CascadingRouter:
                 raise ProviderError("stream ended without a result")
             return stream.result
 
-        return await call_with_retries(once, timeout_s=tier.timeout_s or self.timeout_s, policy=self.retry,
+        timeout_s = tier.timeout_s or self.timeout_s
+        if first_output_s is None:
+            return await call_with_retries(once, timeout_s=timeout_s, policy=self.retry,
+                                           breaker=self.breakers[provider.key])
+
+        async def before_deadline() -> Generation:  # a live turn: output by the deadline, no retry
+            loop = asyncio.get_running_loop()
+            try:
+                async with asyncio.timeout(first_output_s) as budget:
+                    on_first.append(lambda: budget.reschedule(loop.time() + timeout_s))
+                    return await once()
+            except TimeoutError:
+                if emitted:
+                    raise ProviderError(f"stream stalled (over {timeout_s:g}s)") from None
+                raise ProviderError(f"no output within {first_output_s:.2f}s (turn deadline)",
+                                    retryable=True) from None
+
+        return await call_with_retries(before_deadline, timeout_s=None, policy=RetryPolicy.single(),
                                        breaker=self.breakers[provider.key])
 
     async def _fitted_call(self, tier: Tier, fitted: FittedPrompt,
@@ -287,12 +316,12 @@ class CascadingRouter:
     async def _safe_run(self, query: str, sources: Sequence[SourceDoc], modality: Modality,
                         customer: CustomerContext | None, organization_id: str, session_id: str | None,
                         interaction_id: str | None, *, emit: Callable[[str], Awaitable[None]] | None,
-                        live: bool) -> RoutedAnswer:
+                        live: bool, eos_at: float | None = None) -> RoutedAnswer:
         t0 = time.perf_counter()
         interaction_id = interaction_id or str(uuid.uuid4())
         try:
             return await self._run(query, list(sources), modality, customer, organization_id, session_id,
-                                   interaction_id, emit, live, t0)
+                                   interaction_id, emit, live, t0, eos_at)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a live call gets an apology, never a traceback
@@ -306,7 +335,8 @@ class CascadingRouter:
 
     async def _run(self, query: str, sources: list[SourceDoc], modality: Modality, customer: CustomerContext | None,
                    organization_id: str, session_id: str | None, interaction_id: str,
-                   emit: Callable[[str], Awaitable[None]] | None, live: bool, t0: float) -> RoutedAnswer:
+                   emit: Callable[[str], Awaitable[None]] | None, live: bool, t0: float,
+                   eos_at: float | None = None) -> RoutedAnswer:
         def elapsed() -> float:
             return (time.perf_counter() - t0) * 1000
 
@@ -337,16 +367,38 @@ class CascadingRouter:
         cost = 0.0
         first_delta_at: list[float] = []
 
+        answer_out: list[bool] = []  # answer words (not the holding line) were emitted
+        held: list[str] = []
+        deadline = (TurnDeadline.starting(time.perf_counter() if eos_at is None else eos_at, self.first_word_s,
+                                          self.give_up_s) if emit is not None and self.first_word_s else None)
+
         async def emit_timed(delta: str) -> None:
             if not first_delta_at:
                 first_delta_at.append(elapsed())
+            answer_out.append(True)
             assert emit is not None
             await emit(delta)
 
+        async def hold() -> None:  # the deadline came with nothing said: the caller hears the holding line
+            assert emit is not None and deadline is not None
+            if not first_delta_at:
+                first_delta_at.append(elapsed())
+                held.append(deadline.holding_line)
+                await emit(deadline.holding_line + " ")
+
         for i, tier in enumerate(plan):
-            remaining = [t for t in plan[i + 1:] if self.breakers[t.provider.key].state != "open"]
+            first_output_s = None
+            if deadline is not None:
+                if deadline.hold_now(words_out=bool(first_delta_at)):
+                    await hold()
+                first_output_s = deadline.first_output_timeout(tier.timeout_s or self.timeout_s,
+                                                               words_out=bool(first_delta_at))
+                if first_output_s is None:
+                    errors.append(f"{tier.name} ({tier.provider.key}): not tried, the turn's deadline passed")
+                    break
+            remaining = [t for t in plan[i + 1:] if self.breakers[t.provider.key].available]
             is_last = not remaining
-            stream_now = emit is not None and (live or is_last)
+            stream_now = emit is not None and (live or is_last or bool(held))  # held: no time to cascade
             escalated_from = path[-1] if path else None
             path.append(tier.name)
             def refit(budget: ContextBudget | None, tier: Tier = tier) -> FittedPrompt:
@@ -360,11 +412,11 @@ class CascadingRouter:
             grounding = Grounding(query=grounding.query, sources=tuple(fitted.sources))
             try:
                 gen, fitted = await self._fitted_call(tier, fitted, refit, grounding=grounding,
-                                       emit=emit_timed if stream_now else None)
+                                       emit=emit_timed if stream_now else None, first_output_s=first_output_s)
             except ProviderError as exc:
                 errors.append(f"{tier.name} ({tier.provider.key}): {exc}")
                 await self._record(tier, None, purpose="answer", escalated_from=escalated_from, error=str(exc), **ids)
-                if emit is not None and first_delta_at:
+                if emit is not None and answer_out:
                     break  # partial words were spoken; do not start a second answer
                 continue
             conf, method, eval_cost = await self._confidence(tier, gen, query, fitted.sources, ids)
@@ -385,13 +437,15 @@ class CascadingRouter:
         final = attempts[-1]
         low = final.confidence is None or final.confidence < self.threshold
         text = final.gen.text.strip()
-        already_streamed = emit is not None and bool(first_delta_at)
+        already_streamed = emit is not None and bool(answer_out)
         if emit is not None and not already_streamed:
             await emit_timed(text)
         if low:
             text = f"{text} {self.disclaimer}" if text else self.disclaimer
             if emit is not None:
                 await emit_timed(" " + self.disclaimer)
+        if held:
+            text = f"{held[0]} {text}"
         ttft = first_delta_at[0] if first_delta_at else final.gen.ttft_ms
         return RoutedAnswer(
             text=text, tier=final.tier.name, provider=final.tier.provider.name, model=final.gen.model,

@@ -188,6 +188,7 @@ def build_router(settings: Settings, pool: Any = None, embedder: Any = None) -> 
         confidence_threshold=settings.confidence_threshold,
         prompt_store=PostgresPromptStore(pool) if pool is not None else None,
         timeout_s=settings.provider_timeout_s,
+        first_word_s=settings.turn_first_word_s, give_up_s=settings.turn_give_up_s,
     )
 
 
