@@ -7,15 +7,16 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from knowledge.chunking import Chunker, ParentPiece, index_text
 from knowledge.lexical import BM25Registry
-from knowledge.loaders import LoadError, LoadedDocument, discover, open_document
+from knowledge.loaders import LoadedDocument, LoadError, discover, open_document
 from knowledge.types import ChunkRecord
 from knowledge.vectors import VectorPoint, VectorStore
 
@@ -95,7 +96,15 @@ class Ingestor:
         report.seconds = time.perf_counter() - started
         return report
 
+    @property
+    def _in_postgres(self) -> bool:
+        """Vectors and lexical weights written inside the document's own transaction (PgVectors)."""
+        return bool(getattr(self.vectors, "transactional", False))
+
     async def _remove(self, organization_id: str, document_id: str) -> None:
+        if self._in_postgres:
+            await self.vectors.store.delete_document(organization_id, document_id)  # type: ignore[attr-defined]
+            return
         await self.docs.delete_document(organization_id, document_id)
         await asyncio.to_thread(self.vectors.delete_document, organization_id, document_id)
         idx = self.bm25.for_update(organization_id)
@@ -138,7 +147,9 @@ class Ingestor:
                     conn, organization_id, source=doc.source, title=doc.title or doc.path.stem,
                     mime_type=doc.mime_type, content_hash=doc.content_hash, size_bytes=doc.size_bytes,
                 )
-                if existing_id:
+                if existing_id and self._in_postgres:
+                    await self.vectors.store.delete_document_chunks(conn, organization_id, doc_id)  # type: ignore[attr-defined]
+                elif existing_id:
                     await self.docs.delete_chunks(conn, doc_id)
                     await asyncio.to_thread(self.vectors.delete_document, organization_id, doc_id)
                     if idx is not None:
@@ -161,7 +172,7 @@ class Ingestor:
                 await tx.commit()
             except BaseException:
                 await tx.rollback()
-                if doc_id:
+                if doc_id and not self._in_postgres:
                     await asyncio.to_thread(self.vectors.delete_document, organization_id, doc_id)
                 raise
         if idx is not None:
@@ -185,7 +196,18 @@ class Ingestor:
                 seq["child"] += 1
         texts = [index_text(c.text, c.title_path) for c in child_rows]
         vecs = await asyncio.to_thread(self.embedder.encode, texts)
-        points = [VectorPoint(c.id, v, organization_id, doc_id, "child") for c, v in zip(child_rows, vecs)]
+        if self._in_postgres:
+            owner_arr = np.asarray(owners)
+            pvecs = []
+            for pi in range(len(parent_rows)):
+                mine = vecs[owner_arr == pi]
+                mean = mine.mean(axis=0) if len(mine) else np.zeros(vecs.shape[1], dtype=np.float32)
+                pvecs.append(mean / (np.linalg.norm(mean) or 1.0))
+            await self.vectors.store.write_chunks(  # type: ignore[attr-defined]
+                conn, organization_id, doc.source, parent_rows, child_rows, texts, vecs,
+                np.asarray(pvecs, dtype=np.float32).reshape(len(parent_rows), vecs.shape[1]))
+            return [(c.id, t) for c, t in zip(child_rows, texts, strict=True)]  # no in-memory index to update (for_update: None)
+        points = [VectorPoint(c.id, v, organization_id, doc_id, "child") for c, v in zip(child_rows, vecs, strict=True)]
         owner_arr = np.asarray(owners)
         for pi, prow in enumerate(parent_rows):
             mine = vecs[owner_arr == pi]
@@ -196,4 +218,4 @@ class Ingestor:
         await self.docs.insert_chunks(conn, organization_id, doc.source, parent_rows)
         await self.docs.insert_chunks(conn, organization_id, doc.source, child_rows)
         await asyncio.to_thread(self.vectors.upsert, points)
-        return [(c.id, t) for c, t in zip(child_rows, texts)]
+        return [(c.id, t) for c, t in zip(child_rows, texts, strict=True)]

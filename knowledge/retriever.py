@@ -68,14 +68,27 @@ class Retriever:
 
         async def run_bm25() -> list[tuple[str, float]]:
             t = time.perf_counter()
-            idx = await self.bm25.index(organization_id)
-            hits = await asyncio.to_thread(idx.search, query, n_cand)
+            if hasattr(self.bm25, "search_async"):  # the Postgres store: scored in the database
+                hits = await self.bm25.search_async(organization_id, query, n_cand)
+            else:
+                idx = await self.bm25.index(organization_id)
+                hits = await asyncio.to_thread(idx.search, query, n_cand)
             timings["bm25"] = (time.perf_counter() - t) * 1000
             return [(str(k), s) for k, s in hits]
 
         qvec_box: list[np.ndarray] = []
 
         async def run_vector() -> list[tuple[str, float]]:
+            if hasattr(self.vectors, "search_async"):
+                t = time.perf_counter()
+                qv = await asyncio.to_thread(self.embedder.encode_query, query)
+                qvec_box.append(qv)
+                t1 = time.perf_counter()
+                timings["embed"] = (t1 - t) * 1000
+                hits = await self.vectors.search_async(qv, organization_id, n_cand)
+                timings["vector"] = (time.perf_counter() - t1) * 1000
+                return hits
+
             def work() -> list[tuple[str, float]]:
                 t = time.perf_counter()
                 qv = self.embedder.encode_query(query)
@@ -158,6 +171,8 @@ class Retriever:
     async def _rerank(self, query: str, qvec: np.ndarray | None, fused: list[tuple[str, float]],
                       texts: dict[str, Any], organization_id: str) -> tuple[list[tuple[str, float]], str | None]:
         assert self.reranker is not None
+        if hasattr(self.vectors, "prefetch"):  # the Postgres store serves reranker vectors from its cache
+            await self.vectors.prefetch(organization_id)
         cands = [RerankCandidate(k, texts[k].parent_id, texts[k].text, texts[k].parent_text) for k, _ in fused]
         try:
             if qvec is None:
@@ -166,7 +181,7 @@ class Retriever:
                 self.reranker.rerank(query, qvec, cands, len(cands), organization_id),
                 timeout=self.config.rerank_timeout_s,
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return self._fallback(fused, "timeout")
         except Exception as exc:  # a reranker failure must never reach the caller
             return self._fallback(fused, f"{type(exc).__name__}: {exc}"[:200])

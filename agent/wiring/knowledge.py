@@ -1,4 +1,10 @@
-"""Settings -> knowledge objects: one process-wide embedder and vector store, stores under data_dir."""
+"""Settings -> knowledge objects: one process-wide embedder; the knowledge store in Postgres by default.
+
+Without ``QDRANT_URL`` dense and lexical retrieval run inside Postgres (knowledge/pgstore.py), which
+every process shares; with it, vectors go to the Qdrant server and BM25 stays in process memory.
+The in-process qdrant-edge shard is no longer a store: it takes an exclusive lock, so only one
+process could use it (the old release's data is migrated out of it, see knowledge/pgmigrate.py).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +19,10 @@ from knowledge.docstore import PgDocumentStore
 from knowledge.embeddings import Embedder
 from knowledge.ingest import Ingestor
 from knowledge.lexical import BM25Registry
+from knowledge.pgstore import PgKnowledgeStore, PgLexical, PgVectors
 from knowledge.rerank import CohereReranker, EmbeddingReranker, Reranker
 from knowledge.retriever import Retriever, RetrieverConfig
-from knowledge.vectors import EdgeVectorStore, QdrantServerStore, VectorStore
+from knowledge.vectors import QdrantServerStore, VectorStore
 
 # Measured on bench/data/orbitly (bench/retrieval_quality.py, 100 queries): fusion order (hybrid RRF)
 # nDCG@10 0.939 vs the local embedding re-score 0.886 (0.902 blended with the child's similarity),
@@ -24,7 +31,7 @@ LOCAL_RERANKER_DEFAULT = "none"
 
 _lock = threading.Lock()
 _embedders: dict[str, Embedder] = {}
-_edge_stores: dict[Path, EdgeVectorStore] = {}
+_server_stores: dict[str, QdrantServerStore] = {}
 
 
 def get_embedder(settings: Settings) -> Embedder:
@@ -38,16 +45,17 @@ def get_embedder(settings: Settings) -> Embedder:
 
 
 def vector_store(settings: Settings, dim: int) -> VectorStore:
-    if settings.qdrant_url:
-        from qdrant_client import QdrantClient
+    """The Qdrant server store (QDRANT_URL); one client per process."""
+    if not settings.qdrant_url:
+        raise ValueError("vector_store() is the QDRANT_URL store; without it the knowledge store is Postgres")
+    from qdrant_client import QdrantClient
 
-        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-        return QdrantServerStore(QdrantClient(url=settings.qdrant_url, api_key=key), dim)
-    path = (settings.data_dir / "qdrant").resolve()
     with _lock:
-        store = _edge_stores.get(path)
+        store = _server_stores.get(settings.qdrant_url)
         if store is None:
-            store = _edge_stores[path] = EdgeVectorStore(path, dim)
+            key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+            store = _server_stores[settings.qdrant_url] = QdrantServerStore(
+                QdrantClient(url=settings.qdrant_url, api_key=key), dim)
         return store
 
 
@@ -68,9 +76,9 @@ def build_reranker(settings: Settings, vectors: VectorStore) -> Reranker | None:
 @dataclass
 class Knowledge:
     docs: PgDocumentStore
-    vectors: VectorStore
+    vectors: Any  # PgVectors (default) or a VectorStore (QDRANT_URL)
     embedder: Embedder
-    bm25: BM25Registry
+    bm25: Any  # PgLexical (default) or BM25Registry (QDRANT_URL)
     retriever: Retriever
     ingestor: Ingestor
 
@@ -78,8 +86,14 @@ class Knowledge:
 def build_knowledge(settings: Settings, pool: Any, *, embedder: Embedder | None = None) -> Knowledge:
     embedder = embedder or get_embedder(settings)
     docs = PgDocumentStore(pool)
-    vectors = vector_store(settings, embedder.dim)
-    bm25 = BM25Registry(docs)
+    vectors: Any
+    bm25: Any
+    if settings.qdrant_url:
+        vectors = vector_store(settings, embedder.dim)
+        bm25 = BM25Registry(docs)
+    else:
+        store = PgKnowledgeStore(pool, embedder.dim, Path(embedder.model_path).name)
+        vectors, bm25 = PgVectors(store), PgLexical(store)
     config = RetrieverConfig(
         candidates=settings.retrieval_candidates, top_k=settings.retrieval_top_k, fusion=settings.fusion,
         rrf_k=settings.rrf_k, alphas=dict(settings.fusion_alphas),
@@ -92,8 +106,8 @@ def build_knowledge(settings: Settings, pool: Any, *, embedder: Embedder | None 
 
 
 def close_vector_stores() -> None:
-    """Flush and close the process-wide embedded stores (end of a CLI command or worker)."""
+    """Close the process-wide Qdrant clients (end of a CLI command or worker); the Postgres store holds none."""
     with _lock:
-        for store in _edge_stores.values():
+        for store in _server_stores.values():
             store.close()
-        _edge_stores.clear()
+        _server_stores.clear()

@@ -1,4 +1,4 @@
-"""Knowledge fixtures: the real embedder (loaded once), real qdrant-edge, real Postgres, tiny corpora."""
+"""Knowledge fixtures: the real embedder (loaded once), the real Postgres knowledge store, tiny corpora."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from knowledge.docstore import PgDocumentStore
 from knowledge.embeddings import Embedder
 from knowledge.ingest import Ingestor
 from knowledge.lexical import BM25Registry
+from knowledge.pgstore import PgKnowledgeStore, PgLexical, PgVectors
 from knowledge.retriever import Retriever, RetrieverConfig
-from knowledge.vectors import EdgeVectorStore, VectorStore
 
 CORPUS: dict[str, str] = {
     "billing/refunds.md": """---
@@ -65,31 +65,36 @@ def embedder() -> Embedder:
 @dataclass
 class KB:
     docs: PgDocumentStore
-    vectors: VectorStore
-    bm25: BM25Registry
+    vectors: object
+    bm25: object
     retriever: Retriever
     ingestor: Ingestor
     embedder: Embedder
 
 
-def make_kb(pool, embedder: Embedder, vectors: VectorStore, reranker=None, **cfg) -> KB:  # type: ignore[no-untyped-def]
+def pg_vectors(pool, embedder: Embedder) -> PgVectors:  # type: ignore[no-untyped-def]
+    """The default store, as a fresh process would have it (its own dense cache)."""
+    return PgVectors(PgKnowledgeStore(pool, embedder.dim, "all-MiniLM-L6-v2"))
+
+
+def make_kb(pool, embedder: Embedder, vectors=None, reranker=None, **cfg) -> KB:  # type: ignore[no-untyped-def]
+    """Postgres store by default; pass a Qdrant store as ``vectors`` for the QDRANT_URL path (BM25 in memory)."""
     docs = PgDocumentStore(pool)
-    bm25 = BM25Registry(docs, refresh_s=0.0)
+    vectors = vectors if vectors is not None else pg_vectors(pool, embedder)
+    bm25 = PgLexical(vectors.store) if isinstance(vectors, PgVectors) else BM25Registry(docs, refresh_s=0.0)
     retriever = Retriever(docs, vectors, embedder, bm25, reranker, RetrieverConfig(**cfg))
     ingestor = Ingestor(docs, vectors, embedder, bm25, Chunker(embedder.count_tokens_batch, ChunkingConfig()))
     return KB(docs, vectors, bm25, retriever, ingestor, embedder)
 
 
-@pytest.fixture(scope="session")
-def edge_store(tmp_path_factory, embedder):  # type: ignore[no-untyped-def]
-    store = EdgeVectorStore(tmp_path_factory.mktemp("edge") / "qdrant", embedder.dim)
-    yield store
-    store.close()
+async def vector_count(kb: KB, organization_id: str) -> int:
+    n = kb.vectors.count(organization_id)  # type: ignore[attr-defined]
+    return int(await n) if hasattr(n, "__await__") else int(n)
 
 
 @pytest.fixture
-def kb(pg_pool, embedder, edge_store) -> KB:  # type: ignore[no-untyped-def]
-    return make_kb(pg_pool, embedder, edge_store)
+def kb(pg_pool, embedder) -> KB:  # type: ignore[no-untyped-def]
+    return make_kb(pg_pool, embedder)
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +103,7 @@ def corpus_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-async def two_orgs(pg_pool, embedder, edge_store, corpus_dir):  # type: ignore[no-untyped-def]
+async def two_orgs(pg_pool, embedder, corpus_dir):  # type: ignore[no-untyped-def]
     """Two organizations with different corpora, ingested once for the retrieval tests."""
     import uuid
 
@@ -107,7 +112,7 @@ async def two_orgs(pg_pool, embedder, edge_store, corpus_dir):  # type: ignore[n
         slug = "t-" + uuid.uuid4().hex[:12]
         row = await pg_pool.fetchrow("insert into organizations (slug, name) values ($1, $1) returning id", slug)
         ids.append(str(row["id"]))
-    kb = make_kb(pg_pool, embedder, edge_store)
+    kb = make_kb(pg_pool, embedder)
     await kb.ingestor.ingest(corpus_dir, ids[0])
     other = write_corpus(corpus_dir.parent / "other", {
         "garden.md": "# Watering tomatoes\n\nWater tomato plants deeply twice a week; refunds and SAML are not"

@@ -1,4 +1,4 @@
-from tests.knowledge.conftest import CORPUS, write_corpus
+from tests.knowledge.conftest import CORPUS, vector_count, write_corpus
 
 
 async def test_sync_add_unchanged_change_remove_skip(kb, org_id, tmp_path, pg_pool):
@@ -14,7 +14,7 @@ async def test_sync_add_unchanged_change_remove_skip(kb, org_id, tmp_path, pg_po
     children = await pg_pool.fetchval(
         "select count(*) from chunks where organization_id = $1 and kind = 'child'", org_id)
     assert children == first.chunks > 0
-    assert kb.vectors.count(org_id) == children + await pg_pool.fetchval(
+    assert await vector_count(kb, org_id) == children + await pg_pool.fetchval(
         "select count(*) from chunks where organization_id = $1 and kind = 'parent'", org_id)
 
     again = await kb.ingestor.ingest(root, org_id)
@@ -36,12 +36,12 @@ async def test_sync_add_unchanged_change_remove_skip(kb, org_id, tmp_path, pg_po
         " where d.organization_id = $1 and d.source like '%password.md'", org_id)]
     assert texts and all("magic link" in t for t in texts)
 
-    # the in-process BM25 index followed every change
+    # lexical search followed every change
     res = await kb.retriever.retrieve("SKU-88A", org_id, mode="bm25")
     assert all("sku.txt" not in c.document for c in res.chunks)
     res = await kb.retriever.retrieve("magic link", org_id, mode="bm25")
     assert res.chunks[0].document.endswith("password.md")
-    assert kb.vectors.count(org_id) == await pg_pool.fetchval(
+    assert await vector_count(kb, org_id) == await pg_pool.fetchval(
         "select count(*) from chunks where organization_id = $1", org_id)
 
 
@@ -56,12 +56,14 @@ async def test_single_file_and_missing_path(kb, org_id, tmp_path):
         await kb.ingestor.ingest(tmp_path / "nope", org_id)
 
 
-async def test_another_process_ingest_is_picked_up(kb, org_id, tmp_path, pg_pool, embedder, edge_store):
-    """A second Ingestor (as in another process) writes; the retriever's BM25 index rebuilds."""
+async def test_another_process_ingest_is_picked_up(kb, org_id, tmp_path, pg_pool, embedder):
+    """A second store (as in another process, its own dense cache) writes; the first one's next query sees it."""
     from tests.knowledge.conftest import make_kb
 
     assert (await kb.retriever.retrieve("gift cards", org_id, mode="bm25")).chunks == []
-    other = make_kb(pg_pool, embedder, edge_store)
+    assert (await kb.retriever.retrieve("gift cards", org_id, mode="vector")).chunks == []
+    other = make_kb(pg_pool, embedder)
     await other.ingestor.ingest(write_corpus(tmp_path / "x", {"gift.md": "# Gift cards\n\nThey never expire.\n"}), org_id)
-    res = await kb.retriever.retrieve("gift cards", org_id, mode="bm25")
-    assert res.chunks and res.chunks[0].document.endswith("gift.md")
+    for mode in ("bm25", "vector"):
+        res = await kb.retriever.retrieve("gift cards", org_id, mode=mode)
+        assert res.chunks and res.chunks[0].document.endswith("gift.md"), mode

@@ -1,13 +1,11 @@
 import asyncio
 
-import numpy as np
 import pytest
 
 from knowledge.rerank import CohereReranker, EmbeddingReranker
-from knowledge.retriever import Retriever, RetrieverConfig
 from knowledge.types import MODES
 from knowledge.vectors import QdrantServerStore
-from tests.knowledge.conftest import make_kb
+from tests.knowledge.conftest import make_kb, pg_vectors
 from tests.vendors._http import Reply
 from tests.vendors.cohere import CohereServer
 
@@ -21,8 +19,9 @@ QUERIES = {
 
 
 @pytest.fixture
-def retriever(pg_pool, embedder, edge_store):  # type: ignore[no-untyped-def]
-    return make_kb(pg_pool, embedder, edge_store, reranker=EmbeddingReranker(edge_store)).retriever
+def retriever(pg_pool, embedder):  # type: ignore[no-untyped-def]
+    vectors = pg_vectors(pg_pool, embedder)
+    return make_kb(pg_pool, embedder, vectors, reranker=EmbeddingReranker(vectors)).retriever
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -67,8 +66,8 @@ async def test_bad_queries_and_empty_org(retriever, two_orgs, org_id):
         assert (await retriever.retrieve("refund", org_id, mode=mode)).chunks == []
 
 
-async def test_weighted_fusion(pg_pool, embedder, edge_store, two_orgs):
-    kb = make_kb(pg_pool, embedder, edge_store, fusion="weighted")
+async def test_weighted_fusion(pg_pool, embedder, two_orgs):
+    kb = make_kb(pg_pool, embedder, None, fusion="weighted")
     res = await kb.retriever.retrieve("E-1042", two_orgs[0], mode="hybrid")
     assert res.query_type == "exact_match" and res.chunks[0].document.endswith("e-1042.md")
     assert 0 <= res.chunks[0].score <= 1
@@ -89,9 +88,8 @@ class Slow:
 
 
 @pytest.mark.parametrize("reranker,reason", [(Boom(), "RuntimeError"), (Slow(), "timeout")])
-async def test_reranker_failure_falls_back_to_fusion_order(pg_pool, embedder, edge_store, two_orgs, reranker, reason,
-                                                          caplog):
-    kb = make_kb(pg_pool, embedder, edge_store, reranker=reranker, rerank_timeout_s=0.2)
+async def test_reranker_failure_falls_back_to_fusion_order(pg_pool, embedder, two_orgs, reranker, reason, caplog):
+    kb = make_kb(pg_pool, embedder, None, reranker=reranker, rerank_timeout_s=0.2)
     plain = await kb.retriever.retrieve("refund window", two_orgs[0], mode="hybrid")
     res = await kb.retriever.retrieve("refund window", two_orgs[0], mode="hybrid+rerank")
     assert res.rerank_fallback and reason in res.rerank_fallback
@@ -100,10 +98,10 @@ async def test_reranker_failure_falls_back_to_fusion_order(pg_pool, embedder, ed
     assert "reranker failed" in caplog.text
 
 
-async def test_cohere_rerank_through_the_sdk(pg_pool, embedder, edge_store, two_orgs):
+async def test_cohere_rerank_through_the_sdk(pg_pool, embedder, two_orgs):
     with CohereServer() as fake:
         reranker = CohereReranker.from_key(CohereServer.API_KEY, "rerank-english-v3.0", base_url=fake.url)
-        kb = make_kb(pg_pool, embedder, edge_store, reranker=reranker)
+        kb = make_kb(pg_pool, embedder, None, reranker=reranker)
         res = await kb.retriever.retrieve("ACS URL entity ID metadata XML", two_orgs[0], top_k=3)
         assert res.reranker == "cohere" and res.rerank_fallback is None
         assert res.chunks[0].document.endswith("okta.html") and "rerank" in res.chunks[0].stages
@@ -118,7 +116,7 @@ async def test_cohere_rerank_through_the_sdk(pg_pool, embedder, edge_store, two_
         assert res.rerank_fallback and kb.retriever.stats.rerank_fallbacks == 2
 
 
-async def test_qdrant_client_store_isolation(pg_pool, embedder, two_orgs, edge_store):
+async def test_qdrant_client_store_isolation(pg_pool, embedder, two_orgs):
     """The production vector path (qdrant-client; local mode here) behind the same retriever."""
     import warnings
 
@@ -128,10 +126,12 @@ async def test_qdrant_client_store_isolation(pg_pool, embedder, two_orgs, edge_s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         store = QdrantServerStore(QdrantClient(":memory:"), embedder.dim)
-    # copy the edge store's points for both orgs through the public interface
+    # copy the Postgres store's vectors for both orgs into the Qdrant store
+    source = pg_vectors(pg_pool, embedder)
     for org in (org_a, org_b):
         rows = await pg_pool.fetch("select id, document_id, kind from chunks where organization_id = $1", org)
-        vecs = edge_store.vectors(org, [str(r["id"]) for r in rows])
+        await source.prefetch(org)
+        vecs = source.vectors(org, [str(r["id"]) for r in rows])
         from knowledge.vectors import VectorPoint
 
         store.upsert([VectorPoint(str(r["id"]), vecs[str(r["id"])], org, str(r["document_id"]), r["kind"]) for r in rows])
