@@ -29,6 +29,8 @@ class SourceDoc:
     text: str
     #: the matched child chunk inside ``text`` (small2big); the context budget keeps it first
     passage: str = ""
+    #: the retriever's score for this passage (fused or reranked); a confidence signal
+    score: float | None = None
 
 
 def sources_from(chunks: Iterable[Any]) -> list[SourceDoc]:
@@ -37,7 +39,8 @@ def sources_from(chunks: Iterable[Any]) -> list[SourceDoc]:
     Takes anything shaped like ``knowledge``'s ``RetrievedChunk`` (``document``, ``title``, ``text``,
     ``parent_text``), so routing stays free of a knowledge import.
     """
-    return [SourceDoc(i, c.document, c.title or "", c.parent_text or c.text, c.text if c.parent_text else "")
+    return [SourceDoc(i, c.document, c.title or "", c.parent_text or c.text, c.text if c.parent_text else "",
+                      getattr(c, "score", None))
             for i, c in enumerate(chunks, start=1)]
 
 
@@ -79,6 +82,9 @@ class Generation:
     cache_write_tokens: int = 0
     logprobs: list[float] | None = None
     confidence: float | None = None  # provider-native confidence (extractive similarity)
+    #: the raw signals behind ``confidence`` (extractive: best and runner-up sentence similarity),
+    #: mapped to a probability of being right by ``routing.calibration``
+    signals: dict[str, float] | None = None
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     finish_reason: str | None = None

@@ -316,14 +316,17 @@ class ExtractiveProvider(Provider):
     async def generate(self, messages: Sequence[Message], *, temperature: float = 0.0, max_tokens: int = 512,
                        logprobs: bool = False, grounding: Grounding | None = None) -> Generation:
         sw = Stopwatch()
+        signals: dict[str, float] | None = None
         if grounding is None:
             text = messages[-1].content if messages else ""
             answer, sim, used = await asyncio.to_thread(self._summarize, text)
         else:
-            answer, sim, used = await asyncio.to_thread(self._answer, grounding)
+            signals = {}
+            answer, sim, used = await asyncio.to_thread(self._answer, grounding, signals)
         confidence = max(0.0, min(1.0, sim / self.full_confidence_at))
         return Generation(text=answer, model=self.model, input_tokens=used, output_tokens=approx_tokens(answer),
-                          confidence=round(confidence, 4), latency_ms=sw.elapsed_ms, finish_reason="stop")
+                          confidence=round(confidence, 4), signals=signals, latency_ms=sw.elapsed_ms,
+                          finish_reason="stop")
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         vecs = np.asarray(self.embed_fn(texts), dtype=np.float32)
@@ -345,7 +348,9 @@ class ExtractiveProvider(Provider):
                     self._cache.popitem(last=False)
         return np.stack([known[t] for t in texts])
 
-    def _answer(self, g: Grounding) -> tuple[str, float, int]:
+    def _answer(self, g: Grounding, signals: dict[str, float] | None = None) -> tuple[str, float, int]:
+        """``signals`` (filled when given): best and runner-up unit similarity and the best unit's
+        source rank, which ``routing.calibration`` maps to a probability of being right."""
         cands: list[tuple[int, Unit]] = []  # (source rank, unit)
         seen: set[str] = set()
         used = approx_tokens(g.query)
@@ -363,6 +368,9 @@ class ExtractiveProvider(Provider):
         order = np.argsort(-scores, kind="stable")
         top = int(order[0])
         best = float(sims[top])
+        if signals is not None:
+            signals.update(best=best, second=float(sims[int(order[1])]) if len(order) > 1 else 0.0,
+                           best_source_rank=float(cands[top][0]), units=float(len(cands)))
         if best < self.min_similarity:
             return NOT_FOUND, max(0.0, best), used
         best_rank = cands[top][0]
