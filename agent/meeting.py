@@ -168,8 +168,11 @@ class MeetingCopilot:
             return []
         self.join(speaker)
         self.transcript.append({"speaker": speaker, "text": text, "at_s": at_s})
-        await self.store.add_turn(self.session_id, TurnRecord(speaker=speaker, role="user", text=text,
-                                                               latencies=latencies or {}))
+        try:
+            await self.store.add_turn(self.session_id, TurnRecord(speaker=speaker, role="user", text=text,
+                                                                   latencies=latencies or {}))
+        except Exception:  # noqa: BLE001 - the rep still gets the suggestions; the transcript is kept in memory
+            log.exception("could not store %s's turn", speaker)
         found: list[Suggestion] = []
         for name in competitor_mentions(text, self.deps.competitors):
             found.append(Suggestion("competitor", f"Competitor mentioned: {name}",

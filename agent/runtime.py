@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import AsyncIterator
@@ -34,6 +36,29 @@ async def open_runtime(settings: Settings, *, migrate: bool = True) -> AsyncIter
     )
     try:
         pool = await db.open(migrate=migrate)
-        yield Runtime(settings=settings, pool=pool, db=db)
+        sweeper = _start_sweeper(settings, pool) if migrate else None
+        try:
+            yield Runtime(settings=settings, pool=pool, db=db)
+        finally:
+            await _stop_sweeper(sweeper, pool)
     finally:
         await db.close()
+
+
+def _start_sweeper(settings: Settings, pool: asyncpg.Pool) -> asyncio.Task[None]:
+    """Close sessions that dead workers left active: now, then every ``reaper_interval_s``."""
+    from agent.reaper import run_periodically
+
+    return asyncio.ensure_future(run_periodically(
+        pool, interval_s=settings.reaper_interval_s, dead_after_s=settings.worker_dead_after_s,
+        inactive_after_s=settings.session_inactive_after_s))
+
+
+async def _stop_sweeper(sweeper: asyncio.Task[None] | None, pool: asyncpg.Pool) -> None:
+    from agent.reaper import unregister_worker
+
+    if sweeper is not None:
+        sweeper.cancel()
+        with contextlib.suppress(BaseException):
+            await sweeper
+    await unregister_worker(pool)

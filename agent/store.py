@@ -67,10 +67,13 @@ class ConversationStore:
     # --- sessions ---------------------------------------------------------------------
     async def start_session(self, *, room: str, kind: SessionKind, modality: Modality = "voice",
                             end_user_id: str | None = None, metadata: dict[str, Any] | None = None) -> str:
+        from agent.reaper import register_worker  # the session names its process, for the reaper
+
+        worker_id = await register_worker(self.pool)
         row = await self.pool.fetchrow(
-            "insert into sessions (organization_id, room, kind, modality, end_user_id, metadata) "
-            "values ($1, $2, $3, $4, $5, $6::jsonb) returning id",
-            self.organization_id, room, kind, modality, end_user_id, json.dumps(metadata or {}),
+            "insert into sessions (organization_id, room, kind, modality, end_user_id, metadata, worker_id) "
+            "values ($1, $2, $3, $4, $5, $6::jsonb, $7) returning id",
+            self.organization_id, room, kind, modality, end_user_id, json.dumps(metadata or {}), worker_id,
         )
         return str(row["id"])
 
@@ -93,6 +96,9 @@ class ConversationStore:
     async def add_turn(self, session_id: str, turn: TurnRecord, *, interaction_id: str | None = None) -> str:
         """Store a turn (next ``seq`` in the session) and link its cost events by ``interaction_id``."""
         async with self.pool.acquire() as conn, conn.transaction():
+            # one writer per session at a time (concurrent finals of a meeting), so max(seq) + 1 is free
+            await conn.execute("select 1 from sessions where organization_id = $1 and id = $2 for update",
+                               self.organization_id, session_id)
             row = await conn.fetchrow(
                 "insert into turns (organization_id, session_id, seq, speaker, role, text, sources, tier, "
                 "confidence, low_confidence, escalated, latencies, cost_usd, error) "

@@ -77,3 +77,23 @@ def test_detectors() -> None:
     assert action_items("Okay, please send me the pricing sheet by Friday so I can show my manager.")
     assert action_items("The weather is nice.") == []
     assert sentiment("this is great, thanks") > 0 > sentiment("this is a problem and too expensive")
+
+
+async def test_near_simultaneous_finals_all_land_with_distinct_seqs(support_deps, kb_org, pg_pool) -> None:
+    """Finals of several participants arrive at once: none may fail on unique(session_id, seq)."""
+    import asyncio
+
+    sink = FakeLocalParticipant()
+    copilot = await MeetingCopilot.start(_deps(support_deps, pg_pool), organization_id=kb_org, room="meeting-race",
+                                         sink=RoomSuggestionSink(sink))
+    copilot.join("rep-sam")
+    lines = [(f"customer-{i}", f"We moved off Zendesk last year, item {i}.") for i in range(12)]
+    results = await asyncio.gather(*(copilot.on_utterance(who, text) for who, text in lines),
+                                   return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert not errors, errors[:1]
+    assert all(len(r) == 1 and r[0].kind == "competitor" for r in results), "every utterance kept its suggestion"
+    seqs = [r["seq"] for r in await pg_pool.fetch("select seq from turns where session_id = $1 order by seq",
+                                                  copilot.session_id)]
+    assert seqs == list(range(12))
+    await copilot.finish()
