@@ -133,7 +133,10 @@ async def cases_page(request: web.Request) -> web.Response:
 
 
 def mount_cases(app: web.Application, links: Callable[[], JoinLinks | None] | None = None) -> None:
+    from agent.api_webhooks import mount_webhooks
+
     app[LINKS] = links or _links_from_settings
+    mount_webhooks(app)
     app.router.add_get("/cases", cases_page)
     app.router.add_get("/v1/orgs/{org}/escalations", list_cases)
     app.router.add_get("/v1/orgs/{org}/escalations/{case}", show_case)

@@ -1,0 +1,188 @@
+"""Survey follow-up over the official Twilio and SendGrid SDKs against local servers, and the signed
+webhooks that bring the answers back (forged, replayed, malformed: refused, nothing stored)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from cryptography.fernet import Fernet
+
+from agent.api import ApiServices, create_app
+from agent.api_webhooks import CREDS, PUBLIC_URL
+from agent.followup import request_survey
+from agent.store import ConversationStore
+from integrations.actions import VendorConfig, build_handlers
+from integrations.credentials import CredentialStore
+from integrations.outbox import Backoff, Dispatcher, list_items
+from tests.vendors import twilio as tw
+from tests.vendors.sendgrid import API_KEY, EventSigner, SendGridServer
+from tests.vendors.twilio import TwilioServer
+
+PUBLIC = "https://callwise.example.com"
+CALLER = "+15557654321"
+
+
+@pytest.fixture(scope="module")
+def fakes():
+    t, s = TwilioServer().start(), SendGridServer().start()
+    yield t, s
+    t.stop()
+    s.stop()
+
+
+@pytest.fixture
+async def world(pg_pool, fakes):
+    twilio, sendgrid = fakes
+    twilio.down = sendgrid.down = False
+    slug = "survey-" + uuid.uuid4().hex[:8]
+    org = str(await pg_pool.fetchval("insert into organizations (slug, name) values ($1, 'Orbitly') returning id", slug))
+    creds = CredentialStore(pg_pool, Fernet(Fernet.generate_key()))
+    number = "+1555" + str(uuid.uuid4().int)[:7]  # a number belongs to one org: webhooks find the org by it
+    signer = EventSigner()
+    await creds.set(org, "twilio", secrets={"auth_token": tw.AUTH_TOKEN},
+                    fields={"account_sid": tw.ACCOUNT_SID, "from_number": number})
+    await creds.set(org, "sendgrid", secrets={"api_key": API_KEY},
+                    fields={"from_email": "support@orbitly.example", "event_public_key": signer.public_key})
+    cfg = VendorConfig(twilio_base_url=twilio.url, sendgrid_base_url=sendgrid.url, public_url=PUBLIC)
+    dispatch = Dispatcher(pg_pool, build_handlers(pg_pool, creds, cfg), organization_id=org,
+                          backoff=Backoff(base_s=0.05, max_s=0.1, jitter=0))
+    app = create_app(ApiServices(pg_pool, None, None, None, None))
+    app[PUBLIC_URL] = lambda: PUBLIC
+    app[CREDS] = lambda pool: creds
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    session = await ConversationStore(pg_pool, org).start_session(room="r", kind="support")
+    try:
+        yield {"org": org, "slug": slug, "pool": pg_pool, "dispatch": dispatch, "client": client, "twilio": twilio,
+               "sendgrid": sendgrid, "signer": signer, "session": session, "number": number}
+    finally:
+        await client.close()
+
+
+async def _inbound(w, body: str, *, sid: str | None = None, forge: bool = False, to: str | None = None):  # type: ignore[no-untyped-def]
+    params = {"MessageSid": sid or "SM" + uuid.uuid4().hex, "AccountSid": tw.ACCOUNT_SID, "From": CALLER,
+              "To": to or w["number"],
+              "Body": body, "NumMedia": "0"}
+    sig = tw.signature(PUBLIC + "/v1/webhooks/twilio/sms", params, "wrong-token" if forge else tw.AUTH_TOKEN)
+    return await w["client"].post("/v1/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": sig}), params
+
+
+async def _responses(w) -> list:  # type: ignore[no-untyped-def, type-arg]
+    return await w["pool"].fetch("select rating, channel_used, requires_followup from survey_responses "
+                                 "where organization_id = $1", w["org"])
+
+
+async def test_sms_survey_goes_out_and_a_reply_is_a_rating(world):
+    w = world
+    req = await request_survey(w["pool"], w["org"], w["session"], channel="sms", contact=CALLER)
+    assert await request_survey(w["pool"], w["org"], w["session"], channel="sms", contact=CALLER) is None  # once
+    await w["dispatch"].drain(timeout_s=10)
+    sent = [m for m in w["twilio"].messages if req.reference in m["body"]]
+    assert len(sent) == 1 and sent[0]["to"] == CALLER and sent[0]["from"] == w["number"]
+    assert sent[0]["status_callback"] == PUBLIC + "/v1/webhooks/twilio/status"
+    status = await w["pool"].fetchval("select status from survey_requests where id = $1", req.id)
+    assert status == "sent"
+    res, _ = await _inbound(w, "I'd say 4 out of 5")
+    assert res.status == 200 and "<Response>" in await res.text()
+    assert [tuple(r) for r in await _responses(w)] == [(4, "sms", False)]
+
+
+async def test_banana_gets_one_clarifying_sms_then_no_rating(world):
+    w = world
+    await request_survey(w["pool"], w["org"], w["session"], channel="sms", contact=CALLER)
+    await w["dispatch"].drain(timeout_s=10)
+    n = len(w["twilio"].messages)
+    assert (await _inbound(w, "banana"))[0].status == 200
+    await w["dispatch"].drain(timeout_s=10)
+    assert [m["body"] for m in w["twilio"].messages[n:]] == [
+        "Sorry, we didn't catch that. Please reply with a number from 1 (poor) to 5 (excellent)."]
+    assert (await _inbound(w, "banana again"))[0].status == 200
+    await w["dispatch"].drain(timeout_s=10)
+    assert len(w["twilio"].messages) == n + 1  # no second clarification
+    assert await _responses(w) == []
+    assert await w["pool"].fetchval("select status from survey_requests where organization_id = $1", w["org"]) == "unanswered"
+
+
+async def test_low_rating_opens_a_case(world):
+    w = world
+    await request_survey(w["pool"], w["org"], w["session"], channel="sms", contact=CALLER)
+    await _inbound(w, "1, terrible")
+    assert [tuple(r) for r in await _responses(w)] == [(1, "sms", True)]
+    case = await w["pool"].fetchrow("select case_number, status, details from escalations where organization_id = $1",
+                                    w["org"])
+    assert case["status"] == "callback" and json.loads(case["details"])["source"] == "survey"
+
+
+async def test_forged_replayed_malformed_and_unknown_are_refused_and_store_nothing(world):
+    w = world
+    await request_survey(w["pool"], w["org"], w["session"], channel="sms", contact=CALLER)
+    res, _ = await _inbound(w, "5", forge=True)
+    assert res.status == 403 and await _responses(w) == []
+    res, params = await _inbound(w, "5")
+    assert res.status == 200 and len(await _responses(w)) == 1
+    sig = tw.signature(PUBLIC + "/v1/webhooks/twilio/sms", params)
+    replay = await w["client"].post("/v1/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": sig})
+    assert replay.status == 403 and len(await _responses(w)) == 1
+    res, _ = await _inbound(w, "5", to="+15550000000")
+    assert res.status == 403
+    bad = await w["client"].post("/v1/webhooks/twilio/sms", data=b"\xff\xfe", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert bad.status == 400
+    big = await w["client"].post("/v1/webhooks/twilio/sms", data="Body=" + "x" * 70000,
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert big.status == 413
+    assert len(await _responses(w)) == 1
+
+
+async def test_sms_crash_between_send_and_mark_sends_once(world):
+    w = world
+    req = await request_survey(w["pool"], w["org"], w["session"], channel="sms", contact=CALLER)
+    [item] = await w["dispatch"].claim()
+    await w["dispatch"].handlers["twilio.sms"](item)  # sent; the process dies before marking it
+    await w["pool"].execute("update outbox set locked_until = now() - interval '1 second' where id = $1", item.id)
+    await w["dispatch"].drain(timeout_s=10)
+    assert len([m for m in w["twilio"].messages if req.reference in m["body"]]) == 1
+    [row] = [r for r in await list_items(w["pool"], w["org"]) if r["action"] == "twilio.sms"]
+    assert row["status"] == "delivered" and row["attempts"] == 2
+
+
+async def test_email_survey_and_signed_delivery_events(world):
+    w = world
+    req = await request_survey(w["pool"], w["org"], w["session"], channel="email", contact="dana@example.com",
+                               public_url=PUBLIC)
+    await w["dispatch"].drain(timeout_s=10)
+    [mail] = [m for m in w["sendgrid"].mails if m["custom_args"].get("survey_reference") == req.reference]
+    assert mail["personalizations"][0]["to"][0]["email"] == "dana@example.com"
+    assert f"{PUBLIC}/survey?ref={req.reference}&rating=5" in mail["content"][0]["value"]
+    msg_id = await w["pool"].fetchval("select vendor_message_id from survey_requests where id = $1", req.id)
+    assert msg_id == mail["msg_id"]
+
+    events = json.dumps([{"email": "dana@example.com", "event": "delivered", "sg_event_id": uuid.uuid4().hex,
+                          "sg_message_id": msg_id + ".filter", "survey_reference": req.reference,
+                          "timestamp": int(time.time())}])
+    ts = str(int(time.time()))
+    url = f"/v1/webhooks/sendgrid/events?org={w['slug']}"
+
+    def headers(sig: str, stamp: str = ts) -> dict[str, str]:
+        return {"X-Twilio-Email-Event-Webhook-Signature": sig, "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+                "Content-Type": "application/json"}
+
+    forged = await w["client"].post(url, data=events, headers=headers(EventSigner().sign(events, ts)))
+    assert forged.status == 403
+    old = str(int(time.time()) - 3600)
+    assert (await w["client"].post(url, data=events, headers=headers(w["signer"].sign(events, old), old))).status == 403
+    assert await w["pool"].fetchval("select delivery_status from survey_requests where id = $1", req.id) is None
+    ok = await w["client"].post(url, data=events, headers=headers(w["signer"].sign(events, ts)))
+    assert ok.status == 200 and (await ok.json())["stored"] == 1
+    assert await w["pool"].fetchval("select delivery_status from survey_requests where id = $1", req.id) == "delivered"
+    replay = await w["client"].post(url, data=events, headers=headers(w["signer"].sign(events, ts)))
+    assert replay.status == 403
+
+    page = await w["client"].get(f"/survey?ref={req.reference}")
+    assert page.status == 200 and "from 1 (poor) to 5" in await page.text()
+    done = await w["client"].post("/survey", data={"ref": req.reference, "rating": "5"})
+    assert done.status == 200 and [tuple(r) for r in await _responses(w)] == [(5, "email", False)]
+    assert (await w["client"].get("/survey?ref=NOPE99")).status == 404
