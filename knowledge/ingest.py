@@ -76,6 +76,8 @@ class Ingestor:
             raise FileNotFoundError(f"no such file or directory: {path}")
         started = time.perf_counter()
         report = IngestReport()
+        if hasattr(self.vectors, "prepare"):  # the Postgres store migrates an older release's data first
+            await self.vectors.prepare()
         files = list(discover(root))
         if progress:
             progress(0, len(files), None)

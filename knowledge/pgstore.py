@@ -32,6 +32,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,8 +90,11 @@ class PgKnowledgeStore:
     """Dense + lexical search and transactional writes over the chunks table (see the module doc)."""
 
     def __init__(self, pool: Any, dim: int, model: str = "", *, params: BM25Params | None = None,
-                 drift: float = 0.1) -> None:
+                 drift: float = 0.1, data_dir: Path | None = None, embedder: Any = None) -> None:
         self.pool = pool
+        self.data_dir = data_dir  # where an older release may have left <data_dir>/qdrant to migrate
+        self.embedder = embedder
+        self._legacy_checked = data_dir is None
         self.dim = dim
         self.model = model
         self.params = params or BM25Params()
@@ -98,6 +102,19 @@ class PgKnowledgeStore:
         self._dense: dict[str, _Dense] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.reloads = 0  # how many times this process loaded an organization's vectors (tests, bench)
+
+    async def ready(self) -> None:
+        """Once per process: migrate an older release's qdrant-edge vectors (knowledge/pgmigrate.py)."""
+        if self._legacy_checked:
+            return
+        assert self.data_dir is not None
+        if (self.data_dir / "qdrant").is_dir():
+            from knowledge.pgmigrate import migrate_legacy
+
+            if self.embedder is None:
+                raise StoreError("migrating the previous release's vectors needs the embedder")
+            await migrate_legacy(self, self.data_dir, self.embedder)
+        self._legacy_checked = True
 
     async def check_schema(self) -> None:
         """A clear error when the database lacks what this store needs (a DATABASE_URL without pgvector)."""
@@ -170,14 +187,12 @@ class PgKnowledgeStore:
             await conn.execute("delete from documents where organization_id = $1 and id = $2",
                                organization_id, document_id)
 
-    async def write_chunks(self, conn: Any, organization_id: str, source: str, parents: Sequence[ChunkRecord],
-                           children: Sequence[ChunkRecord], child_texts: Sequence[str], child_vectors: np.ndarray,
-                           parent_vectors: np.ndarray) -> None:
-        """Insert parents and children with their vectors and lexical weights (inside the caller's transaction)."""
-        n_docs, total_len = await self._lock_stats(conn, organization_id)
+    def _lexical(self, organization_id: str, child_texts: Sequence[str], n_docs: int, total_len: int
+                 ) -> tuple[list[int], float, Counter, list[list[int]], list[str]]:
+        """Document lengths, the avgdl after adding these children, df increments, term hashes, sparse weights."""
         tokens = [tokenize(t) for t in child_texts]
         lens = [len(t) for t in tokens]
-        new_n, new_total = n_docs + len(children), total_len + sum(lens)
+        new_n, new_total = n_docs + len(tokens), total_len + sum(lens)
         avgdl = (new_total / new_n) if new_total else 1.0
         df: Counter = Counter()
         lex_terms: list[list[int]] = []
@@ -187,6 +202,22 @@ class PgKnowledgeStore:
             df.update(tf.keys())
             lex_terms.append(sorted(tf))
             lexical.append(sparse_literal({h: _saturate(c, dl, avgdl, self.params) for h, c in tf.items()}))
+        return lens, avgdl, df, lex_terms, lexical
+
+    async def _add_stats(self, conn: Any, organization_id: str, df: Counter, n: int, length: int) -> None:
+        await self._df_update(conn, organization_id, df, +1)
+        await conn.execute(
+            """update knowledge_stats set n_docs = n_docs + $2, total_len = total_len + $3, embedding_model = $4,
+               embedding_dim = $5 where organization_id = $1""",
+            organization_id, n, length, self.model or None, self.dim,
+        )
+
+    async def write_chunks(self, conn: Any, organization_id: str, source: str, parents: Sequence[ChunkRecord],
+                           children: Sequence[ChunkRecord], child_texts: Sequence[str], child_vectors: np.ndarray,
+                           parent_vectors: np.ndarray) -> None:
+        """Insert parents and children with their vectors and lexical weights (inside the caller's transaction)."""
+        n_docs, total_len = await self._lock_stats(conn, organization_id)
+        lens, avgdl, df, lex_terms, lexical = self._lexical(organization_id, child_texts, n_docs, total_len)
         rows = list(parents) + list(children)
         vecs = [np.asarray(v, dtype="<f4").tobytes() for v in parent_vectors] + \
                [np.asarray(v, dtype="<f4").tobytes() for v in child_vectors]
@@ -211,12 +242,33 @@ class PgKnowledgeStore:
             [None] * n_par + [_json_list(t) for t in lex_terms],
             [None] * n_par + lens, [None] * n_par + [avgdl] * len(children), [None] * n_par + lexical,
         )
-        await self._df_update(conn, organization_id, df, +1)
+        await self._add_stats(conn, organization_id, df, len(children), sum(lens))
+
+    async def index_existing(self, conn: Any, organization_id: str, child_ids: Sequence[str],
+                             child_texts: Sequence[str], child_vectors: np.ndarray, parent_ids: Sequence[str],
+                             parent_vectors: np.ndarray) -> None:
+        """Add vectors and lexical weights to chunk rows written without them (an older release's data)."""
+        n_docs, total_len = await self._lock_stats(conn, organization_id)
+        lens, avgdl, df, lex_terms, lexical = self._lexical(organization_id, child_texts, n_docs, total_len)
         await conn.execute(
-            """update knowledge_stats set n_docs = $2, total_len = $3, embedding_model = $4, embedding_dim = $5
-               where organization_id = $1""",
-            organization_id, new_n, new_total, self.model or None, self.dim,
+            """update chunks c set embedding = u.embedding, lex_terms = (select array_agg(x::int)
+                   from jsonb_array_elements_text(u.lex_terms) x), lex_len = u.lex_len, lex_avgdl = $2,
+                   lexical = u.lexical::sparsevec
+               from unnest($3::uuid[], $4::bytea[], $5::jsonb[], $6::int[], $7::text[])
+                    as u(id, embedding, lex_terms, lex_len, lexical)
+               where c.organization_id = $1 and c.id = u.id""",
+            organization_id, avgdl, [uuid.UUID(i) for i in child_ids],
+            [np.asarray(v, dtype="<f4").tobytes() for v in child_vectors], [_json_list(t) for t in lex_terms],
+            lens, lexical,
         )
+        if len(parent_ids):
+            await conn.execute(
+                """update chunks c set embedding = u.embedding from unnest($2::uuid[], $3::bytea[]) as u(id, embedding)
+                   where c.organization_id = $1 and c.id = u.id""",
+                organization_id, [uuid.UUID(i) for i in parent_ids],
+                [np.asarray(v, dtype="<f4").tobytes() for v in parent_vectors],
+            )
+        await self._add_stats(conn, organization_id, df, len(child_ids), sum(lens))
 
     async def reweigh(self, organization_id: str, drift: float | None = None, *, batch: int = 2000) -> int:
         """Rewrite lexical weights computed with an avgdl off by more than ``drift``; returns chunks rewritten."""
@@ -380,7 +432,11 @@ class PgVectors:
         self.store = store
         self.dim = store.dim
 
+    async def prepare(self) -> None:
+        await self.store.ready()
+
     async def search_async(self, vector: np.ndarray, organization_id: str, limit: int) -> list[tuple[str, float]]:
+        await self.store.ready()
         return await self.store.dense_search(organization_id, vector, limit)
 
     async def prefetch(self, organization_id: str) -> None:
@@ -409,6 +465,7 @@ class PgLexical:
         self.store = store
 
     async def search_async(self, organization_id: str, query: str, limit: int) -> list[tuple[str, float]]:
+        await self.store.ready()
         return await self.store.lexical_search(organization_id, query, limit)
 
     def for_update(self, organization_id: str) -> None:

@@ -35,12 +35,15 @@ _server_stores: dict[str, QdrantServerStore] = {}
 
 
 def get_embedder(settings: Settings) -> Embedder:
-    """One Embedder per model per process (loading takes seconds)."""
-    key = settings.embedding_model or ""
+    """One Embedder per model per process (loading takes seconds); a cloud one with
+    CALLWISE_EMBEDDING_PROVIDER (knowledge/embedders)."""
+    from knowledge.embedders import embedder_from_settings
+
+    key = f"{settings.embedding_provider}:{settings.embedding_model or ''}:{settings.embedding_dimensions or ''}"
     with _lock:
         emb = _embedders.get(key)
         if emb is None:
-            emb = _embedders[key] = Embedder(settings.embedding_model or None)
+            emb = _embedders[key] = embedder_from_settings(settings)
         return emb
 
 
@@ -92,7 +95,8 @@ def build_knowledge(settings: Settings, pool: Any, *, embedder: Embedder | None 
         vectors = vector_store(settings, embedder.dim)
         bm25 = BM25Registry(docs)
     else:
-        store = PgKnowledgeStore(pool, embedder.dim, Path(embedder.model_path).name)
+        store = PgKnowledgeStore(pool, embedder.dim, Path(embedder.model_path).name,
+                                 data_dir=settings.data_dir.resolve(), embedder=embedder)
         vectors, bm25 = PgVectors(store), PgLexical(store)
     config = RetrieverConfig(
         candidates=settings.retrieval_candidates, top_k=settings.retrieval_top_k, fusion=settings.fusion,
