@@ -2,12 +2,15 @@
 
 JSON endpoints under ``/v1/orgs/{org}/`` (search, ask, costs, eval runs and their reports) and
 ``/`` as an HTML overview of the latest nightly runs. Organizations are looked up, never created,
-by a request. When ``CALLWISE_API_TOKEN`` is set every ``/v1`` call needs
-``Authorization: Bearer <token>``; without a token the server only binds to loopback.
+by a request. When ``CALLWISE_API_TOKEN`` is set every page and endpoint except ``/healthz`` needs
+``Authorization: Bearer <token>`` (or HTTP Basic auth with the token as the password, so a browser
+can open the dashboard); without a token the server only binds to loopback.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import html
 import json
@@ -54,19 +57,43 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise web.HTTPBadRequest(text=json.dumps({"error": "the body is not valid JSON"}),
                                  content_type="application/json") from None
+    except RecursionError:
+        raise web.HTTPBadRequest(text=json.dumps({"error": "the body is nested too deeply"}),
+                                 content_type="application/json") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text=json.dumps({"error": "the body must be a JSON object"}),
                                  content_type="application/json")
     return body
 
 
+OPEN_PATHS = frozenset({"/healthz"})
+
+
+def _presented_token(header: str) -> str:
+    """The token in ``Bearer <token>`` or in the password of ``Basic base64(user:token)``."""
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+        return decoded.partition(":")[2]
+    return ""
+
+
 def _auth_middleware(token: str | None) -> Any:
+    expected = (token or "").encode()
+
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and request.path.startswith("/v1/"):
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return _error(401, "missing or wrong bearer token")
+        if token and request.path not in OPEN_PATHS:
+            given = _presented_token(request.headers.get("Authorization", "")).encode()
+            if not hmac.compare_digest(given, expected):
+                res = _error(401, "missing or wrong token (Authorization: Bearer <token>)")
+                res.headers["WWW-Authenticate"] = 'Basic realm="callwise", charset="UTF-8"'
+                return res
         return await handler(request)
 
     return auth

@@ -44,11 +44,23 @@ async def api(pg_pool, api_org, tmp_path_factory):
 AUTH = {"Authorization": "Bearer s3cret-token"}
 
 
-async def test_health_and_dashboard_are_open(api):
-    client, _ = api
+async def test_only_health_is_open_when_a_token_is_set(api):
+    import base64
+
+    client, slug = api
     assert (await (await client.get("/healthz")).json())["status"] == "ok"
     page = await client.get("/")
-    assert page.status == 200 and "callwise" in await page.text()
+    assert page.status == 401 and "WWW-Authenticate" in page.headers
+    assert slug not in await page.text(), "the dashboard lists organizations: not without the token"
+    for path in ("/", "/nope", f"/v1/orgs/{slug}/costs", f"/v1/orgs/{slug}/eval-runs"):
+        assert (await client.get(path)).status == 401, path
+        assert (await client.get(path, headers={"Authorization": "Bearer wrong"})).status == 401, path
+    page = await client.get("/", headers=AUTH)
+    assert page.status == 200 and slug in await page.text()
+    basic = base64.b64encode(b"ops:s3cret-token").decode()
+    assert (await client.get("/", headers={"Authorization": f"Basic {basic}"})).status == 200, "a browser can log in"
+    wrong = base64.b64encode(b"s3cret-token:").decode()
+    assert (await client.get("/", headers={"Authorization": f"Basic {wrong}"})).status == 401
 
 
 async def test_v1_needs_the_bearer_token(api):
