@@ -148,10 +148,8 @@ def default_budget(tier: str, provider: str, *, max_output: int, window: int | N
                    input_budget: int | None = None, tokenizer: str | None = None) -> ContextBudget:
     """The budget a tier gets from its declared values, else the provider's and tier's defaults."""
     win = window if window is not None else DEFAULT_WINDOWS.get(provider)
-    if input_budget is None and provider != "extractive":
+    if input_budget is None and provider != "extractive":  # the extractive answerer reads every source
         input_budget = DEFAULT_INPUT_BUDGETS.get(tier)
-    if provider == "extractive":  # no model window: it reads every retrieved source
-        input_budget = input_budget if input_budget is not None else None
     return ContextBudget(window=win, input_budget=input_budget, max_output=max_output, counter=counter_for(tokenizer))
 
 

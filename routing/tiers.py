@@ -116,7 +116,9 @@ def parse_tiers(data: Mapping[str, Any], defaults: Mapping[str, TierConfig] = DE
             base_url=spec.get("base_url", base.base_url if same_provider else None),
             api_key_env=spec.get("api_key_env", base.api_key_env if same_provider else None),
             timeout_s=None if spec.get("timeout_s") is None else float(spec["timeout_s"]),
-            logprobs=bool(spec.get("logprobs", base.logprobs)),
+            # llama.cpp computes logprobs in Python over the whole vocabulary (~0.3-0.5 s a token on 2
+            # cores): an OpenAI-compatible server gives them only when the tiers file asks
+            logprobs=bool(spec.get("logprobs", base.logprobs and provider != "openai_compatible")),
             context_window=_positive(name, "context_window", spec.get("context_window")),
             input_budget=_positive(name, "input_budget", spec.get("input_budget")),
             tokenizer=None if spec.get("tokenizer") is None else str(spec["tokenizer"]),

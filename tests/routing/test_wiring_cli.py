@@ -66,6 +66,30 @@ def test_tiers_file_and_bad_tiers_file(tmp_path: Path) -> None:
     bad.write_text("tier1: {provider: nope}\n")
     with pytest.raises(RoutingConfigError, match="unknown provider 'nope'"):
         plan_tiers(settings(tiers_file=bad))
+    bad.write_text("tier1: {provider: openai_compatible, base_url: 'http://x/v1', context_window: -5}\n")
+    with pytest.raises(RoutingConfigError, match="context_window must be positive"):
+        plan_tiers(settings(tiers_file=bad))
+
+
+def test_context_budget_per_tier_from_file_settings_and_defaults(tmp_path: Path) -> None:
+    tiers = tmp_path / "tiers.yaml"
+    tiers.write_text("tier1: {provider: extractive}\n"
+                     "tier2: {provider: openai_compatible, model: qwen, base_url: 'http://127.0.0.1:1/v1',"
+                     " context_window: 4096, input_budget: 2500, max_tokens: 160}\n"
+                     "tier3: {provider: openai_compatible, model: big, base_url: 'http://127.0.0.1:2/v1'}\n")
+    s = settings(tiers_file=tiers, context_windows={"tier3": 32768}, input_budgets={"tier3": 5000})
+    router = build_router(s, None, lambda texts: __import__("numpy").ones((len(texts), 3)))
+    by = {t.name: t for t in router.tiers}
+    assert by["tier1"].budget is None  # the extractive answerer reads every source
+    b2 = by["tier2"].budget
+    assert b2 is not None and (b2.window, b2.input_budget, b2.max_output) == (4096, 2500, 160)
+    assert b2.prompt_limit == 2500
+    b3 = by["tier3"].budget  # no keys in the file: the settings' per-tier values
+    assert b3 is not None and (b3.window, b3.input_budget) == (32768, 5000)
+    # an OpenAI-compatible server is not asked for logprobs unless the file says so (slow on llama.cpp)
+    assert not by["tier2"].provider.supports_logprobs
+    plan = plan_tiers(settings())
+    assert all(c.context_window is None for c in plan.tiers.values())
 
 
 def test_cli_ask_json_and_costs(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
