@@ -491,6 +491,9 @@ class SimilarTurns:
         return best, near
 
 
+_SIMILAR_CACHE: dict[EmbedFn, SimilarTurns] = {}
+
+
 def load_examples(path: Path = EXAMPLES_PATH) -> list[tuple[str, str | None]]:
     """Labelled customer turns, one JSON object a line: ``{"text": ..., "reason": ... | null}``."""
     if not path.exists():
@@ -508,8 +511,13 @@ class EscalationRules:
 
     @classmethod
     def with_embedder(cls, policy: EscalationPolicy | None, embed_fn: EmbedFn | None) -> EscalationRules:
-        """Rules plus the similarity classifier over the shipped examples, when an embedder is given."""
-        similar = SimilarTurns(embed_fn) if embed_fn is not None and load_examples() else None
+        """Rules plus the similarity classifier over the shipped examples, when an embedder is given
+        (the examples are embedded once per embedder, not once per call)."""
+        similar = None
+        if embed_fn is not None:
+            similar = _SIMILAR_CACHE.get(embed_fn)
+            if similar is None and load_examples():
+                similar = _SIMILAR_CACHE[embed_fn] = SimilarTurns(embed_fn)
         return cls(policy, similar=similar)
 
     def check_user_turn(self, text: str, state: CallState) -> Escalation | None:

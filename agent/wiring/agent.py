@@ -27,7 +27,9 @@ class Components:
     def support_deps(self) -> SupportDeps:
         s = self.settings
         return SupportDeps(retriever=self.knowledge.retriever, router=self.router, pool=self.pool,
-                           rules=EscalationRules(EscalationPolicy.from_settings(s)), top_k=s.retrieval_top_k,
+                           rules=EscalationRules.with_embedder(EscalationPolicy.from_settings(s),
+                                                               self.knowledge.embedder.encode),
+                           top_k=s.retrieval_top_k,
                            redact_pii=s.pii_redaction)
 
     def meeting_deps(self) -> MeetingDeps:
