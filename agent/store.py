@@ -33,6 +33,7 @@ class TurnRecord:
     latencies: dict[str, float] = field(default_factory=dict)
     cost_usd: float = 0.0
     error: str | None = None
+    passages: list[dict[str, Any]] = field(default_factory=list)  # what the answering model saw
 
 
 @dataclass
@@ -101,14 +102,15 @@ class ConversationStore:
                                self.organization_id, session_id)
             row = await conn.fetchrow(
                 "insert into turns (organization_id, session_id, seq, speaker, role, text, sources, tier, "
-                "confidence, low_confidence, escalated, latencies, cost_usd, error) "
-                "select $1, $2, coalesce(max(seq) + 1, 0), $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11::jsonb, $12, $13 "
+                "confidence, low_confidence, escalated, latencies, cost_usd, error, passages) "
+                "select $1, $2, coalesce(max(seq) + 1, 0), $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11::jsonb, $12, $13, "
+                "$14::jsonb "
                 "from turns where organization_id = $1 and session_id = $2 returning id",
                 self.organization_id, session_id, turn.speaker, turn.role, turn.text,
                 json.dumps(turn.sources, default=str), turn.tier, _clamp01(turn.confidence),
                 turn.low_confidence, turn.escalated, json.dumps({k: round(float(v), 2) for k, v in
                                                                  turn.latencies.items() if v is not None}),
-                max(0.0, float(turn.cost_usd or 0.0)), turn.error,
+                max(0.0, float(turn.cost_usd or 0.0)), turn.error, json.dumps(turn.passages, default=str),
             )
             turn_id = str(row["id"])
             if interaction_id:

@@ -13,7 +13,6 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 from routing.budget import ContextBudget, retry_budget
 from routing.complexity import MODERATE_MAX, SIMPLE_MAX, analyze
-from routing.calibration import load_calibration
 from routing.confidence import from_logprobs, parse_score, self_eval_messages
 from routing.costs import CostEvent, CostSink, NullCostSink
 from routing.pricing import Price
@@ -53,6 +52,15 @@ class _Attempt:
     gen: Generation
     confidence: float | None
     method: str
+
+
+@dataclass(frozen=True)
+class AnswerOptions:
+    """Per-call inputs of one answer: the call's recent turns (conversation memory, oldest first) and
+    an A/B configuration's temperature."""
+
+    history: tuple[Message, ...] = ()
+    temperature: float | None = None
 
 
 class AnswerStream:
@@ -116,14 +124,19 @@ class CascadingRouter:
     # ------------------------------------------------------------------ public API
     async def answer(self, query: str, sources: Sequence[SourceDoc] = (), *, modality: Modality = "voice",
                      customer: CustomerContext | None = None, organization_id: str, session_id: str | None = None,
-                     interaction_id: str | None = None) -> RoutedAnswer:
+                     interaction_id: str | None = None, history: Sequence[Message] = (),
+                     temperature: float | None = None) -> RoutedAnswer:
+        """``history``: the call's earlier turns for generative tiers (oldest first); ``temperature``
+        overrides each tier's (an A/B configuration)."""
         return await self._safe_run(query, sources, modality, customer, organization_id, session_id,
-                                    interaction_id, emit=None, live=False)
+                                    interaction_id, emit=None, live=False,
+                                    options=AnswerOptions(tuple(history), temperature))
 
     def answer_stream(self, query: str, sources: Sequence[SourceDoc] = (), *, modality: Modality = "voice",
                       customer: CustomerContext | None = None, organization_id: str, session_id: str | None = None,
                       interaction_id: str | None = None, live: bool = False,
-                      eos_at: float | None = None) -> AnswerStream:
+                      eos_at: float | None = None, history: Sequence[Message] = (),
+                      temperature: float | None = None) -> AnswerStream:
         """Stream the answer's text. A tier that may still be cascaded away from is buffered until its
         confidence is known (then flushed); the last available tier streams token by token. With
         ``live=True`` every tier streams at once and low confidence only marks the answer (no cascade
@@ -133,7 +146,8 @@ class CascadingRouter:
         abandoned for the next one and the caller hears the holding line (``TurnDeadline``)."""
         async def run(emit: Callable[[str], Awaitable[None]]) -> RoutedAnswer:
             return await self._safe_run(query, sources, modality, customer, organization_id, session_id,
-                                        interaction_id, emit=emit, live=live, eos_at=eos_at)
+                                        interaction_id, emit=emit, live=live, eos_at=eos_at,
+                                        options=AnswerOptions(tuple(history), temperature))
         return AnswerStream(run)
 
     async def complete(self, messages: Sequence[Message], purpose: str = "summary", *, organization_id: str,
@@ -175,8 +189,18 @@ class CascadingRouter:
                 out.append(t)
         return out
 
+    @property
+    def answerers(self) -> list[str]:
+        """The distinct answering models (``provider:model``), cheapest tier first. One entry means
+        the tiers are one answerer (the offline default): every answer is reported as ``tier1`` and
+        there is no cascade."""
+        return list(dict.fromkeys(t.provider.key for t in self.tiers))
+
     def _plan(self, start: str) -> list[Tier]:
-        """Tiers from the start tier up (or the highest available below it), one per distinct provider."""
+        """Tiers from the start tier up (or the highest available below it), one per distinct provider;
+        with a single answerer, its first tier whatever the complexity."""
+        if len(self.answerers) == 1:
+            return self.tiers[:1]
         rank = _RANK[start]
         plan = [t for t in self.tiers if _RANK.get(t.name, 9) >= rank] or self.tiers[-1:]
         seen: set[str] = set()
@@ -296,15 +320,11 @@ class CascadingRouter:
 
     async def _confidence(self, tier: Tier, gen: Generation, query: str, sources: Sequence[SourceDoc],
                           ids: dict[str, Any]) -> tuple[float | None, str, float]:
-        # each raw score becomes an estimated probability of being right where
-        # routing/data/calibration.json has fitted parameters for its method (issue 10)
         if gen.confidence is not None:
-            c = load_calibration().extractive(query, gen, sources)
-            return c.value, c.method, 0.0
+            return gen.confidence, "provider", 0.0
         lp = from_logprobs(gen.logprobs)
         if lp is not None:
-            c = load_calibration().score("logprobs", lp)
-            return c.value, c.method, 0.0
+            return lp, "logprobs", 0.0
         if not self._cheapest(judge=True):
             return None, "none", 0.0
         # over the answer and the passages it rests on only, not the whole prompt again (issue 14)
@@ -316,18 +336,18 @@ class CascadingRouter:
             log.warning("self-evaluation failed: %s", exc)
             return None, "self_eval_failed", 0.0
         score = parse_score(text)
-        c = load_calibration().score("self_eval", 0.0 if score is None else score)
-        return c.value, c.method, cost
+        return (0.0 if score is None else score), "self_eval", cost
 
     async def _safe_run(self, query: str, sources: Sequence[SourceDoc], modality: Modality,
                         customer: CustomerContext | None, organization_id: str, session_id: str | None,
                         interaction_id: str | None, *, emit: Callable[[str], Awaitable[None]] | None,
-                        live: bool, eos_at: float | None = None) -> RoutedAnswer:
+                        live: bool, eos_at: float | None = None,
+                        options: AnswerOptions | None = None) -> RoutedAnswer:
         t0 = time.perf_counter()
         interaction_id = interaction_id or str(uuid.uuid4())
         try:
             return await self._run(query, list(sources), modality, customer, organization_id, session_id,
-                                   interaction_id, emit, live, t0, eos_at)
+                                   interaction_id, emit, live, t0, eos_at, options or AnswerOptions())
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a live call gets an apology, never a traceback
@@ -342,7 +362,7 @@ class CascadingRouter:
     async def _run(self, query: str, sources: list[SourceDoc], modality: Modality, customer: CustomerContext | None,
                    organization_id: str, session_id: str | None, interaction_id: str,
                    emit: Callable[[str], Awaitable[None]] | None, live: bool, t0: float,
-                   eos_at: float | None = None) -> RoutedAnswer:
+                   eos_at: float | None = None, options: AnswerOptions = AnswerOptions()) -> RoutedAnswer:
         def elapsed() -> float:
             return (time.perf_counter() - t0) * 1000
 
@@ -409,7 +429,7 @@ class CascadingRouter:
             path.append(tier.name)
             def refit(budget: ContextBudget | None, tier: Tier = tier) -> FittedPrompt:
                 fitted = prompts.fit(query, sources, tier=tier.name, modality=modality, budget=budget,
-                                     customer=customer)
+                                     customer=customer, history=options.history)
                 fitted.report.retried_smaller = budget is not tier.budget
                 context[tier.name] = fitted.report.as_dict()
                 return fitted
@@ -418,6 +438,7 @@ class CascadingRouter:
             grounding = Grounding(query=grounding.query, sources=tuple(fitted.sources))
             try:
                 gen, fitted = await self._fitted_call(tier, fitted, refit, grounding=grounding,
+                                       temperature=options.temperature,
                                        emit=emit_timed if stream_now else None, first_output_s=first_output_s)
             except ProviderError as exc:
                 errors.append(f"{tier.name} ({tier.provider.key}): {exc}")
@@ -432,7 +453,7 @@ class CascadingRouter:
             tokens["out"] += gen.output_tokens
             tokens["cached"] += gen.cached_tokens
             attempts.append(_Attempt(tier, gen, conf, method))
-            accepted = conf is not None and conf >= load_calibration().disclaim_below(method, self.threshold)
+            accepted = conf is not None and conf >= self.threshold
             if accepted or stream_now:
                 break
         if not attempts:
@@ -441,8 +462,7 @@ class CascadingRouter:
             return self._apology(sources, cx, errors, path, elapsed(), interaction_id, tokens["in"], tokens["out"],
                                  tokens["cached"], cost)
         final = attempts[-1]
-        low = final.confidence is None or final.confidence < load_calibration().disclaim_below(final.method,
-                                                                                                self.threshold)
+        low = final.confidence is None or final.confidence < self.threshold
         text = final.gen.text.strip()
         already_streamed = emit is not None and bool(answer_out)
         if emit is not None and not already_streamed:

@@ -8,7 +8,7 @@ from typing import Any, AsyncIterator
 
 from agent.escalation import EscalationPolicy, EscalationRules
 from agent.meeting import MeetingDeps
-from agent.pipeline import SupportDeps
+from agent.turn import SupportDeps
 from agent.runtime import Runtime, open_runtime
 from agent.settings import Settings
 

@@ -1,0 +1,98 @@
+"""``SupportCall``: one support conversation, its session row and the state its turns share."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from agent.store import ConversationStore
+from agent.turn.context import CallContext, EventSink, TurnContext, TurnOutcome
+from agent.turn.deps import SupportDeps
+from agent.turn.pipeline import TurnPipeline, TurnStream
+from agent.turn.survey import store_survey
+from routing.types import CustomerContext
+
+GREETING = "Hi, thanks for calling support. How can I help you today?"
+ESCALATION_TOPIC = "callwise.escalations"
+
+
+class SupportCall:
+    """``call.turn(text)`` streams the reply (what the framework hands to TTS), then ``.outcome``;
+    ``call.run_turn(text)`` runs it to the end. ``call.end()`` closes the session."""
+
+    def __init__(self, deps: SupportDeps, *, organization_id: str, session_id: str | None, modality: str = "voice",
+                 customer: CustomerContext | None = None, speaker: str = "customer",
+                 on_event: EventSink | None = None, pipeline: TurnPipeline | None = None,
+                 overrides: dict[str, Any] | None = None, persist: bool = True) -> None:
+        self.deps = deps
+        self.ctx = CallContext(deps=deps, organization_id=organization_id, session_id=session_id, modality=modality,
+                               customer=customer, speaker=speaker, on_event=on_event,
+                               overrides=dict(overrides or {}), persist=persist)
+        self.pipeline = pipeline or TurnPipeline()
+        self.store = ConversationStore(deps.pool, organization_id)
+        self._background: set[asyncio.Task[Any]] = set()
+        self.outcomes: list[TurnOutcome] = []
+
+    @classmethod
+    async def start(cls, deps: SupportDeps, *, organization_id: str, room: str, modality: str = "voice",
+                    customer: CustomerContext | None = None, speaker: str = "customer",
+                    on_event: EventSink | None = None, metadata: dict[str, Any] | None = None,
+                    overrides: dict[str, Any] | None = None) -> SupportCall:
+        store = ConversationStore(deps.pool, organization_id)
+        session_id = await store.start_session(room=room, kind="support", modality=modality,  # type: ignore[arg-type]
+                                               metadata=metadata)
+        return cls(deps, organization_id=organization_id, session_id=session_id, modality=modality,
+                   customer=customer, speaker=speaker, on_event=on_event, overrides=overrides)
+
+    # state the worker, tests and benches read
+    @property
+    def organization_id(self) -> str:
+        return self.ctx.organization_id
+
+    @property
+    def session_id(self) -> str:
+        return self.ctx.session_id or ""
+
+    @property
+    def state(self) -> Any:
+        return self.ctx.state
+
+    @property
+    def survey_phase(self) -> str:
+        return self.ctx.survey_phase
+
+    @property
+    def escalation(self) -> dict[str, Any] | None:
+        return self.ctx.escalation
+
+    # ------------------------------------------------------------------ the turn
+    def new_turn(self, text: str, *, eos_at: float | None = None, stt_ms: float | None = None) -> TurnContext:
+        out = TurnOutcome(transcript=text)
+        if stt_ms is not None:
+            out.latencies["stt_ms"] = stt_ms
+        self.outcomes.append(out)
+        return TurnContext(call=self.ctx, text=text, outcome=out, eos_at=eos_at)
+
+    def turn(self, text: str, *, eos_at: float | None = None, stt_ms: float | None = None) -> TurnStream:
+        """``eos_at``: ``time.perf_counter()`` at the customer's end of speech, when known."""
+        return self.pipeline.stream(self.new_turn(text, eos_at=eos_at, stt_ms=stt_ms), on_task=self._track)
+
+    async def run_turn(self, text: str, **kwargs: Any) -> TurnOutcome:
+        return await self.turn(text, **kwargs).collect()
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------------ end of call
+    async def end(self) -> None:
+        """Store a half-finished survey, wait for background writes, close the session row."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self.ctx.survey_phase == "comment":
+            await store_survey(self.ctx)
+        if not self.ctx.persist or self.ctx.session_id is None:
+            return
+        resolved = self.ctx.escalation is None
+        await self.store.end_session(self.ctx.session_id, status="escalated" if not resolved else "ended",
+                                     resolved_by_ai=resolved)

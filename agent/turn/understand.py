@@ -1,0 +1,138 @@
+"""Query understanding: the standalone question a turn stands for, from the call's memory.
+
+Offline and deterministic (no model call on the hot path):
+
+* **follow-ups**: an elliptical or pronoun-led question ("how do I stop one of them?", "and on the
+  annual plan?") gets the previous question's key terms carried in, so retrieval and the answerer
+  see the topic it follows;
+* **stated facts**: a statement that asks nothing ("I upgraded our workspace to the business plan
+  about two weeks ago") is acknowledged with an invitation, and its key terms are carried into the
+  next question;
+* everything else passes through unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from agent.turn.context import TurnContext
+
+ACKNOWLEDGEMENT = "Thanks, I've noted that. What would you like to know?"
+GREETING_REPLY = "Hello! What can I help you with today?"
+
+_WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
+_STOP = frozenset("""
+a about above after again against all also am an and any are aren't as at be because been before being below
+between both but by can can't cannot could couldn't did didn't do does doesn't doing don't down during each few for
+from further get got had hadn't has hasn't have haven't having he her here hers herself him himself his how i i'd
+i'll i'm i've if in into is isn't it it's its itself just let's like me more most mustn't my myself no nor not now
+of off on once one only or other ought our ours ourselves out over own really same shan't she should shouldn't so
+some still such than that that's the their theirs them themselves then there there's these they they'd they'll
+they're they've this those through to too under until up us very was wasn't we we'd we'll we're we've were weren't
+what what's when when's where where's which while who who's whom why why's will with won't would wouldn't you
+you'd you'll you're you've your yours yourself yourselves okay ok yes yeah hi hello hey thanks thank please well
+so um uh oh alright right sure great got go going want wanted need needed know tell way thing things also again
+many much able ago two three four five six seven eight nine ten weeks week days day months month years year
+""".split())
+_PRONOUN_LED = re.compile(
+    r"^(?:and|also|but|so|then|what about|how about|same for|what if|or)\b|"
+    r"\b(?:it|its|it's|them|they|those|these|that one|this one|one of them|either|both of them|that|this)\b",
+    re.IGNORECASE)
+_QUESTION_START = re.compile(
+    r"^(?:(?:so|and|but|okay|ok|also|then|well|hi|hello|hey)[, ]+)*"
+    r"(?:how|what|when|where|which|who|whom|whose|why|can|could|do|does|did|is|are|was|were|will|would|should|"
+    r"shall|may|might|have|has|am|any|tell me|explain|show me|help|walk me)\b", re.IGNORECASE)
+#: a statement with one of these still asks for help ("I can't log in", "the export keeps failing")
+_ASKS = re.compile(
+    r"\b(?:can't|cannot|can not|couldn't|won't|doesn't|don't|didn't|isn't|aren't|not|never|no longer|unable|"
+    r"error|errors|fail|fails|failing|failed|broken|problem|issue|trouble|stuck|wrong|invalid|expired|lost|"
+    r"forgot|forgotten|missing|help|need|want|wondering|wonder|looking for|trying to|try to|how to|"
+    r"please|question|know if|know whether|know how|know what|tell me|explain|refund|cancel|charge|charged)\b",
+    re.IGNORECASE)
+_GREETING = re.compile(
+    r"^(?:(?:hi|hello|hey|good (?:morning|afternoon|evening)|hiya|howdy|greetings)(?: there)?[,.! ]*"
+    r"(?:(?:thanks|thank you)(?: for (?:taking|picking up|answering)(?: my call)?)?[,.! ]*)?"
+    r"(?:how are you(?: doing)?(?: today)?[?.! ]*)?)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Understanding:
+    """What the turn is: ``question`` (answer it), ``statement`` or ``greeting`` (acknowledge)."""
+
+    kind: str
+    query: str
+    carried: tuple[str, ...] = ()
+
+
+def key_terms(text: str) -> list[str]:
+    """Content words of ``text`` in order, without stopwords or repeats."""
+    seen: list[str] = []
+    for w in _WORD.findall(text.lower()):
+        if w not in _STOP and len(w) > 1 and w not in seen:
+            seen.append(w)
+    return seen
+
+
+def is_greeting(text: str) -> bool:
+    return bool(_GREETING.match(text.strip()))
+
+
+def is_statement(text: str) -> bool:
+    """True when the turn asks nothing: no question mark, not phrased as a question or request,
+    no problem words ("I can't ...", "... keeps failing")."""
+    t = text.strip()
+    if not t or "?" in t:
+        return False
+    if is_greeting(t):
+        return True
+    if _QUESTION_START.match(t):
+        return False
+    return not _ASKS.search(t)
+
+
+def is_follow_up(text: str) -> bool:
+    """An elliptical or pronoun-led turn that leans on what was asked before."""
+    t = text.strip()
+    terms = key_terms(t)
+    return bool(_PRONOUN_LED.search(t)) and len(terms) <= 4 or len(terms) <= 1
+
+
+def understand(text: str, *, last_question: str | None, facts: list[str]) -> Understanding:
+    """The turn's kind and its standalone question."""
+    if is_greeting(text):
+        return Understanding("greeting", text)
+    if is_statement(text):
+        return Understanding("statement", text)
+    own = set(key_terms(text))
+    carried: list[str] = []
+    if last_question and is_follow_up(text):
+        carried += [w for w in key_terms(last_question) if w not in own]
+    if facts:
+        carried += [w for w in key_terms(facts[-1]) if w not in own and w not in carried]
+    if not carried:
+        return Understanding("question", text)
+    return Understanding("question", f"{text.rstrip()} ({' '.join(carried[:8])})", tuple(carried[:8]))
+
+
+class UnderstandQuery:
+    """Stage: set ``ctx.query``; acknowledge a statement or greeting and keep its facts."""
+
+    name = "understand"
+
+    async def run(self, ctx: TurnContext) -> None:
+        memory = ctx.call.memory
+        facts = memory.facts[-1:] if memory.last_user_kind() == "acknowledgement" else []
+        u = understand(ctx.guarded, last_question=memory.last_question, facts=facts)
+        if u.kind == "question":
+            ctx.query = u.query
+            if u.carried:
+                ctx.outcome.query = u.query
+            return
+        ctx.query = ctx.guarded
+        if u.kind == "statement" and not is_greeting(ctx.guarded):
+            memory.add_fact(ctx.guarded)
+            await ctx.say(ACKNOWLEDGEMENT)
+        else:
+            await ctx.say(GREETING_REPLY)
+        ctx.finish("acknowledgement")
