@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from integrations.credentials import Credential, CredentialStore
 from integrations.outbox import Delivered, Handler, NeedsReauth, OutboxItem, PermanentError, RetryableError
 
@@ -63,7 +65,22 @@ async def _raise_vendor(exc: Exception, creds: CredentialStore, item: OutboxItem
     raise err from exc
 
 
+class SharedHttp:
+    """One ``httpx.AsyncClient`` for every delivery of a dispatcher (building a client costs tens of ms of
+    CPU for its TLS context; a pool also reuses connections). Made on first use, in the running loop."""
+
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+
+    def get(self) -> httpx.AsyncClient:
+        if self._client is None or self._client.is_closed:
+            self._client = httpx.AsyncClient(timeout=10.0, limits=httpx.Limits(max_connections=32))
+        return self._client
+
+
 def build_handlers(pool: Any, creds: CredentialStore, cfg: VendorConfig) -> dict[str, Handler]:
+    shared = SharedHttp()
+
     async def slack_notify(item: OutboxItem) -> Delivered:
         from integrations.slack import SlackBot, SlackError, SlackWebhook, on_duty_notice
 
@@ -75,7 +92,7 @@ def build_handlers(pool: Any, creds: CredentialStore, cfg: VendorConfig) -> dict
         text, blocks = on_duty_notice(p, link)
         try:
             if cred.secret("bot_token"):
-                bot = SlackBot(cred.secrets["bot_token"], base_url=cfg.slack_base_url)
+                bot = SlackBot(cred.secrets["bot_token"], base_url=cfg.slack_base_url, http=shared.get())
                 channel = str(cred.fields.get("channel") or "")
                 if not channel:
                     raise PermanentError("slack: no channel configured for the bot token")
@@ -123,7 +140,8 @@ def build_handlers(pool: Any, creds: CredentialStore, cfg: VendorConfig) -> dict
         client = ZendeskClient(
             base_url_for(str(cred.fields.get("subdomain", "")), cfg.zendesk_base_url),
             TokenPair(cred.secrets["access_token"], cred.secret("refresh_token"), cred.expires_at),
-            client_id=cred.fields.get("client_id"), client_secret=cred.secret("client_secret"), on_refresh=save)
+            client_id=cred.fields.get("client_id"), client_secret=cred.secret("client_secret"), on_refresh=save,
+            http=shared.get())
         rows = await pool.fetch(
             "select t.speaker, t.role, t.text from turns t join escalations e on e.session_id = t.session_id "
             "and e.organization_id = t.organization_id where e.organization_id = $1 and e.id = $2 "

@@ -67,17 +67,20 @@ class SlackBot:
     token: str
     base_url: str = DEFAULT_BASE_URL
     timeout_s: float = 10.0
+    http: httpx.AsyncClient | None = None  # a shared client (connection pool); one per call when None
 
     async def _call(self, method: str, *, json: dict[str, Any] | None = None,
                     params: dict[str, Any] | None = None) -> dict[str, Any]:
         url = f"{self.base_url.rstrip('/')}/api/{method}"
         headers = {"Authorization": f"Bearer {self.token}"}
         try:
-            async with httpx.AsyncClient(timeout=self.timeout_s) as client:
-                if json is not None:
-                    resp = await client.post(url, json=json, headers=headers)
-                else:
-                    resp = await client.get(url, params=params, headers=headers)
+            if self.http is not None:
+                resp = await self.http.request("POST" if json is not None else "GET", url, json=json, params=params,
+                                               headers=headers, timeout=self.timeout_s)
+            else:
+                async with httpx.AsyncClient(timeout=self.timeout_s) as client:
+                    resp = await client.request("POST" if json is not None else "GET", url, json=json, params=params,
+                                                headers=headers)
         except httpx.HTTPError as exc:
             raise SlackError(f"Slack unreachable: {type(exc).__name__}") from exc
         if resp.status_code == 429 or resp.status_code >= 500:

@@ -75,7 +75,9 @@ class ZendeskClient:
     """One org's Zendesk. ``on_refresh`` stores a rotated token pair (it must be atomic)."""
 
     def __init__(self, base_url: str, tokens: TokenPair, *, client_id: str | None = None,
-                 client_secret: str | None = None, on_refresh: TokenSaver | None = None, timeout_s: float = 10.0) -> None:
+                 client_secret: str | None = None, on_refresh: TokenSaver | None = None, timeout_s: float = 10.0,
+                 http: httpx.AsyncClient | None = None) -> None:
+        self.http = http  # a shared client (connection pool); one per call when None
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
         self.client_id = client_id
@@ -88,9 +90,8 @@ class ZendeskClient:
             await self.refresh()
         for attempt in (1, 2):
             try:
-                async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s) as client:
-                    resp = await client.request(method, path, headers={
-                        "Authorization": f"Bearer {self.tokens.access_token}", "Accept": "application/json"}, **kwargs)
+                resp = await self._send(method, path, headers={
+                    "Authorization": f"Bearer {self.tokens.access_token}", "Accept": "application/json"}, **kwargs)
             except httpx.HTTPError as exc:
                 raise ZendeskError(f"Zendesk {what}: unreachable ({type(exc).__name__})") from exc
             if resp.status_code == 401 and attempt == 1 and self.tokens.refresh_token:
@@ -99,6 +100,12 @@ class ZendeskClient:
             return resp
         return resp
 
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if self.http is not None:
+            return await self.http.request(method, self.base_url + path, timeout=self.timeout_s, **kwargs)
+        async with httpx.AsyncClient(timeout=self.timeout_s) as client:
+            return await client.request(method, self.base_url + path, **kwargs)
+
     async def refresh(self) -> TokenPair:
         if not (self.tokens.refresh_token and self.client_id and self.client_secret):
             raise ZendeskError("Zendesk token expired and no refresh token / client credentials are stored",
@@ -106,8 +113,7 @@ class ZendeskClient:
         body = {"grant_type": "refresh_token", "refresh_token": self.tokens.refresh_token,
                 "client_id": self.client_id, "client_secret": self.client_secret}
         try:
-            async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s) as client:
-                resp = await client.post("/oauth/tokens", json=body)
+            resp = await self._send("POST", "/oauth/tokens", json=body)
         except httpx.HTTPError as exc:
             raise ZendeskError(f"Zendesk token refresh: unreachable ({type(exc).__name__})") from exc
         if resp.status_code in (400, 401, 403):  # invalid_grant: revoked or already rotated
