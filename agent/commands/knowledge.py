@@ -15,13 +15,17 @@ MODES = ("bm25", "vector", "hybrid", "hybrid+rerank")
 
 
 def ingest(
-    path: Path = typer.Argument(..., help="A file or a directory of .md, .html, .txt, .pdf files."),
+    path: Path | None = typer.Argument(None, help="A file or a directory of .md, .html, .txt, .pdf files."),
     org: str | None = typer.Option(None, "--org", help="Organization slug (default: CALLWISE_DEFAULT_ORG)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    reembed: bool = typer.Option(False, "--reembed", help="First re-embed the organization's chunks with the "
+                                 "configured embedder (after changing CALLWISE_EMBEDDING_PROVIDER or _MODEL)."),
 ) -> None:
     """Sync a folder or file into the knowledge base: add new, re-chunk changed, remove deleted."""
     settings = load_settings()
-    if not path.exists():
+    if path is None and not reembed:
+        fail("give a file or directory to ingest (or --reembed)")
+    if path is not None and not path.exists():
         fail(f"no such file or directory: {path}")
 
     async def go() -> None:
@@ -30,6 +34,11 @@ def ingest(
         async with open_runtime(settings) as rt:
             org_id = await rt.org_id(org)
             kb = build_knowledge(settings, rt.pool)
+            if reembed:
+                await _reembed(settings, rt.pool, org_id, kb, org or settings.default_org, json_out)
+            if path is None:
+                close_vector_stores()
+                return
             with Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           TextColumn("{task.description}"), console=console, transient=True,
                           disable=json_out) as bar:
@@ -58,6 +67,28 @@ def ingest(
             console.print(table)
 
     run(go)
+
+
+async def _reembed(settings, pool, org_id: str, kb, org: str, json_out: bool) -> None:  # type: ignore[no-untyped-def]
+    from knowledge.embedders import EmbeddingError
+    from knowledge.embedders.reembed import ReembedError, reembed
+
+    if settings.qdrant_url:
+        raise CommandError("--reembed re-embeds the Postgres knowledge store; with QDRANT_URL ingest into a new "
+                           "collection instead")
+    with Progress(TextColumn("[bold]re-embed"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True, disable=json_out) as bar:
+        task = bar.add_task("", total=None)
+        try:
+            rep = await reembed(pool, org_id, kb.embedder,
+                                progress=lambda done, total: bar.update(task, completed=done, total=total))
+        except (EmbeddingError, ReembedError) as exc:
+            raise CommandError(f"re-embedding failed, nothing was changed: {exc}") from exc
+    if json_out:
+        echo_json({"reembed": rep.as_dict()})
+    else:
+        console.print(f"[bold]{org}[/]: re-embedded {rep.chunks} chunks with {rep.model} ({rep.dim} dimensions; "
+                      f"was {rep.model_before or 'none'}) in {rep.seconds:.1f} s", highlight=False)
 
 
 def search(

@@ -14,8 +14,8 @@ import asyncio
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -340,7 +340,7 @@ class ExtractiveProvider(Provider):
                 self._cache.move_to_end(t)
         missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
-            known.update(zip(missing, self._embed(missing)))
+            known.update(zip(missing, self._embed(missing), strict=True))
             with self._lock:
                 for t in missing:
                     self._cache[t] = known[t]
