@@ -1,19 +1,33 @@
-"""Compare the offline answerers (extractive vs the local Gemma 3 270M) on the sample KB.
+"""Offline answerers on golden answers: the public manuals (and the Orbitly help centre).
 
-    python bench/offline_answerers.py --golden evaluation/data/golden.jsonl --org orbitly [--limit 40] [--json]
+    python bench/offline_answerers.py [--sets pydoc,sqlite,git] [--limit N] [--answerers extractive]
+                                      [--baseline FILE] [--data-dir DIR] [--json]
 
-Needs the KB ingested for the organization (``callwise ingest examples/kb --org orbitly``). For each
-golden question that has an expected answer (edge cases excluded), retrieves the top-5 sources and asks
-both answerers. Scores: semantic similarity of answer to expected answer (MiniLM cosine), recall of the
-expected answer's numbers and content words, "correct" = similarity >= 0.7 and every number in the
-expected answer present; plus latency. The better answerer becomes ``OFFLINE_DEFAULT`` in
-``agent/wiring/routing.py``.
+A set is ``bench/data/answers/<set>.jsonl`` (hand-written questions and expected answers, see the
+README there) over the retrieval set ``bench/data/<set>/corpus.jsonl`` (built by
+``bench/data/make_public_sets.py``), or ``orbitly``: ``evaluation/data/golden.jsonl`` (edge cases
+excluded) over ``examples/kb``. Each corpus is ingested through the product's ingest path into the
+organization ``answers-<set>`` of an embedded database under ``--data-dir`` (kept between runs; a
+re-run only syncs). Every question is retrieved with the default retriever (top 5) and answered by
+each answerer from the same sources.
+
+Per answer: ``similarity`` (MiniLM cosine to the expected answer), ``items`` (share of the expected
+answer's numbers and listed identifiers present, case-insensitive; rows with none count as 1),
+``speakable`` (``routing.text.speakable_problems`` finds nothing: no unbalanced brackets, no syntax
+synopsis, no markup, no table debris), ``correct`` (similarity >= 0.7 and every item present), words,
+latency, and whether the top source is one of the golden pages (``page_hit``). Reported per set and as
+the mean over the sets.
+
+``--baseline FILE``: also run the ``ExtractiveProvider`` of another version of
+``routing/providers/extractive.py`` (e.g. ``git show c094d54^:routing/providers/extractive.py >
+/tmp/before.py``), named ``baseline``. ``--answerers local`` adds the packaged local model.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import re
@@ -21,112 +35,181 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from agent.runtime import open_runtime  # noqa: E402
-from agent.settings import Settings  # noqa: E402
 from routing.providers.extractive import ExtractiveProvider  # noqa: E402
-from routing.types import Grounding, SourceDoc  # noqa: E402
+from routing.text import speakable_problems  # noqa: E402
+from routing.types import Grounding, sources_from  # noqa: E402
 
-STOP = set("the a an of to and or in on for is are be with your you it this that we our can do does how what "
-           "when which who by at as from if i my me".split())
-
-
-def content_words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9$%.,-]+", text.lower().replace(",", "")) if w not in STOP and len(w) > 2}
+ANSWERS = ROOT / "bench" / "data" / "answers"
+PUBLIC_SETS = ("pydoc", "sqlite", "git")
 
 
 def numbers(text: str) -> set[str]:
-    return set(re.findall(r"\d+(?:[.,]\d+)?", text.replace(",", "")))
+    return set(re.findall(r"\d+(?:\.\d+)*", text.replace(",", "")))
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+def items_present(answer: str, expected: str, identifiers: list[str]) -> tuple[float, list[str]]:
+    """Share of the expected answer's numbers and identifiers that the answer names, and the missing ones."""
+    wanted = sorted(numbers(expected)) + list(identifiers)
+    if not wanted:
+        return 1.0, []
+    low = answer.lower().replace(",", "")
+    have_nums = numbers(answer)
+    missing = [w for w in wanted if (w not in have_nums if re.fullmatch(r"[\d.]+", w)
+                                     else w.lower().replace(",", "") not in low)]
+    return 1 - len(missing) / len(wanted), missing
 
 
-async def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--golden", default="evaluation/data/golden.jsonl")
-    ap.add_argument("--org", default="orbitly")
-    ap.add_argument("--limit", type=int, default=40)
-    ap.add_argument("--answerers", default="extractive,local")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    rows = [json.loads(line) for line in Path(args.golden).read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r.get("category") != "edge_case" and r.get("expected_answer")]
-    # spread over categories deterministically
-    rows = sorted(rows, key=lambda r: r["id"])[:: max(1, len(rows) // args.limit)][: args.limit]
-    settings = Settings()
-    from agent.wiring.knowledge import build_knowledge
+def load_rows(name: str, limit: int) -> list[dict[str, Any]]:
+    if name == "orbitly":
+        raw = [json.loads(x) for x in (ROOT / "evaluation/data/golden.jsonl").read_text().splitlines() if x.strip()]
+        rows = [{"_id": r["id"], "question": r["query"], "expected_answer": r["expected_answer"],
+                 "pages": r.get("relevant_documents", []), "identifiers": []}
+                for r in raw if r.get("category") != "edge_case" and r.get("expected_answer")]
+    else:
+        rows = [json.loads(x) for x in (ANSWERS / f"{name}.jsonl").read_text().splitlines() if x.strip()]
+    if limit and limit < len(rows):  # spread over the set deterministically
+        step = len(rows) / limit
+        rows = [rows[int(i * step)] for i in range(limit)]
+    return rows
 
+
+def corpus_dir(name: str, data_dir: Path) -> tuple[Path, dict[str, str]]:
+    """The folder to ingest and a map from ingested source to corpus id."""
+    if name == "orbitly":
+        kb = ROOT / "examples" / "kb"
+        return kb, {}
+    sys.path.insert(0, str(ROOT / "bench" / "data"))
+    from make_public_sets import ensure_corpus  # noqa: E402  (builds the pydoc sample on first use)
+
+    corpus = ensure_corpus(ROOT / "bench" / "data" / name)
+    root = data_dir / "corpus" / name
+    root.mkdir(parents=True, exist_ok=True)
+    mapping: dict[str, str] = {}
+    for line in corpus.read_text().splitlines():
+        if not line.strip():
+            continue
+        doc = json.loads(line)
+        path = root / (doc["_id"].replace("/", "__") + ".md")
+        text = doc.get("text", "")
+        if doc.get("title") and not text.lstrip().startswith("#"):
+            text = f"# {doc['title']}\n\n{text}"
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        mapping[str(path)] = doc["_id"]
+    return root, mapping
+
+
+def load_baseline(path: Path) -> type:
+    spec = importlib.util.spec_from_file_location("extractive_baseline", path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.ExtractiveProvider  # type: ignore[no-any-return]
+
+
+def summarize(rs: list[dict[str, Any]]) -> dict[str, Any]:
+    def mean(key: str) -> float:
+        return round(statistics.mean(float(x[key]) for x in rs), 3)
+
+    lat = sorted(x["latency_ms"] for x in rs)
+    return {"n": len(rs), "similarity": mean("similarity"), "items": mean("items"), "speakable": mean("speakable"),
+            "correct": mean("correct"), "page_hit": mean("page_hit"), "words": mean("words"),
+            "latency_ms_p50": round(lat[len(lat) // 2], 1)}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from agent.runtime import open_runtime
+    from agent.settings import Settings
+    from agent.wiring.knowledge import build_knowledge, close_vector_stores
+
+    settings = Settings(data_dir=args.data_dir)
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     async with open_runtime(settings) as rt:
-        org_id = await rt.org_id(args.org)
         kn = build_knowledge(settings, rt.pool)
         embed = kn.embedder.encode
-        answerers = {}
-        names = args.answerers.split(",")
-        if "extractive" in names:
-            answerers["extractive"] = ExtractiveProvider(embed)
-        if "local" in names:
-            from routing.providers.local import LocalLlamaProvider, default_model_path
+        answerers: dict[str, Any] = {}
+        for name in args.answerers.split(","):
+            if name == "extractive":
+                answerers[name] = ExtractiveProvider(embed)
+            elif name == "local":
+                from routing.providers.local import LocalLlamaProvider, default_model_path
 
-            local = LocalLlamaProvider(default_model_path(settings.data_dir / "models"))
+                answerers[name] = LocalLlamaProvider(default_model_path(settings.data_dir / "models"))
+                answerers[name].warm()
+            else:
+                raise SystemExit(f"unknown answerer {name!r}")
+        if args.baseline:
+            answerers["baseline"] = load_baseline(args.baseline)(embed)
+        for set_name in args.sets.split(","):
+            rows = load_rows(set_name, args.limit)
+            folder, mapping = corpus_dir(set_name, args.data_dir)
+            org = await rt.org_id(f"answers-{set_name}")
             t = time.perf_counter()
-            local.warm()
-            print(f"local model loaded in {time.perf_counter() - t:.2f}s", file=sys.stderr)
-            answerers["local"] = local
-        results: dict[str, list[dict]] = {n: [] for n in answerers}
-        for i, r in enumerate(rows):
-            res = await kn.retriever.retrieve(r["query"], org_id, top_k=5)
-            sources = tuple(SourceDoc(j + 1, c.document, c.title or "", c.parent_text or c.text)
-                            for j, c in enumerate(res.chunks))
-            g = Grounding(r["query"], sources)
-            for name, prov in answerers.items():
-                gen = await prov.generate([], grounding=g, max_tokens=80, temperature=0.0)
-                vecs = embed([gen.text or "-", r["expected_answer"]])
-                sim = float(vecs[0] @ vecs[1])
-                exp_nums = numbers(r["expected_answer"])
-                num_ok = exp_nums <= numbers(gen.text)
-                cw = content_words(r["expected_answer"])
-                recall = len(cw & content_words(gen.text)) / max(1, len(cw))
-                results[name].append({"id": r["id"], "category": r["category"], "similarity": sim, "numbers_ok": num_ok,
-                                      "recall": recall, "correct": sim >= 0.7 and num_ok, "latency_ms": gen.latency_ms,
-                                      "ttft_ms": gen.ttft_ms, "output_tokens": gen.output_tokens,
-                                      "confidence": gen.confidence, "answer": gen.text})
-            print(f"{i + 1}/{len(rows)} {r['id']} " + " ".join(
-                f"{n}: sim={results[n][-1]['similarity']:.2f} ok={results[n][-1]['correct']} "
-                f"{results[n][-1]['latency_ms']:.0f}ms" for n in results), file=sys.stderr, flush=True)
-    summary = {}
-    for name, rs in results.items():
-        summary[name] = {
-            "n": len(rs),
-            "correct": round(sum(x["correct"] for x in rs) / len(rs), 3),
-            "similarity_mean": round(statistics.mean(x["similarity"] for x in rs), 3),
-            "numbers_ok": round(sum(x["numbers_ok"] for x in rs) / len(rs), 3),
-            "content_recall": round(statistics.mean(x["recall"] for x in rs), 3),
-            "latency_ms_p50": round(pct([x["latency_ms"] for x in rs], 0.5), 1),
-            "latency_ms_p95": round(pct([x["latency_ms"] for x in rs], 0.95), 1),
-        }
-        if name == "extractive":
-            ok = [x["confidence"] for x in rs if x["correct"]]
-            bad = [x["confidence"] for x in rs if not x["correct"]]
-            summary[name]["confidence_when_correct_p50"] = round(pct(ok, 0.5), 3) if ok else None
-            summary[name]["confidence_when_wrong_p50"] = round(pct(bad, 0.5), 3) if bad else None
+            report = await kn.ingestor.ingest(folder, org)
+            print(f"{set_name}: synced {folder} in {time.perf_counter() - t:.1f} s ({report.counts}); "
+                  f"{len(rows)} questions", file=sys.stderr, flush=True)
+            per: dict[str, list[dict[str, Any]]] = {n: [] for n in answerers}
+            for i, row in enumerate(rows):
+                res = await kn.retriever.retrieve(row["question"], org, top_k=5)
+                sources = tuple(sources_from(res.chunks))
+                top = mapping.get(res.chunks[0].document, res.chunks[0].document) if res.chunks else ""
+                hit = any(top == p or top.endswith(p) for p in row["pages"])
+                g = Grounding(row["question"], sources)
+                for name, prov in answerers.items():
+                    gen = await prov.generate([], grounding=g, max_tokens=args.max_tokens, temperature=0.0)
+                    text = gen.text or ""
+                    vecs = embed([text or "-", row["expected_answer"]])
+                    sim = float(vecs[0] @ vecs[1])
+                    items, missing = items_present(text, row["expected_answer"], row.get("identifiers", []))
+                    problems = speakable_problems(text)
+                    per[name].append({"id": row["_id"], "similarity": round(sim, 4), "items": round(items, 3),
+                                      "missing": missing, "speakable": not problems, "problems": problems,
+                                      "correct": sim >= 0.7 and items == 1.0, "page_hit": hit,
+                                      "words": len(text.split()), "latency_ms": round(gen.latency_ms, 1),
+                                      "ttft_ms": gen.ttft_ms, "confidence": gen.confidence, "answer": text})
+                print(f"  {i + 1}/{len(rows)} {row['_id']} " + " ".join(
+                    f"{n}: sim={per[n][-1]['similarity']:.2f} items={per[n][-1]['items']:.2f} "
+                    f"speakable={per[n][-1]['speakable']}" for n in per), file=sys.stderr, flush=True)
+            results[set_name] = per
+        close_vector_stores()
+    summary: dict[str, Any] = {}
+    for name in answerers:
+        by_set = {s: summarize(results[s][name]) for s in results}
+        keys = ("similarity", "items", "speakable", "correct", "page_hit", "words")
+        by_set["mean"] = {k: round(statistics.mean(by_set[s][k] for s in results), 3) for k in keys}
+        summary[name] = by_set
+    return {"summary": summary, "results": results}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", default=",".join(PUBLIC_SETS), help="comma separated: pydoc, sqlite, git, orbitly")
+    ap.add_argument("--limit", type=int, default=0, help="questions per set (0: all), spread over the set")
+    ap.add_argument("--answerers", default="extractive", help="comma separated: extractive, local")
+    ap.add_argument("--baseline", type=Path, help="another extractive.py to compare, run as 'baseline'")
+    ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("CALLWISE_BENCH_DIR", "/tmp/callwise-bench-answers")),
+                    help="embedded database and ingested corpora, kept between runs")
+    ap.add_argument("--max-tokens", type=int, default=120)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    out = asyncio.run(run(args))
     if args.json:
-        print(json.dumps({"summary": summary, "results": results}, indent=2))
-    else:
-        for name, s in summary.items():
-            print(name, json.dumps(s))
-        for k in range(min(6, len(rows))):
-            print(f"\nQ {rows[k]['query']}\n  expected: {rows[k]['expected_answer']}")
-            for name in results:
-                print(f"  {name}: {results[name][k]['answer'][:200]}")
+        print(json.dumps(out, indent=2))
+        return
+    for name, by_set in out["summary"].items():
+        for set_name, s in by_set.items():
+            print(f"{name:10s} {set_name:7s} " + " ".join(f"{k}={v}" for k, v in s.items()))
+    first = next(iter(out["results"].values()))
+    for name, rs in first.items():
+        for r in rs[:3]:
+            print(f"\n[{name}] {r['id']}: {r['answer'][:240]}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
