@@ -391,7 +391,7 @@ class HandoffEscalator:
             result = await self.service.escalate(cc, esc, with_reason=with_reason)
         except Exception:  # noqa: BLE001 - no case could be opened: promise nothing that is not true
             log.exception("could not open a case")
-            call.escalation = {"reason": esc.reason, "handoff": "failed", "handoff_status": "no_case", **esc.details}
+            call.escalation = {"reason": esc.reason, "handoff": "callback", "handoff_status": "no_case", **esc.details}
             out.escalation = dict(call.escalation)
             return (reason_sentence(esc.reason) + " I'm sorry, I couldn't reach our support team's system just now; "
                     f"please call us again during service hours, {self.service.service_hours}.")

@@ -40,8 +40,11 @@ def serve(
             except OSError as exc:
                 raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
             console.print(f"callwise API on http://{host}:{port}/ (Ctrl-C to stop)")
+            from agent.wiring.integrations import running_dispatcher  # the outbox (issue 11)
+
             try:
-                await asyncio.Event().wait()
+                async with running_dispatcher(settings, rt.pool):
+                    await asyncio.Event().wait()
             finally:
                 await runner.cleanup()
                 await router.aclose()

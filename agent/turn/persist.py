@@ -54,12 +54,16 @@ class Persist:
             esc = out.escalation
             if esc is not None and "repeat_reason" not in esc:
                 details = {k: v for k, v in esc.items() if k not in ("reason", "handoff")}
-                escalation_id = await store.add_escalation(
-                    call.session_id, reason=esc["reason"], handoff=esc["handoff"],
-                    details={**details, "transcript": out.transcript}, turn_id=turn_id)
+                if esc.get("case_id"):  # the escalator opened the case before speaking (agent.handoff)
+                    escalation_id = str(esc["case_id"])
+                else:
+                    escalation_id = await store.add_escalation(
+                        call.session_id, reason=esc["reason"], handoff=esc["handoff"],
+                        details={**details, "transcript": out.transcript}, turn_id=turn_id)
                 await self._publish(ctx, {"type": "escalation", "reason": esc["reason"], "handoff": esc["handoff"],
                                           "session_id": call.session_id, "turn_id": turn_id,
-                                          "transcript": out.transcript, "rule": esc.get("rule")})
+                                          "transcript": out.transcript, "rule": esc.get("rule"),
+                                          "case": esc.get("case"), "handoff_status": esc.get("handoff_status")})
                 await escalator_of(ctx).recorded(ctx, escalation_id)
             reason = unresolved_reason(out)
             if reason:

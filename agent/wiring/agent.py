@@ -11,6 +11,7 @@ from agent.meeting import MeetingDeps
 from agent.turn import SupportDeps
 from agent.runtime import Runtime, open_runtime
 from agent.settings import Settings
+from agent.wiring.integrations import handoff_escalator
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Components:
                            rules=EscalationRules.with_embedder(EscalationPolicy.from_settings(s),
                                                                self.knowledge.embedder.encode),
                            top_k=s.retrieval_top_k,
-                           redact_pii=s.pii_redaction)
+                           redact_pii=s.pii_redaction, escalator=handoff_escalator(s, self.pool))
 
     def meeting_deps(self) -> MeetingDeps:
         s = self.settings

@@ -74,10 +74,17 @@ def handoff_service(settings: Settings, pool: Any, rules: EscalationRules | None
 async def running_dispatcher(settings: Settings, pool: Any) -> AsyncIterator[Dispatcher | None]:
     """The outbox dispatcher as a background task (worker, ``callwise serve``); off with
     ``CALLWISE_OUTBOX_DISPATCHER=false``."""
+    from integrations.credentials import CredentialError
+
     if not settings.outbox_dispatcher:
         yield None
         return
-    d = dispatcher(settings, pool)
+    try:
+        d = dispatcher(settings, pool)
+    except CredentialError:
+        log.exception("outbox dispatcher not started: integration credentials unusable")
+        yield None
+        return
     stop = asyncio.Event()
     task = asyncio.create_task(d.run(stop, poll_s=settings.outbox_poll_s), name="outbox-dispatcher")
     try:
@@ -88,3 +95,20 @@ async def running_dispatcher(settings: Settings, pool: Any) -> AsyncIterator[Dis
             await asyncio.wait_for(task, timeout=10)
         except (TimeoutError, Exception):  # noqa: BLE001 - shutting down
             task.cancel()
+
+
+def handoff_escalator(settings: Settings, pool: Any) -> Any:
+    """The turn's ``Escalator`` backed by the case desk and the org's integrations. With unreadable
+    credentials (a changed key) it still opens cases and promises callbacks, never a live handoff."""
+    from agent.handoff import HandoffEscalator
+    from integrations.credentials import CredentialError
+
+    try:
+        return HandoffEscalator(handoff_service(settings, pool))
+    except CredentialError:
+        log.exception("integration credentials unusable: cases only, no live handoff")
+        links = join_links(settings)
+        return HandoffEscalator(HandoffService(
+            pool, EscalationRules(EscalationPolicy.from_settings(settings)),
+            config=HandoffConfig(timeout_s=settings.handoff_timeout_s, keepalive_s=settings.handoff_keepalive_s),
+            desk_factory=lambda org: CaseDesk(pool, org, links=links)))
