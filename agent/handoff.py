@@ -330,6 +330,8 @@ class CallLine:
     caller: CallerKind = "app"
     participant_identity: str | None = None
     speak: Say | None = None
+    settle: Callable[[], Awaitable[None]] | None = None  # wait until the agent has finished speaking
+    quiet: Callable[[], None] | None = None  # a human took over: stop answering the caller
 
 
 class HandoffEscalator:
@@ -415,9 +417,16 @@ class HandoffEscalator:
             follow_up, result.follow_up = result.follow_up, None
             self._spawn(self._follow_up(follow_up, line, ctx))
         if result.wait is not None and line.speak is not None and result.wait.outcome is None:
-            self._spawn(result.wait.run(line.speak))
+            self._spawn(self._wait(result.wait, line))
+
+    async def _wait(self, wait: LiveWait, line: CallLine) -> None:
+        assert line.speak is not None
+        if await wait.run(line.speak) == "human_joined" and line.quiet is not None:
+            line.quiet()
 
     async def _follow_up(self, follow_up: Callable[[], Awaitable[str | None]], line: CallLine, ctx: Any) -> None:
+        if line.settle is not None:  # the caller hears "I'm transferring you" before the line is handed over
+            await line.settle()
         fallback = await follow_up()
         if ctx.call.escalation is not None:
             res = self.results.get(ctx.call.session_id or "")

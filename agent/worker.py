@@ -80,6 +80,9 @@ async def entrypoint(ctx: JobContext) -> None:
 
     comp = await open_components_in(stack, settings)
     ctx.add_shutdown_callback(stack.aclose)
+    from agent.wiring.integrations import running_dispatcher  # the outbox runs in every worker (issue 11)
+
+    await stack.enter_async_context(running_dispatcher(settings, comp.pool))
     org_id = await comp.runtime.org_id(_metadata(ctx).get("org"))
     if kind == "meeting":
         await run_meeting(ctx, comp, org_id)
@@ -133,6 +136,9 @@ async def run_support(ctx: JobContext, comp: Any, org_id: str) -> None:
     track_end_of_speech(session, agent)
     await session.start(agent, room=ctx.room, room_options=room_io.RoomOptions(
         participant_identity=participant.identity, audio_output=tts is not None))
+    from agent.handoff_room import wire_room  # live handoff, join links, survey follow-up (issue 11)
+
+    wire_room(ctx, call, session, participant, settings)
 
 
 def _customer(participant: rtc.RemoteParticipant) -> CustomerContext:

@@ -276,3 +276,56 @@ def test_payloads_carry_no_secret():
     head, blocks = on_duty_notice({"case": "CW-1", "reason": "outage", "handoff": "callback", "matched": ["down"]}, None)
     assert "CW-1" in head and "Join" not in json.dumps(blocks)
     assert uuid.UUID(str(uuid.uuid4()))
+
+
+async def test_escalator_in_a_call_waits_for_the_human_then_goes_quiet(env):
+    from agent.handoff import CallLine, HandoffEscalator
+    from agent.turn import SupportCall, SupportDeps
+
+    await _slack(env)
+    svc = env["service"](timeout_s=5, keepalive_s=2)
+    esc = HandoffEscalator(svc)
+    deps = SupportDeps(retriever=None, router=None, pool=env["pool"], rules=svc.rules, escalator=esc)  # type: ignore[arg-type]
+    call = await SupportCall.start(deps, organization_id=env["org"], room="room-q")
+    heard: list[str] = []
+    quiet: list[bool] = []
+
+    async def speak(text: str) -> None:
+        heard.append(text)
+
+    esc.attach(call.session_id, CallLine(room="room-q", caller="app", participant_identity="web-1", speak=speak,
+                                         quiet=lambda: quiet.append(True)))
+    out = await call.run_turn("can I speak to a person")
+    assert out.escalation["handoff_status"] == "notified" and "asked a colleague" in out.answer
+    assert esc.human_joined(call.session_id, "agent-bob", "Bob")
+    await esc.drain()
+    assert heard == ["Bob from our support team has joined and has the details of your call. I'll hand over to them now."]
+    assert quiet == [True]
+
+
+async def test_escalator_transfers_a_sip_caller_after_the_sentence_and_says_when_it_failed(env):
+    from agent.handoff import CallLine, HandoffEscalator
+    from agent.turn import SupportCall, SupportDeps
+
+    env["livekit"].refuse = {"status": 408, "code": "deadline_exceeded", "msg": "no answer",
+                             "meta": {"sip_transfer_reason": "STR_RINGING_TIMEOUT"}}
+    svc = env["service"](transfer_to="tel:+15550001111")
+    esc = HandoffEscalator(svc)
+    deps = SupportDeps(retriever=None, router=None, pool=env["pool"], rules=svc.rules, escalator=esc)  # type: ignore[arg-type]
+    call = await SupportCall.start(deps, organization_id=env["org"], room="sip-q")
+    order: list[str] = []
+
+    async def speak(text: str) -> None:
+        order.append("said: " + text)
+
+    async def settle() -> None:
+        order.append("settled")
+
+    esc.attach(call.session_id, CallLine(room="sip-q", caller="sip", participant_identity="sip_+1555", speak=speak,
+                                         settle=settle))
+    out = await call.run_turn("get me a human")
+    assert "transferring you" in out.answer
+    await esc.drain()
+    assert order[0] == "settled" and "transfer didn't go through" in order[1]
+    case = await CaseDesk(env["pool"], env["org"]).get(out.escalation["case"])
+    assert case.status == "callback" and case.handoff_status == "transfer_failed"

@@ -3,7 +3,7 @@ its number in what the caller hears, the agent's turn linked to it, nothing prom
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from agent.cases import CaseDesk
 from agent.escalation import EscalationPolicy, EscalationRules
@@ -13,7 +13,7 @@ from agent.turn import SupportCall, SupportDeps
 
 class Evening(EscalationRules):
     def handoff(self, now=None):  # type: ignore[no-untyped-def]
-        return super().handoff(datetime(2026, 11, 23, 21, 0, tzinfo=timezone.utc))
+        return super().handoff(datetime(2026, 11, 23, 21, 0, tzinfo=UTC))
 
 
 def _deps(pool) -> SupportDeps:  # type: ignore[no-untyped-def]

@@ -186,3 +186,27 @@ async def test_email_survey_and_signed_delivery_events(world):
     done = await w["client"].post("/survey", data={"ref": req.reference, "rating": "5"})
     assert done.status == 200 and [tuple(r) for r in await _responses(w)] == [(5, "email", False)]
     assert (await w["client"].get("/survey?ref=NOPE99")).status == 404
+
+
+async def test_a_call_that_ends_unrated_gets_the_survey(world, tmp_path):
+    from agent.handoff_room import survey_if_unrated
+    from agent.settings import Settings
+    from agent.turn import SupportCall, SupportDeps
+    from integrations.credentials import CredentialStore
+    from routing.types import CustomerContext
+
+    w = world
+    key = Fernet.generate_key().decode()
+    settings = Settings(_env_file=None, data_dir=tmp_path, encryption_key=key, survey_followup="auto")
+    creds = CredentialStore(w["pool"], Fernet(key.encode()))
+    await creds.set(w["org"], "twilio", secrets={"auth_token": tw.AUTH_TOKEN},
+                    fields={"account_sid": tw.ACCOUNT_SID, "from_number": w["number"]})
+    deps = SupportDeps(retriever=None, router=None, pool=w["pool"])  # type: ignore[arg-type]
+    call = await SupportCall.start(deps, organization_id=w["org"], room="r2",
+                                   customer=CustomerContext(name="Dana", extra={"phone": CALLER}))
+    await call.end()
+    await survey_if_unrated(settings, call)
+    row = await w["pool"].fetchrow("select channel, contact from survey_requests where session_id = $1", call.session_id)
+    assert tuple(row) == ("sms", CALLER)
+    [item] = [r for r in await list_items(w["pool"], w["org"]) if r["action"] == "twilio.sms"]
+    assert item["status"] == "pending"
