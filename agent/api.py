@@ -22,6 +22,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from agent.api_webhooks import PUBLIC_PATHS
 from agent.db import find_organization
 
 log = logging.getLogger("callwise.api")
@@ -66,7 +67,8 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-OPEN_PATHS = frozenset({"/healthz"})
+# vendor webhooks and the survey page authenticate by the vendor's signature / the survey reference (issue 11)
+OPEN_PATHS = frozenset({"/healthz"}) | PUBLIC_PATHS
 
 
 def _presented_token(header: str) -> str:

@@ -50,7 +50,7 @@ async def world(pg_pool, fakes):
     cfg = VendorConfig(twilio_base_url=twilio.url, sendgrid_base_url=sendgrid.url, public_url=PUBLIC)
     dispatch = Dispatcher(pg_pool, build_handlers(pg_pool, creds, cfg), organization_id=org,
                           backoff=Backoff(base_s=0.05, max_s=0.1, jitter=0))
-    app = create_app(ApiServices(pg_pool, None, None, None, None))
+    app = create_app(ApiServices(pg_pool, None, None, None, "api-token"))  # webhooks need no token, only a signature
     app[PUBLIC_URL] = lambda: PUBLIC
     app[CREDS] = lambda pool: creds
     client = TestClient(TestServer(app))
@@ -186,6 +186,7 @@ async def test_email_survey_and_signed_delivery_events(world):
     done = await w["client"].post("/survey", data={"ref": req.reference, "rating": "5"})
     assert done.status == 200 and [tuple(r) for r in await _responses(w)] == [(5, "email", False)]
     assert (await w["client"].get("/survey?ref=NOPE99")).status == 404
+    assert (await w["client"].get(f"/v1/orgs/{w['slug']}/escalations")).status == 401  # the rest keeps the token
 
 
 async def test_a_call_that_ends_unrated_gets_the_survey(world, tmp_path):
