@@ -106,6 +106,12 @@ _SECURITY = _rx(
     r"\b(?:gdpr|ccpa|data subject|subject access|privacy) (?:request|deletion|erasure)\b|\bunder (?:the )?(?:gdpr|ccpa)\b"
     r"|\bdsar\b",
     r"\bright to be forgotten\b",
+    r"\b(?:request|get|send me|want) a copy of (?:all )?(?:the |my )?(?:personal )?(?:data|information)"
+    r" (?:you (?:have|hold|keep|store)|about me|on me)\b",
+    r"\b(?:changed|reset|turned off|disabled|removed|deleted)\b[^.?!]{0,40}?\b(?:i|we) (?:didn't|did not|never) "
+    r"(?:do|change|ask for|request) (?:that|it|this)\b",
+    r"\b(?:messages?|emails?|posts?|comments?)\b[^.?!]{0,40}?\b(?:i|we) (?:didn't|did not|never) (?:write|send|sent|post)",
+    r"\b(?:a |an )?(?:user|account|member|person)\b[^.?!]{0,20}?\b(?:nobody|no one|none of us) (?:knows|recogni[sz]es)\b",
     r"\bwhat (?:personal )?(?:data|information) (?:do )?you (?:hold|have|keep|store) (?:about|on) me\b",
     r"\b(?:didn't|did not|never) consent\b|\bsharing my (?:data|information|details) with\b",
     r"\bpersonal (?:data|information) (?:was|is|has been|got) (?:shared|sold|exposed|leaked)",
@@ -118,7 +124,8 @@ _SECURITY = _rx(
 _LAWYER = r"(?:lawyers?|attorneys?|solicitors?|legal (?:team|department|counsel))"
 _LEGAL_REFUND = _rx(
     rf"\b(?:my|our) {_LAWYER} (?:will|is going to|are going to|'ll|is gonna|are gonna|(?:is|are|will be) in touch)",
-    rf"\b(?:talk|speak|going|get|getting|call|contact|involve|hire|consult) (?:to |with )?(?:my|our|a) {_LAWYER}\b",
+    rf"\b(?:talk|speak|going|get|getting|call|calling|contact|contacting|involve|involving|hire|consult|consulting)"
+    rf" (?:to |with )?(?:my|our|a) {_LAWYER}\b",
     r"\blawsuit\b|\blitigation\b|\bsuing\b|\bsue (?:you|your|orbitly|them|the company)\b"
     r"|\b(?:going to|gonna|will|'ll|we'll|i'll|to) sue\b",
     r"\blegal (?:action|proceedings|steps)\b|\bbreach of contract\b|\bsmall claims\b|\b(?:take|taking) (?:you|this|them) to court\b",
@@ -130,12 +137,13 @@ _LEGAL_REFUND = _rx(
     r"\brefund (?:me|us|the|my|our|it|this|that)\b",
     r"\b(?:can|could|would|will) you (?:please |just )?(?:process|issue|give|send|do|authori[sz]e|approve) "
     r"(?:me |us )?(?:a |my |our |the )?(?:full |partial )?refund",
-    r"\b(?:want|need|demand|like|expect) (?:my|our) money back\b|\bgive (?:me|us) (?:my|our) money back\b",
+    r"\b(?:want|need|demand|like|expect|get) (?:my|our) money back\b|\bgive (?:me|us) (?:my|our) money back\b",
     r"\bcharge ?back\b",
 )
 _HUMAN = (r"(?:real |live |actual )?(?:customer (?:service|support) |support |sales |billing )?"
-          r"(?:human|person|people|agent|representative|rep|manager|supervisor|operator|colleague|somebody|someone"
-          r"|anybody|anyone)s?")
+          r"(?:human being|human|person|people|agent|representative|rep|manager|supervisor|operator|colleague"
+          r"|somebody|someone|anybody|anyone|member of (?:staff|your team|the team)|staff member)s?"
+          r"|customer (?:service|support|care)\b|your (?:support|sales|billing) team")
 _EXPLICIT = _rx(
     rf"\b(?:speak|talk|chat|speaking|talking)(?: directly)? (?:to|with) (?:a |an |the |your |some |one of your )?{_HUMAN}\b",
     r"\b(?:real|live|actual) (?:human|person|agent|people)\b(?! handoffs?\b| feature| chat widget| routing)",
@@ -157,6 +165,11 @@ _EXPLICIT = _rx(
     r"\bno more bots?\b|\b(?:don't|do not) want to (?:talk|speak) to (?:a |the |your )?(?:bot|robot|machine|computer)\b"
     r"|\bnot (?:a |the )?(?:bot|robot|machine|computer|the assistant)\b",
     r"\b(?:someone|somebody|a person|an agent)\b[^.?!]{0,30}?\bcall (?:me|us) back\b",
+    rf"\b(?:be |get )?transferred (?:to|over to) (?:a |an |the |your )?{_HUMAN}",
+    rf"\b(?:have|get) a word with (?:a |an |the |your )?{_HUMAN}",
+    rf"\b(?:get|put) (?:someone|somebody|a person|a human|an agent) on the (?:phone|line)\b",
+    rf"\bpass (?:me|us) (?:on|over) to (?:a |an |the |your )?{_HUMAN}",
+    r"\b(?:deal|speak|talk) with a human being\b|\b(agent|representative|operator|human)[,.]? \1\b",
 )
 _DOWN_SUBJECT = (r"(?:service|site|website|web site|app|platform|system|systems|server|servers|api|dashboard|orbitly"
                  r"|everything|it|login|sign-?in|sync|huddles?|workspace)")
@@ -168,13 +181,17 @@ _OUTAGE = _rx(
     r"\boutage (?:right now|today|at the moment|again|going on)\b",
     rf"\b(?:is|are|was) (?:the |your |orbitly'?s? )?{_DOWN_SUBJECT} (?:completely |totally |still |all )?down\b",
     rf"\b{_DOWN_SUBJECT}(?:'s| is| are| has been| have been| went| has gone| seems| seem| looks| keeps going)?"
-    r"(?: to be| like it'?s| like)?(?: completely| totally| all)? down\b(?! for maintenance)",
+    r"(?: to be| like it'?s| like)?(?: completely| totally| all)? down\b(?! for maintenance| to\b)",
     r"\b(?:working|loading|broken|down|failing|stopped|timing out|errors?|crashing)\b[^.?!]{0,25}?\bfor "
     + _EVERYONE + r"\b",
     r"\b(?:nobody|no one|none of us|none of our (?:team|users|staff))\b[^.?!]{0,25}?\b(?:can|could|is able to|are able to)"
     r" (?:log ?in|sign in|access|connect|reach|load|use)",
     r"\bservice unavailable\b|\b50[234]s?\b(?: errors?)?|\bgateway time-?out\b",
     r"\beverything(?:'s| is) (?:timing out|failing|broken|down|erroring|erroring out)\b",
+    r"\b(?:won't|will not|doesn't|does not|isn't|is not) (?:load|open|work)(?:ing)?(?: at all)?\b[^.?!]{0,20}?\bfor "
+    + _EVERYONE + r"\b",
+    r"\b(?:across|for) all (?:of )?our (?:services|users|accounts|teams|offices)\b|\ball (?:of )?our users (?:are|can't|cannot)\b",
+    r"\b(?:a |an )?(?:problem|issue|outage) with your (?:service|servers?|system|platform|api|site)\b",
     r"\b(?:something|anything) (?:wrong|going on|up) with (?:your|the) (?:servers?|service|system|platform|api|site)\b",
     r"\b(?:wrong|problem|issue|going on|outage) (?:on|at) your (?:end|side)\b",
     r"\b(?:errors?|failing|fails|timing out|times out)\b[^.?!]{0,30}?\b(?:on|for) every (?:single )?(?:request|page|call|endpoint)\b",
@@ -191,6 +208,8 @@ _BILLING_CUE = _rx(
     r"\bwhy (?:was i|were we|am i|are we|did you) (?:being )?(?:charged|billed|charge|bill)\b",
     r"\b(?:don't|do not|didn't|did not) recogni[sz]e\b", r"\bwithout (?:asking|permission|my consent|our consent|approval)\b",
     r"\btook\b[^.?!]{0,30}?\bfrom (?:my|our)\b",
+    r"\b(?:not|isn't|is not|don't think (?:it'?s|that'?s|is)) (?:correct|right)\b|\bduplicate (?:payment|charge|invoice)s?\b"
+    r"|\b(?:reversed|reverse (?:it|that|the charge))\b",
     r"\brefund\b",
 )
 _AMOUNT = re.compile(
@@ -208,13 +227,15 @@ _FRUSTRATION: list[tuple[int, list[re.Pattern[str]]]] = [
         r"|system|agent|bot))(?:'re| is| are|'s)(?: so| completely| totally| absolutely| just| really)? "
         r"(?:useless|incompetent|pathetic|a joke|garbage|hopeless|clueless|a nightmare|a disgrace)\b",
         r"\b(?:fuck(?:ing|ed)?|f\*+(?:ing)?|bullshit|shit|crap)\b",
+        r"\b(?:at|reached) my wits'? end\b|\b(?:at|reached) my wit'?s end\b|\bwhat the fuck\b",
         r"\b(?:complete|total|absolute|utter) (?:waste of (?:my |our )?(?:time|money)|joke|nightmare|disaster)\b",
     )),
     (2, _rx(
         r"\bi(?:'m| am)(?:,? (?:so|really|absolutely|extremely|very|beyond|getting|just|honestly|now))* "
         r"(?:frustrated|annoyed|stressed out|losing my patience)\b",
         r"\b(?:useless|pathetic|ridiculous|unacceptable|outrageous|disgusting|incompetent|terrible|awful|horrible"
-        r"|garbage|rubbish|nonsense|stupid|hopeless)\b",
+        r"|garbage|rubbish|nonsense|stupid|hopeless|angry|furious|livid|fuming|disaster)\b",
+        r"\bwhat the (?:hell|heck)\b|\bfed up\b",
         r"\bworst\b(?! case| part| that can| thing that)",
         r"\bthis is (?:insane|a joke|madness|absurd|crazy)\b|\ba joke\b",
         r"\bwaste of (?:my |our )?(?:time|money)\b|\bfed up\b|\bsick (?:and tired )?of\b",
@@ -224,7 +245,7 @@ _FRUSTRATION: list[tuple[int, list[re.Pattern[str]]]] = [
         r"\b(?:this is|it's|that's) the (?:third|fourth|fifth|sixth|\d+(?:rd|th)) time\b",
     )),
     (1, _rx(
-        r"\b(?:annoy(?:ed|ing)|frustrat(?:ed|ing))\b",
+        r"\b(?:annoy(?:ed|ing)|frustrat(?:ed|ing)|disappointed|disappointing|unhelpful)\b",
         r"\b(?:for god'?s sake|for crying out loud|oh my god|seriously\?|unbelievable|ugh+)\b",
         r"\byou people\b|\bcan't believe\b|\bnobody (?:ever )?(?:helps|listens|answers)\b|\bi'm done\b",
         r"\bon hold for\b|\bwaiting for (?:hours|days|weeks|ages)\b|\bnothing works\b",
@@ -249,6 +270,8 @@ _NOT_RESOLVED = _rx(
     r"\byou(?:'re| are) not (?:listening|understanding|helping|getting it|getting me)\b",
     r"\bthat'?s not (?:it|right|helpful|the problem|what)\b",
     r"\bno,? (?:that'?s|it'?s|that is|it is) (?:wrong|not)\b",
+    r"\b(?:that'?s|it'?s|this is) not working either\b|\bsame (?:problem|issue|error|thing) as before\b"
+    r"|\bstill happening\b|\b(?:didn't|did not|doesn't|does not) change anything\b|\bnot (?:answering|what i asked)\b",
     r"\b(?:same answer|same thing) (?:as before|again)\b|\byou (?:already )?(?:told|said) (?:me )?that\b"
     r"|\bkeep (?:saying|telling me) the same\b",
 )
@@ -436,12 +459,12 @@ class SimilarTurns:
     ``bench/data/escalation/turns.jsonl``'s dev split, shipped as ``agent/data/escalation_examples.jsonl``)
     and names them, so a decision still says why. A reason wins when the nearest example has it, its
     similarity is at least ``min_similarity``, and it carries the largest similarity-weighted vote.
-    ``k`` 7 and ``min_similarity`` 0.7: the lowest similarity with no false alarm on the dev split
-    scored leave-one-out (``bench/escalation.py``).
+    ``k`` 9 and ``min_similarity`` 0.6: on the dev split scored leave-one-out, the classifier alone
+    (without the rules) recalls the most escalations with at most 3% false alarms (42%, 2.7%).
     """
 
     def __init__(self, embed_fn: EmbedFn, examples: Sequence[tuple[str, str | None]] | None = None, *,
-                 k: int = 7, min_similarity: float = 0.7) -> None:
+                 k: int = 9, min_similarity: float = 0.6) -> None:
         import numpy as np
 
         if examples is None:
@@ -541,7 +564,9 @@ class EscalationRules:
                          cues + [f"{max(over):g}"]))
         points, indicators = frustration_points(text)
         unresolved = _matches(_NOT_RESOLVED, text)
-        if not hits and self.similar is not None and text.strip():
+        # the classifier only speaks about turns no rule spoke about: a turn the rules read as "that
+        # did not help" or as frustrated is not re-read as something else by its nearest examples
+        if not hits and not unresolved and not points and self.similar is not None and text.strip():
             reason, near = self.similar.classify(text)
             why = [n.describe() for n in near if n.reason == reason][:3]
             rule = f"similar to labelled {reason} turns"
