@@ -21,9 +21,10 @@ FOLLOWUP_AT_OR_BELOW = 2
 _NUMBERS = {"zero": 0, "one": 1, "won": 1, "two": 2, "to": None, "too": None, "three": 3, "four": 4,
             "for": None, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
 _NUM = r"(\d+(?:\.\d+)?|zero|one|two|three|four|five|six|seven|eight|nine|ten)"
-_OUT_OF = re.compile(_NUM + r"\s*(?:out of|/|of|outta)\s*" + _NUM, re.IGNORECASE)
+# (?<![\d.]): a number starts only where a number starts; without it a long digit run is quadratic
+_OUT_OF = re.compile(r"(?<![\d.])" + _NUM + r"\s*(?:out of|/|of|outta)\s*" + _NUM, re.IGNORECASE)
 _PERCENT = re.compile(r"(\d{1,3})\s*(?:%|percent)", re.IGNORECASE)
-_STARS = re.compile(_NUM + r"\s*stars?\b", re.IGNORECASE)
+_STARS = re.compile(r"(?<![\d.])" + _NUM + r"\s*stars?\b", re.IGNORECASE)
 _BARE = re.compile(r"(?<![\w.])" + _NUM + r"(?!\w|\.\d)", re.IGNORECASE)
 
 # Judgement phrases, most specific first (a phrase is tried before the words inside it).

@@ -71,7 +71,7 @@ def parse_score(text: str) -> float | None:
     if not text:
         return None
     t = text.strip().lower()
-    m = re.search(r"(-?\d+(?:\.\d+)?)\s*(?:/|out of)\s*(\d+(?:\.\d+)?)", t)
+    m = re.search(r"(?<![\d.])(-?\d+(?:\.\d+)?)\s*(?:/|out of)\s*(\d+(?:\.\d+)?)", t)  # linear on digit runs
     if m:
         num, den = float(m.group(1)), float(m.group(2))
         if den > 0 and 0 <= num <= den:
