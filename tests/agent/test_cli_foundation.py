@@ -2,11 +2,9 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
 
 CLI = [sys.executable, "-m", "agent.cli"]
 
@@ -42,7 +40,8 @@ def test_unreachable_database_url_is_one_clear_line(tmp_path):
 
 
 def test_wrong_password_is_explained(tmp_path, pg_url):
-    url = pg_url.replace("postgres@", "nobody:wrong@")
+    url = re.sub(r"//[^@/]+@", "//nobody:wrong@", pg_url)
+    assert url != pg_url
     res = _run(["db", "status"], tmp_path, {"DATABASE_URL": url})
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "DATABASE_URL" in res.stderr
