@@ -167,7 +167,7 @@ _EXPLICIT = _rx(
     r"\b(?:someone|somebody|a person|an agent)\b[^.?!]{0,30}?\bcall (?:me|us) back\b",
     rf"\b(?:be |get )?transferred (?:to|over to) (?:a |an |the |your )?{_HUMAN}",
     rf"\b(?:have|get) a word with (?:a |an |the |your )?{_HUMAN}",
-    rf"\b(?:get|put) (?:someone|somebody|a person|a human|an agent) on the (?:phone|line)\b",
+    r"\b(?:get|put) (?:someone|somebody|a person|a human|an agent) on the (?:phone|line)\b",
     rf"\bpass (?:me|us) (?:on|over) to (?:a |an |the |your )?{_HUMAN}",
     r"\b(?:deal|speak|talk) with a human being\b|\b(agent|representative|operator|human)[,.]? \1\b",
 )

@@ -213,16 +213,21 @@ def _hashed_embed(texts: list[str]) -> object:
 
 
 def test_similar_turns_decide_with_named_examples() -> None:
-    examples = [("I would prefer to deal with a human being", "explicit_request"),
-                ("could I deal with a human being please", "explicit_request"),
-                ("how do I add a human being to my team", None),
+    examples = [("could a colleague of yours look at my case", "explicit_request"),
+                ("can a colleague of yours look into my case for me", "explicit_request"),
+                ("can a colleague of mine see my tasks", None),
                 ("what does the export button do", None)]
     rules = EscalationRules(similar=SimilarTurns(_hashed_embed, examples, k=3, min_similarity=0.6))
-    esc = rules.check_user_turn("i'd prefer to deal with a human being", CallState())
+    assert RULES.check_user_turn("could a colleague of yours look into my case", CallState()) is None  # no rule
+    esc = rules.check_user_turn("could a colleague of yours look into my case", CallState())
     assert esc is not None and esc.reason == "explicit_request"
-    assert esc.rule.startswith("similar to labelled explicit_request") and "human being" in esc.matched[0]
+    assert esc.rule.startswith("similar to labelled explicit_request") and "colleague of yours" in esc.matched[0]
     assert rules.check_user_turn("what does the export button do?", CallState()) is None
     assert rules.check_user_turn("something else entirely about invoices", CallState()) is None
+    # a turn a rule already read ("that didn't help") is not re-read by its nearest examples
+    state = CallState()
+    assert rules.check_user_turn("that didn't help, could a colleague of yours look", state) is None
+    assert state.unresolved_attempts == 1
 
 
 def test_shipped_examples_with_the_real_embedder() -> None:
