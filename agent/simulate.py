@@ -1,4 +1,6 @@
-"""Play a recording through the voice pipeline, offline: ``callwise simulate FILE.wav``.
+"""Play a recording through the voice pipeline, offline: ``callwise simulate FILE.wav``; or a text
+script (``.txt``: one customer turn a line; ``.jsonl``: one JSON string or ``{"text": ...}`` a line)
+through the same turn stages without audio: ``callwise simulate script.txt``.
 
 Approach: **the same components, driven directly, unpaced**, not an ``AgentSession`` fed in real
 time. The framework's session endpoints turns on wall-clock delays, so audio pushed faster than
@@ -23,18 +25,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import numpy as np
 from livekit import rtc
 from livekit.agents import stt as lk_stt
-from livekit.agents import utils, vad as lk_vad
+from livekit.agents import utils
+from livekit.agents import vad as lk_vad
 
 from agent.audio import FRAME_MS, Clip, load_audio, load_channels
 from agent.meeting import ListSink, MeetingCopilot, MeetingDeps
-from agent.pipeline import SupportCall, SupportDeps
+from agent.turn import SupportCall, SupportDeps, TurnOutcome
 
 Printer = Callable[[str], None]
 
@@ -125,6 +129,100 @@ def _latency_line(lat: dict[str, float]) -> str:
     return ", ".join(f"{label} {lat[k]:.0f} ms" for k, label in keys if k in lat)
 
 
+def _echo_answer(echo: Printer, at: str, out: TurnOutcome) -> None:
+    meta = [out.kind]
+    if out.tier:
+        meta.append(out.tier)
+    if out.confidence is not None:
+        meta.append(f"confidence {out.confidence:.2f}")
+    if out.escalated and out.escalation:
+        meta.append(f"ESCALATED: {out.escalation['reason']} ({out.escalation['handoff']})")
+    echo(f"{at}agent ({', '.join(meta)}): {out.answer}")
+    if out.query:
+        echo(f"    understood as: {out.query}")
+    if out.sources:
+        echo("    sources: " + "; ".join(f"[{s['index']}] {s['document']}" for s in out.sources))
+    line = _latency_line(out.latencies)
+    if line:
+        echo("    " + line)
+
+
+class ScriptError(ValueError):
+    """A text script that cannot be played (the message says where and why)."""
+
+
+SCRIPT_SUFFIXES = (".txt", ".jsonl")
+MAX_SCRIPT_TURNS = 500
+MAX_TURN_CHARS = 4000
+
+
+def load_script(path: str | Path) -> list[str]:
+    """Customer turns of a ``.txt`` (one a line; blank lines and ``#`` comments skipped) or ``.jsonl``
+    (a JSON string, or an object with ``text``, a line) script."""
+    p = Path(path)
+    if p.suffix.lower() not in SCRIPT_SUFFIXES:
+        raise ScriptError(f"{p}: a script is a .txt or .jsonl file")
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ScriptError(f"{p}: cannot read ({exc.strerror or exc})") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ScriptError(f"{p}: not UTF-8 text (byte {exc.start})") from exc
+    turns: list[str] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or (p.suffix.lower() == ".txt" and line.startswith("#")):
+            continue
+        if p.suffix.lower() == ".jsonl":
+            try:
+                item = json.loads(line)
+            except ValueError as exc:
+                raise ScriptError(f"{p}:{n}: not JSON ({exc.msg})") from exc
+            if isinstance(item, dict):
+                item = item.get("text")
+            if not isinstance(item, str):
+                raise ScriptError(f'{p}:{n}: expected a string or {{"text": "..."}}')
+            line = item.strip()
+            if not line:
+                continue
+        if len(line) > MAX_TURN_CHARS:
+            raise ScriptError(f"{p}:{n}: a turn is {len(line)} characters; at most {MAX_TURN_CHARS}")
+        turns.append(line)
+    if not turns:
+        raise ScriptError(f"{p}: no customer turns (one a line)")
+    if len(turns) > MAX_SCRIPT_TURNS:
+        raise ScriptError(f"{p}: {len(turns)} turns; at most {MAX_SCRIPT_TURNS}")
+    return turns
+
+
+async def simulate_script(path: str | Path, *, deps: SupportDeps, organization_id: str,
+                          echo: Printer | None = None, overrides: dict[str, Any] | None = None,
+                          metadata: dict[str, Any] | None = None) -> SimulationReport:
+    """Each line of the script is one customer turn through the same ``SupportCall`` stages as a
+    spoken call (modality ``text``; no VAD/STT, so no audio timings)."""
+    started = time.perf_counter()
+    turns = load_script(path)
+    report = SimulationReport(file=str(path), kind="support", duration_s=0.0, session_id=None, stt="text script")
+    call = await SupportCall.start(deps, organization_id=organization_id, room=f"simulate-{Path(path).stem}",
+                                   modality="text", overrides=overrides,
+                                   metadata={"simulated_from": str(path), **(metadata or {})})
+    report.session_id = call.session_id
+    try:
+        for i, text in enumerate(turns, start=1):
+            if echo:
+                echo(f"[{i}] customer: {text}")
+            out = await call.run_turn(text, eos_at=time.perf_counter())
+            report.turns.append({"speaker": "customer", "index": i, **out.as_dict()})
+            if echo:
+                _echo_answer(echo, f"[{i}] ", out)
+    finally:
+        await call.end()
+    report.wall_s = time.perf_counter() - started
+    return report
+
+
 async def simulate_support(path: str | Path, *, deps: SupportDeps, stt: lk_stt.STT, vad: lk_vad.VAD,
                            organization_id: str, stt_name: str = "", echo: Printer | None = None) -> SimulationReport:
     started = time.perf_counter()
@@ -150,17 +248,7 @@ async def simulate_support(path: str | Path, *, deps: SupportDeps, stt: lk_stt.S
                     **out.as_dict()}
             report.turns.append(turn)
             if echo:
-                meta = [out.kind]
-                if out.tier:
-                    meta.append(out.tier)
-                if out.confidence is not None:
-                    meta.append(f"confidence {out.confidence:.2f}")
-                if out.escalated and out.escalation:
-                    meta.append(f"ESCALATED: {out.escalation['reason']} ({out.escalation['handoff']})")
-                echo(f"[{_ts(utt.end_s)}] agent ({', '.join(meta)}): {out.answer}")
-                if out.sources:
-                    echo("    sources: " + "; ".join(f"[{s['index']}] {s['document']}" for s in out.sources))
-                echo("    " + _latency_line(out.latencies))
+                _echo_answer(echo, f"[{_ts(utt.end_s)}] ", out)
     finally:
         await call.end()
     report.wall_s = time.perf_counter() - started
@@ -188,7 +276,7 @@ async def simulate_meeting(path: str | Path, *, deps: MeetingDeps, stt: lk_stt.S
     for name in names[: len(clips)]:
         copilot.join(name)
     utterances: list[tuple[Utterance, str, float]] = []
-    for clip, name in zip(clips, names):
+    for clip, name in zip(clips, names, strict=False):
         async for utt in vad_utterances(clip, vad, name):
             text, stt_ms = await transcribe(stt, utt)
             if text:

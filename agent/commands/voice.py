@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 def simulate(
     file: Path = typer.Argument(..., help="A recording: WAV (any rate, mono or one channel per participant) or "
-                                           "anything ffmpeg/PyAV reads."),
+                                           "anything ffmpeg/PyAV reads; or a text script: .txt (one customer "
+                                           "turn a line) or .jsonl (one JSON string or {\"text\": ...} a line)."),
     org: str = typer.Option(None, "--org", help="Organization slug (default: CALLWISE_DEFAULT_ORG)."),
     kind: str = typer.Option("support", "--kind", help="support | meeting"),
     participants: str = typer.Option(None, "--participants",
@@ -25,19 +26,30 @@ def simulate(
                                           "e.g. rep-sam,customer-ana)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object with every turn."),
 ) -> None:
-    """Play a recording through the voice pipeline (VAD, STT, turns, retrieval, router) and print each turn."""
+    """Play a recording (VAD, STT) or a text script through the support turn's stages and print each turn."""
     if kind not in ("support", "meeting"):
         fail(f"--kind must be support or meeting, not {kind!r}")
-    from agent.audio import AudioError, load_audio
+    from agent.simulate import SCRIPT_SUFFIXES, ScriptError, load_script
 
-    try:
-        load_audio(file)  # refuse bad audio before loading any model
-    except AudioError as exc:
-        fail(str(exc))
+    is_script = file.suffix.lower() in SCRIPT_SUFFIXES
+    if is_script:
+        if kind != "support":
+            fail("a text script is a support conversation; --kind meeting needs a recording")
+        try:
+            load_script(file)  # refuse a bad script before loading any model
+        except ScriptError as exc:
+            fail(str(exc))
+    else:
+        from agent.audio import AudioError, load_audio
+
+        try:
+            load_audio(file)  # refuse bad audio before loading any model
+        except AudioError as exc:
+            fail(str(exc))
     settings = load_settings()
 
     async def go() -> dict[str, Any]:
-        from agent.simulate import simulate_meeting, simulate_support
+        from agent.simulate import simulate_meeting, simulate_script, simulate_support
         from agent.wiring.agent import open_components
         from agent.wiring.routing import RoutingConfigError
         from agent.wiring.voice import build_stt, build_vad, stt_choice
@@ -51,6 +63,9 @@ def simulate(
                     err_console.print(f"[yellow]note:[/] organization {org or settings.default_org!r} has no "
                                       "documents; answers will have no sources (run `callwise ingest examples/kb`)",
                                       highlight=False)
+                if is_script:
+                    report = await simulate_script(file, deps=comp.support_deps(), organization_id=org_id, echo=echo)
+                    return report.as_dict()
                 stt, vad = build_stt(settings), build_vad(settings)
                 if kind == "support":
                     report = await simulate_support(file, deps=comp.support_deps(), stt=stt, vad=vad,
@@ -70,8 +85,12 @@ def simulate(
     else:
         for note in result["notes"]:
             err_console.print(f"[yellow]note:[/] {note}", highlight=False)
-        console.print(f"{len(result['turns'])} turns, {result['duration_s']:.1f} s of audio in "
-                      f"{result['wall_s']:.1f} s; session {result['session_id']}", highlight=False)
+        if is_script:
+            console.print(f"{len(result['turns'])} turns in {result['wall_s']:.1f} s; session {result['session_id']}",
+                          highlight=False)
+        else:
+            console.print(f"{len(result['turns'])} turns, {result['duration_s']:.1f} s of audio in "
+                          f"{result['wall_s']:.1f} s; session {result['session_id']}", highlight=False)
 
 
 def worker(
