@@ -44,7 +44,7 @@ class CohereReranker:
         self.max_tokens_per_doc = max_tokens_per_doc
 
     @classmethod
-    def from_key(cls, api_key: str, model: str, *, base_url: str | None = None, timeout_s: float = 2.0) -> "CohereReranker":
+    def from_key(cls, api_key: str, model: str, *, base_url: str | None = None, timeout_s: float = 2.0) -> CohereReranker:
         import cohere
 
         kwargs: dict[str, Any] = {"api_key": api_key, "timeout": timeout_s}
@@ -66,13 +66,19 @@ class CohereReranker:
 
 class EmbeddingReranker:
     """Cosine of the query to each candidate's parent vector (the normalised mean of the parent's
-    children, stored at ingest), optionally blended with the child's own similarity."""
+    children, stored at ingest), optionally blended with the child's own similarity, and
+    optionally fused with the incoming (fusion) order: ``fusion_weight`` > 0 ranks by
+    ``(1 - w) / (k + rerank rank) + w / (k + fusion rank)``, so the re-score moves candidates
+    without discarding what BM25 and the vector search agreed on."""
 
     name = "embedding"
 
-    def __init__(self, vectors: VectorStore, *, child_weight: float = 0.0) -> None:
+    def __init__(self, vectors: VectorStore, *, child_weight: float = 0.0, fusion_weight: float = 0.0,
+                 fusion_k: float = 10.0) -> None:
         self.vectors = vectors
         self.child_weight = child_weight
+        self.fusion_weight = fusion_weight
+        self.fusion_k = fusion_k
 
     async def rerank(self, query: str, query_vector: np.ndarray, candidates: list[RerankCandidate], top_n: int,
                      organization_id: str) -> list[tuple[int, float]]:
@@ -87,4 +93,8 @@ class EmbeddingReranker:
             s = float(cv @ q) if cv is not None else p
             scored.append((i, (1 - self.child_weight) * p + self.child_weight * s))
         scored.sort(key=lambda t: -t[1])
+        if self.fusion_weight > 0:
+            w, k = self.fusion_weight, self.fusion_k
+            fused = [(i, (1 - w) / (k + r + 1) + w / (k + i + 1)) for r, (i, _) in enumerate(scored)]
+            scored = sorted(fused, key=lambda t: -t[1])
         return scored[:top_n]

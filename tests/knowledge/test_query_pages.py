@@ -1,0 +1,58 @@
+"""Query clean-up for speech and the page ranking built from chunk rankings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from knowledge.pages import PageConfig, page_order, rank_pages
+from knowledge.query import clean_query
+
+
+@pytest.mark.parametrize(
+    ("spoken", "topic"),
+    [
+        ("um, hi, so how do I, like, get my money back?", "get my money back?"),
+        ("is there a way to see who last changed each line of a file", "see who last changed each line of a file"),
+        ("can you tell me how to reset my password please", "reset my password"),
+        ("I need a scratch file that gets cleaned up automatically", "a scratch file that gets cleaned up automatically"),
+        ("what's the right way to measure how long a small piece of code takes",
+         "measure how long a small piece of code takes"),
+        ("E-1042", "E-1042"),
+    ],
+)
+def test_clean_query_keeps_the_topic(spoken: str, topic: str) -> None:
+    assert clean_query(spoken) == topic
+
+
+def test_clean_query_never_empties_a_query() -> None:
+    assert clean_query("um, okay, thanks") == "um, okay, thanks"
+    assert clean_query("  how do I  ") == "how do I"
+
+
+@dataclass
+class Chunk:
+    document: str
+    score: float = 0.0
+
+
+def test_first_ranks_pages_by_their_best_chunk() -> None:
+    chunks = [Chunk("a"), Chunk("b"), Chunk("b"), Chunk("b"), Chunk("c")]
+    assert [h.document for h in rank_pages(chunks, PageConfig(method="first"))] == ["a", "b", "c"]
+
+
+def test_rrf_lets_several_matching_chunks_outrank_one_lucky_chunk() -> None:
+    chunks = [Chunk("a"), Chunk("b"), Chunk("b"), Chunk("b"), Chunk("c")]
+    hits = rank_pages(chunks, PageConfig(method="rrf", k=2.0, depth=3))
+    assert [h.document for h in hits] == ["b", "a", "c"]
+    assert hits[0].chunk_ranks == [1, 2, 3]
+    # depth bounds the chunks a page may count: with one, the best chunk decides again
+    assert [h.document for h in rank_pages(chunks, PageConfig(method="rrf", k=2.0, depth=1))] == ["a", "b", "c"]
+
+
+def test_page_order_groups_chunks_page_by_page() -> None:
+    chunks = [Chunk("a"), Chunk("b"), Chunk("a"), Chunk("b"), Chunk("b")]
+    order = page_order(chunks, PageConfig(method="rrf", k=2.0, depth=3))
+    assert [chunks[i].document for i in order] == ["b", "b", "b", "a", "a"]
+    assert sorted(order) == list(range(len(chunks)))
