@@ -274,7 +274,7 @@ class Dispatcher:
         return stats
 
     async def drain(self, *, timeout_s: float = 60.0, idle_wait_s: float = 0.05) -> DispatchStats:
-        """Deliver until nothing is due right now and nothing is waiting on a short retry, or the timeout."""
+        """Deliver until nothing is left that could become due before the timeout (a retry, an expiring lease)."""
         stats = DispatchStats()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -282,9 +282,10 @@ class Dispatcher:
             stats.add(batch)
             if batch.claimed:
                 continue
-            wait = await self.pool.fetchval(
-                "select extract(epoch from min(next_attempt_at) - now()) from outbox "
-                "where status = 'pending' and action = any($1::text[]) and ($2::uuid is null or organization_id = $2)",
+            wait = await self.pool.fetchval(  # the next retry, or the next lease of a dead dispatcher to run out
+                "select extract(epoch from min(case when status = 'pending' then next_attempt_at else locked_until end)"
+                " - now()) from outbox where status in ('pending', 'in_flight') and action = any($1::text[]) "
+                "and ($2::uuid is null or organization_id = $2)",
                 list(self.handlers), self.organization_id)
             if wait is None or float(wait) > deadline - time.monotonic():
                 break

@@ -329,3 +329,22 @@ async def test_escalator_transfers_a_sip_caller_after_the_sentence_and_says_when
     assert order[0] == "settled" and "transfer didn't go through" in order[1]
     case = await CaseDesk(env["pool"], env["org"]).get(out.escalation["case"])
     assert case.status == "callback" and case.handoff_status == "transfer_failed"
+
+
+async def test_revoked_slack_token_marks_needs_reauth_and_the_caller_gets_a_callback(env):
+    await _slack(env)
+    env["slack"].revoked = True
+    res = await env["service"]().escalate(await _call(env["pool"], env["org"]), ASK_HUMAN)
+    assert res.handoff == "callback" and "couldn't reach our on-duty team" in res.say
+    [info] = [i for i in await env["creds"].list(env["org"]) if i.provider == "slack"]
+    assert info.status == "needs_reauth" and "token_revoked" in info.last_error
+
+
+async def test_on_duty_notice_through_an_incoming_webhook(env):
+    from tests.vendors.slack import SlackWebhookServer
+
+    with SlackWebhookServer() as hook:
+        await env["creds"].set(env["org"], "slack", secrets={"webhook_url": hook.url})
+        res = await env["service"]().escalate(await _call(env["pool"], env["org"], room="call-w"), ASK_HUMAN)
+        assert res.handoff_status == "notified" and len(hook.messages) == 1
+        assert res.case.label in hook.messages[0]["text"] and "token=" in json.dumps(hook.messages[0]["blocks"])

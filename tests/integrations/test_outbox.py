@@ -147,7 +147,7 @@ async def test_two_dispatchers_on_one_queue_never_double_deliver(pg_pool, org_id
 
         a = Dispatcher(pg_pool, {"test.action": counting}, organization_id=org_id, backoff=FAST, batch_size=7)
         b = Dispatcher(pg_pool, {"test.action": counting}, organization_id=org_id, backoff=FAST, batch_size=5)
-        sa, sb = await asyncio.gather(a.drain(timeout_s=30), b.drain(timeout_s=30))
+        sa, sb = await asyncio.gather(a.drain(timeout_s=120), b.drain(timeout_s=120))
         assert sa.delivered + sb.delivered == 120
         assert sa.delivered > 0 and sb.delivered > 0
         assert len(flaky.creates) == 120 and set(flaky.creates.values()) == {1}
