@@ -136,7 +136,9 @@ def _echo_answer(echo: Printer, at: str, out: TurnOutcome) -> None:
     if out.confidence is not None:
         meta.append(f"confidence {out.confidence:.2f}")
     if out.escalated and out.escalation:
-        meta.append(f"ESCALATED: {out.escalation['reason']} ({out.escalation['handoff']})")
+        esc = out.escalation  # the case desk adds the case number and what happened to the handoff (issue 11)
+        case = f", case {esc['case']}, handoff {esc.get('handoff_status')}" if esc.get("case") else ""
+        meta.append(f"ESCALATED: {esc['reason']} ({esc['handoff']}{case})")
     echo(f"{at}agent ({', '.join(meta)}): {out.answer}")
     if out.query:
         echo(f"    understood as: {out.query}")
