@@ -184,11 +184,13 @@ HOLDING_LINE = "Let me check that for you."
 class TurnDeadline:
     """The time budget of one live turn, from the caller's end of speech (``time.perf_counter``).
 
-    Before any word is out, a tier gets until ``first_word_at`` to produce its first output; a tier
-    that misses it is abandoned (the router moves to the next tier) and the caller hears the
-    holding line, so something is said within the budget. After that, each further tier gets
-    ``after_hold_s`` to its first token (the router streams it, no more cascading), and nothing
-    starts after ``give_up_at``: the caller gets the apology and a handoff.
+    Before any word is out, a tier with another available tier after it gets until
+    ``first_word_at`` to produce its first output; one that misses it is abandoned (the router moves
+    to the next tier). Whatever is running, the caller hears the holding line at ``first_word_at`` if
+    nothing has been said, so something is said within the budget. After that, each further tier
+    gets ``after_hold_s`` to its first token (the router streams it, no more cascading); the last
+    available tier is waited for until ``give_up_at`` (abandoning it would only leave the apology),
+    and nothing starts after ``give_up_at``: the caller gets the apology and a handoff.
     """
 
     first_word_at: float
@@ -202,13 +204,17 @@ class TurnDeadline:
                  holding_line: str = HOLDING_LINE) -> TurnDeadline:
         return cls(start + first_word_s, start + max(first_word_s, give_up_s), first_word_s, holding_line)
 
-    def first_output_timeout(self, tier_timeout_s: float, *, words_out: bool) -> float | None:
+    def first_output_timeout(self, tier_timeout_s: float, *, words_out: bool, last: bool = False) -> float | None:
         """Seconds the next attempt may take to its first output; None when the turn is out of time."""
         now = time.perf_counter()
+        left = self.give_up_at - now
+        if left <= 0:
+            return None
+        if last:
+            return min(tier_timeout_s, left)
         if not words_out and self.first_word_at - now >= self.min_slice_s:
             return min(tier_timeout_s, self.first_word_at - now)
-        left = self.give_up_at - now
-        return None if left <= 0 else min(tier_timeout_s, left, self.after_hold_s)
+        return min(tier_timeout_s, left, self.after_hold_s)
 
     def hold_now(self, *, words_out: bool) -> bool:
         """Should the holding line be said before the next attempt?"""

@@ -412,18 +412,19 @@ class CascadingRouter:
                 held.append(deadline.holding_line)
                 await emit(deadline.holding_line + " ")
 
+        watchdog = asyncio.ensure_future(self._hold_at(deadline, hold)) if deadline is not None else None
         for i, tier in enumerate(plan):
+            remaining = [t for t in plan[i + 1:] if self.breakers[t.provider.key].available]
+            is_last = not remaining
             first_output_s = None
             if deadline is not None:
                 if deadline.hold_now(words_out=bool(first_delta_at)):
                     await hold()
                 first_output_s = deadline.first_output_timeout(tier.timeout_s or self.timeout_s,
-                                                               words_out=bool(first_delta_at))
+                                                               words_out=bool(first_delta_at), last=is_last)
                 if first_output_s is None:
                     errors.append(f"{tier.name} ({tier.provider.key}): not tried, the turn's deadline passed")
                     break
-            remaining = [t for t in plan[i + 1:] if self.breakers[t.provider.key].available]
-            is_last = not remaining
             stream_now = emit is not None and (live or is_last or bool(held))  # held: no time to cascade
             escalated_from = path[-1] if path else None
             path.append(tier.name)
@@ -456,6 +457,8 @@ class CascadingRouter:
             accepted = conf is not None and conf >= self.threshold
             if accepted or stream_now:
                 break
+        if watchdog is not None:
+            watchdog.cancel()
         if not attempts:
             if emit is not None:
                 await emit_timed(self.apology)
@@ -482,6 +485,13 @@ class CascadingRouter:
             latency_ms=elapsed(), ttft_ms=ttft, complexity=cx,
             error="; ".join(errors) or None, interaction_id=interaction_id, confidence_method=final.method,
             context=context)
+
+    @staticmethod
+    async def _hold_at(deadline: TurnDeadline, hold: Callable[[], Awaitable[None]]) -> None:
+        """At the first-word deadline, say the holding line if nothing has been said (a slow last tier
+        or a buffered cascade is waited for; the caller is not left in silence)."""
+        await asyncio.sleep(max(0.0, deadline.first_word_at - time.perf_counter()))
+        await hold()
 
     def _apology(self, sources: list[SourceDoc], cx: dict[str, Any], errors: list[str], path: list[str],
                  latency_ms: float, interaction_id: str, tin: int, tout: int, tcached: int,

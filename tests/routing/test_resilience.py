@@ -42,7 +42,7 @@ def fakes():  # type: ignore[no-untyped-def]
 
 def make_router(fakes: list[FakeOpenAI], **kw: object) -> CascadingRouter:
     tiers = [Tier(n, OpenAIProvider(f"model-{n}", api_key="test", base_url=f.base_url), price=Price(1, 1))
-             for n, f in zip(("tier1", "tier2", "tier3"), fakes, strict=True)]
+             for n, f in zip(("tier1", "tier2", "tier3")[:len(fakes)], fakes, strict=True)]
     kw.setdefault("retry", FAST_RETRY)
     return CascadingRouter(tiers, **kw)  # type: ignore[arg-type]
 
@@ -202,3 +202,14 @@ async def test_every_tier_hung_gives_up_with_the_apology(fakes, refund_sources, 
     assert time.perf_counter() - t0 < 3
     assert deltas[0].strip() == HOLDING_LINE and APOLOGY in "".join(deltas)
     assert stream.result.escalate and stream.result.tier is None
+
+
+async def test_slow_last_tier_is_waited_for_after_the_holding_line(fakes, refund_sources, org_id) -> None:
+    router = make_router(fakes[:1], first_word_s=0.4, give_up_s=8)  # one tier: nothing to move on to
+    fakes[0].enqueue(lambda req: Reply(200, events=FakeOpenAI("Slow but right.", logprob=GOOD).handle(req).events,
+                                       delay_s=1.2))
+    stream = router.answer_stream("How long do refunds take?", refund_sources, organization_id=org_id)
+    deltas, at = await asyncio.wait_for(collect(stream), timeout=6)
+    assert deltas[0].strip() == HOLDING_LINE and 0.3 <= at[0] < 1.0
+    assert "".join(deltas[1:]).strip() == "Slow but right." and stream.result.tier == "tier1"
+    assert len(fakes[0].chat_requests) == 1
