@@ -348,3 +348,40 @@ async def test_on_duty_notice_through_an_incoming_webhook(env):
         res = await env["service"]().escalate(await _call(env["pool"], env["org"], room="call-w"), ASK_HUMAN)
         assert res.handoff_status == "notified" and len(hook.messages) == 1
         assert res.case.label in hook.messages[0]["text"] and "token=" in json.dumps(hook.messages[0]["blocks"])
+
+
+async def test_zendesk_429_retry_after_schedules_the_next_attempt(env):
+    from tests.vendors._http import Reply
+
+    await _zendesk(env)
+    z = env["zendesk"]
+    z.enqueue(Reply(429, {"error": "TooManyRequests"}, headers={"Retry-After": "45"}))
+    res = await env["service"]().escalate(await _call(env["pool"], env["org"]), ASK_HUMAN)
+    assert res.reference == res.case.label  # no ticket yet: the local case number is what the caller got
+    wait = await env["pool"].fetchval("select extract(epoch from next_attempt_at - now()) from outbox "
+                                      "where organization_id = $1 and action = 'zendesk.ticket'", env["org"])
+    assert 40 < float(wait) <= 45
+
+
+async def test_the_dispatcher_that_serve_and_the_worker_run_delivers_from_settings(env, tmp_path):
+    import asyncio
+
+    from agent.settings import Settings
+    from agent.wiring.integrations import credential_store, running_dispatcher
+
+    key = Fernet.generate_key().decode()
+    settings = Settings(_env_file=None, data_dir=tmp_path, encryption_key=key, slack_base_url=env["slack"].url,
+                        outbox_poll_s=0.1)
+    await credential_store(settings, env["pool"]).set(env["org"], "slack", secrets={"bot_token": SlackApiServer.TOKEN},
+                                                      fields={"channel": "C0BG"})
+    svc = HandoffService(env["pool"], ClockRules(22), channels=credential_store(settings, env["pool"]).configured)
+    res = await svc.escalate(await _call(env["pool"], env["org"]), ASK_HUMAN)  # callback: the notice goes in the background
+    async with running_dispatcher(settings, env["pool"]) as d:
+        assert d is not None
+        for _ in range(100):
+            rows = await list_items(env["pool"], env["org"])
+            if rows and rows[0]["status"] == "delivered":
+                break
+            await asyncio.sleep(0.1)
+    assert rows[0]["status"] == "delivered"
+    assert any(m["channel"] == "C0BG" and res.case.label in m["text"] for m in env["slack"].posted)

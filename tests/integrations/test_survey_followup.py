@@ -211,3 +211,19 @@ async def test_a_call_that_ends_unrated_gets_the_survey(world, tmp_path):
     assert tuple(row) == ("sms", CALLER)
     [item] = [r for r in await list_items(w["pool"], w["org"]) if r["action"] == "twilio.sms"]
     assert item["status"] == "pending"
+
+
+async def test_twilio_status_callback_records_delivery(world):
+    w = world
+    req = await request_survey(w["pool"], w["org"], w["session"], channel="sms", contact=CALLER)
+    await w["dispatch"].drain(timeout_s=10)
+    sid = await w["pool"].fetchval("select vendor_message_id from survey_requests where id = $1", req.id)
+    params = {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30003", "AccountSid": tw.ACCOUNT_SID,
+              "To": w["number"], "From": w["number"]}
+    sig = tw.signature(PUBLIC + "/v1/webhooks/twilio/status", params)
+    res = await w["client"].post("/v1/webhooks/twilio/status", data=params, headers={"X-Twilio-Signature": sig})
+    assert res.status == 200
+    row = await w["pool"].fetchrow("select status, delivery_status from survey_requests where id = $1", req.id)
+    assert tuple(row) == ("failed", "undelivered")
+    again = await w["client"].post("/v1/webhooks/twilio/status", data=params, headers={"X-Twilio-Signature": sig})
+    assert again.status == 403
