@@ -232,7 +232,8 @@ async def dashboard(request: web.Request) -> web.Response:
         "<!doctype html><html><head><meta charset='utf-8'><title>callwise</title><style>"
         "body{font-family:system-ui,sans-serif;margin:2rem}table{border-collapse:collapse}"
         "td,th{border-bottom:1px solid #ddd;padding:.4rem .8rem;text-align:left}</style></head><body>"
-        "<h1>callwise</h1><h2>Latest nightly evaluation per organization</h2>"
+        "<h1>callwise</h1><p><a href='/cases'>Cases and failing vendor actions</a></p>"
+        "<h2>Latest nightly evaluation per organization</h2>"
         "<table><tr><th>organization</th><th>run</th><th>status</th><th>alerts</th><th>figures</th><th></th></tr>"
         + "".join(items) + "</table></body></html>")
     return web.Response(text=page, content_type="text/html")
