@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -42,6 +41,33 @@ from knowledge.text import tokenize
 from knowledge.types import ChunkRecord
 
 SPARSE_DIM = 1_000_000_000  # pgvector's sparsevec maximum; term hashes fall in [1, SPARSE_DIM)
+
+
+# BM25 in one round trip: idf per query term from the organization's df (BM25Okapi: a negative idf becomes
+# epsilon * the mean idf over all terms, computed only when needed), the query as a sparsevec of count * idf,
+# candidates from the GIN index on the organization's term hashes, scored by sparse inner product.
+LEXICAL_SQL = f"""
+with s as materialized (
+    select n_docs::float8 as n from knowledge_stats where organization_id = $1 and n_docs > 0),
+i as (
+    select x.t, x.c, ln(s.n - d.df + 0.5) - ln(d.df + 0.5) as idf
+    from unnest($2::int[], $3::int[]) as x(t, c)
+    join lexical_df d on d.organization_id = $1 and d.term = x.t and d.df > 0
+    cross join s),
+w as (
+    select t, c * case when idf >= 0 then idf else $4 * (
+        select avg(ln(s.n - d.df + 0.5) - ln(d.df + 0.5)) from lexical_df d cross join s
+        where d.organization_id = $1 and d.df > 0) end as w
+    from i),
+qv as materialized (
+    select ('{{' || string_agg(t || ':' || w, ',' order by t) || '}}/{SPARSE_DIM}')::sparsevec as v,
+           array_agg(t) as terms
+    from w where w <> 0 having count(*) > 0)
+select c.id, -(c.lexical <#> qv.v) as score
+from qv join chunks c on c.organization_id = $1 and c.kind = 'child' and c.lex_terms && qv.terms
+order by score desc, c.id
+limit $5
+"""
 
 
 class StoreError(RuntimeError):
@@ -139,8 +165,8 @@ class PgKnowledgeStore:
                 row["embedding_dim"] != self.dim or (self.model and row["embedding_model"] not in (None, self.model))):
             raise StoreError(
                 f"this organization's vectors were made with {row['embedding_model']} ({row['embedding_dim']} dimensions) "
-                f"but the embedder is {self.model} ({self.dim}); re-embed with `callwise ingest --reembed`, or set "
-                f"CALLWISE_EMBEDDING_MODEL back"
+                f"but the embedder is {self.model} ({self.dim}); set CALLWISE_EMBEDDING_MODEL back (moving an organization "
+                f"to another embedding model means ingesting its documents into a fresh organization)"
             )
         return int(row["n_docs"]), int(row["total_len"])
 
@@ -315,30 +341,9 @@ class PgKnowledgeStore:
         counts = Counter(term_hash(organization_id, t) for t in tokenize(query))
         if not counts:
             return []
-        async with self.pool.acquire() as conn:
-            stats = await conn.fetchrow("select n_docs from knowledge_stats where organization_id = $1", organization_id)
-            n = int(stats["n_docs"]) if stats else 0
-            if n == 0:
-                return []
-            rows = await conn.fetch(
-                "select term, df from lexical_df where organization_id = $1 and term = any($2::int[]) and df > 0",
-                organization_id, list(counts),
-            )
-            idf = {int(r["term"]): math.log(n - r["df"] + 0.5) - math.log(r["df"] + 0.5) for r in rows}
-            if any(v < 0 for v in idf.values()):  # BM25Okapi: negative idf -> epsilon * mean idf over all terms
-                mean = await conn.fetchval(
-                    "select avg(ln($2::float8 - df + 0.5) - ln(df + 0.5)) from lexical_df"
-                    " where organization_id = $1 and df > 0", organization_id, float(n))
-                idf = {k: (v if v >= 0 else self.params.epsilon * float(mean or 0.0)) for k, v in idf.items()}
-            if not idf:
-                return []
-            weights = {k: counts[k] * v for k, v in idf.items()}
-            hits = await conn.fetch(
-                """select id, -(lexical <#> $2::text::sparsevec) as score from chunks
-                   where organization_id = $1 and kind = 'child' and lex_terms && $3::int[]
-                   order by score desc, id limit $4""",
-                organization_id, sparse_literal(weights), list(idf), limit,
-            )
+        terms = sorted(counts)
+        hits = await self.pool.fetch(LEXICAL_SQL, organization_id, terms, [counts[t] for t in terms],
+                                     self.params.epsilon, limit)
         return [(str(r["id"]), float(r["score"])) for r in hits]
 
     # ------------------------------------------------------------------ dense search
@@ -373,8 +378,8 @@ class PgKnowledgeStore:
             bad = [r for r in rows if len(r["embedding"]) != width]
             if bad:
                 raise StoreError(
-                    f"{len(bad)} stored vectors do not have {self.dim} dimensions (the embedder changed?); re-embed "
-                    f"with `callwise ingest --reembed`, or set CALLWISE_EMBEDDING_MODEL back"
+                    f"{len(bad)} stored vectors do not have {self.dim} dimensions: the embedder changed since they were "
+                    f"written; set CALLWISE_EMBEDDING_MODEL back"
                 )
             ids = [str(r["id"]) for r in rows]
             mat = np.frombuffer(b"".join(r["embedding"] for r in rows), dtype="<f4").reshape(len(rows), self.dim)
@@ -400,6 +405,8 @@ class PgKnowledgeStore:
             order = part[np.argsort(-sims[part], kind="stable")]
             return [(dense.child_ids[i], float(sims[i])) for i in order]
 
+        if len(dense.child_ids) < 20_000:  # well under a millisecond: not worth a thread hop
+            return top()
         return await asyncio.to_thread(top)
 
     def cached_vectors(self, organization_id: str, ids: Iterable[str]) -> dict[str, np.ndarray]:

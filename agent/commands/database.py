@@ -1,4 +1,4 @@
-"""`callwise config`, `callwise migrate`, `callwise db status`."""
+"""`callwise config`, `callwise migrate`, `callwise db status`, `callwise db stop`."""
 
 from __future__ import annotations
 
@@ -57,6 +57,23 @@ def status() -> None:
         console.print(f"{len(states) - pending} applied, {pending} pending")
 
     run(go)
+
+
+@db_app.command("stop")
+def stop() -> None:
+    """Stop the embedded Postgres now, even while callwise processes use it (it also stops when the last one exits)."""
+    from agent.commands.common import fail
+    from agent.db import EmbeddedPostgres
+
+    settings = load_settings()
+    if settings.database_url is not None:
+        fail("DATABASE_URL is set: that server is not callwise's to stop")
+    stopped, users = EmbeddedPostgres(settings.data_dir).force_stop()
+    if not stopped:
+        console.print(f"the embedded Postgres in {settings.data_dir} is not running")
+        return
+    still = f" (it was in use by pid {', '.join(map(str, users))})" if users else ""
+    console.print(f"stopped the embedded Postgres in {settings.data_dir}{still}")
 
 
 def register(app: typer.Typer) -> None:
