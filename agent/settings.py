@@ -157,6 +157,15 @@ class Settings(BaseSettings):
     slack_base_url: str = "https://slack.com"
     twilio_base_url: str = "https://api.twilio.com"
     sendgrid_base_url: str = "https://api.sendgrid.com"
+    # CRM (integrations/crm): base URLs so a sandbox or a local server can stand in; the Salesforce
+    # instance URL comes from its token response
+    hubspot_base_url: str = "https://api.hubapi.com"
+    hubspot_token_path: str = Field("/oauth/v1/token", description="HubSpot's v1 token path is deprecated on "
+                                    "2027-02-16; set /oauth/2026-03/token to move early.")
+    salesforce_login_url: str = "https://login.salesforce.com"
+    crm_lookup_budget_ms: float = Field(300.0, ge=0, description="How long the first answer waits for the caller's "
+                                        "CRM lookup (a later result lands for the next turn).")
+    crm_cache_s: float = Field(600.0, ge=0, description="How long a looked-up customer is reused per org and caller.")
 
     @field_validator("service_hours_start", "service_hours_end")
     @classmethod

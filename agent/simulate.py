@@ -64,11 +64,13 @@ class SimulationReport:
     turns: list[dict[str, Any]] = field(default_factory=list)
     insights: dict[str, Any] | None = None
     wall_s: float = 0.0
+    caller: dict[str, Any] | None = None  # the CRM lookup (``--caller``): who, found or not, how long
+
 
     def as_dict(self) -> dict[str, Any]:
         return {"file": self.file, "kind": self.kind, "duration_s": round(self.duration_s, 2),
                 "session_id": self.session_id, "stt": self.stt, "notes": self.notes, "turns": self.turns,
-                "insights": self.insights, "wall_s": round(self.wall_s, 2)}
+                "insights": self.insights, "wall_s": round(self.wall_s, 2), "caller": self.caller}
 
 
 def clip_frames(clip: Clip, frame_ms: int = FRAME_MS) -> list[rtc.AudioFrame]:
@@ -158,6 +160,24 @@ MAX_SCRIPT_TURNS = 500
 MAX_TURN_CHARS = 4000
 
 
+def _echo_caller(echo: Printer | None, call: SupportCall, report: SimulationReport) -> None:
+    """Once the CRM lookup has an answer: the caller in the report and, once, on screen."""
+    lookup = call.ctx.caller
+    if lookup is None or (lookup.task is not None and not lookup.task.done()):
+        return
+    first = report.caller is None
+    report.caller = lookup.as_dict()
+    if echo and first:
+        c = lookup.customer
+        if c is None:
+            why = f" ({lookup.error})" if lookup.error else ""
+            echo(f"caller {lookup.caller.key}: not found in the CRM{why}")
+        else:
+            facts = ", ".join(f"{k} {v}" for k, v in c.prompt_fields().items() if k != "name")
+            echo(f"caller: {c.name or '?'} ({c.provider} {c.external_id}){'; ' + facts if facts else ''}; "
+                 f"lookup {lookup.lookup_ms} ms{' (cached)' if lookup.cache_hit else ''}")
+
+
 def load_script(path: str | Path) -> list[str]:
     """Customer turns of a ``.txt`` (one a line; blank lines and ``#`` comments skipped) or ``.jsonl``
     (a JSON string, or an object with ``text``, a line) script."""
@@ -201,14 +221,14 @@ def load_script(path: str | Path) -> list[str]:
 
 async def simulate_script(path: str | Path, *, deps: SupportDeps, organization_id: str,
                           echo: Printer | None = None, overrides: dict[str, Any] | None = None,
-                          metadata: dict[str, Any] | None = None) -> SimulationReport:
+                          metadata: dict[str, Any] | None = None, caller: Any | None = None) -> SimulationReport:
     """Each line of the script is one customer turn through the same ``SupportCall`` stages as a
     spoken call (modality ``text``; no VAD/STT, so no audio timings)."""
     started = time.perf_counter()
     turns = load_script(path)
     report = SimulationReport(file=str(path), kind="support", duration_s=0.0, session_id=None, stt="text script")
     call = await SupportCall.start(deps, organization_id=organization_id, room=f"simulate-{Path(path).stem}",
-                                   modality="text", overrides=overrides,
+                                   modality="text", overrides=overrides, caller=caller,
                                    metadata={"simulated_from": str(path), **(metadata or {})})
     report.session_id = call.session_id
     try:
@@ -217,22 +237,25 @@ async def simulate_script(path: str | Path, *, deps: SupportDeps, organization_i
                 echo(f"[{i}] customer: {text}")
             out = await call.run_turn(text, eos_at=time.perf_counter())
             report.turns.append({"speaker": "customer", "index": i, **out.as_dict()})
+            _echo_caller(echo, call, report)
             if echo:
                 _echo_answer(echo, f"[{i}] ", out)
     finally:
         await call.end()
+        _echo_caller(echo, call, report)
     report.wall_s = time.perf_counter() - started
     return report
 
 
 async def simulate_support(path: str | Path, *, deps: SupportDeps, stt: lk_stt.STT, vad: lk_vad.VAD,
-                           organization_id: str, stt_name: str = "", echo: Printer | None = None) -> SimulationReport:
+                           organization_id: str, stt_name: str = "", echo: Printer | None = None,
+                           caller: Any | None = None) -> SimulationReport:
     started = time.perf_counter()
     clip = load_audio(path)
     report = SimulationReport(file=str(path), kind="support", duration_s=clip.duration_s, session_id=None,
                               stt=stt_name, notes=list(clip.notes))
     call = await SupportCall.start(deps, organization_id=organization_id, room=f"simulate-{Path(path).stem}",
-                                   modality="voice", metadata={"simulated_from": str(path)})
+                                   modality="voice", metadata={"simulated_from": str(path)}, caller=caller)
     report.session_id = call.session_id
     try:
         async for utt in vad_utterances(clip, vad, "customer"):
@@ -249,10 +272,12 @@ async def simulate_support(path: str | Path, *, deps: SupportDeps, stt: lk_stt.S
             turn = {"speaker": "customer", "start_s": round(utt.start_s, 2), "end_s": round(utt.end_s, 2),
                     **out.as_dict()}
             report.turns.append(turn)
+            _echo_caller(echo, call, report)
             if echo:
                 _echo_answer(echo, f"[{_ts(utt.end_s)}] ", out)
     finally:
         await call.end()
+        _echo_caller(echo, call, report)
     report.wall_s = time.perf_counter() - started
     return report
 

@@ -28,6 +28,7 @@ from livekit.agents import (Agent, AgentServer, AgentSession, AutoSubscribe, Job
                             room_io)
 from livekit.agents import stt as lk_stt
 
+from agent.caller import CallerId
 from agent.meeting import MeetingCopilot, RoomSuggestionSink
 from agent.pipeline import ESCALATION_TOPIC, SupportCall
 from agent.settings import Settings
@@ -128,7 +129,8 @@ async def run_support(ctx: JobContext, comp: Any, org_id: str) -> None:
     call = await SupportCall.start(comp.support_deps(), organization_id=org_id, room=ctx.room.name,
                                    modality="video" if _has_video(participant) else "voice", customer=customer,
                                    speaker=participant.identity, on_event=publish,
-                                   metadata={"participant": participant.identity})
+                                   metadata={"participant": participant.identity},
+                                   caller=CallerId.from_participant(participant.attributes, participant.metadata))
     ctx.add_shutdown_callback(call.end)
     tts = build_tts(settings)
     session: AgentSession = AgentSession(stt=ctx.proc.userdata["stt"], vad=ctx.proc.userdata["vad"], tts=tts)

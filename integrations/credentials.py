@@ -61,7 +61,16 @@ PROVIDERS: dict[str, ProviderSpec] = {
                            required_secrets=("auth_token",), required_fields=("account_sid", "from_number")),
     "sendgrid": ProviderSpec(secrets=("api_key",), fields=("from_email", "event_public_key"),
                              required_secrets=("api_key",), required_fields=("from_email",)),
-    # CRM issue: hubspot / salesforce plug in here with their own specs
+    # CRMs (integrations/crm/connect.py): a HubSpot private-app token alone, or OAuth tokens with the app's
+    # client id/secret; Salesforce OAuth tokens (the instance URL comes from the token response).
+    # *_field settings map "plan", "lifetime value", "company", "owner" onto the org's CRM properties.
+    "hubspot": ProviderSpec(secrets=("access_token", "refresh_token", "client_secret"),
+                            fields=("client_id", "plan_field", "lifetime_value_field", "company_field", "owner_field"),
+                            required_secrets=("access_token",)),
+    "salesforce": ProviderSpec(secrets=("access_token", "refresh_token", "client_secret"),
+                               fields=("client_id", "instance_url", "login_url", "external_id_field", "plan_field",
+                                       "lifetime_value_field", "company_field", "owner_field"),
+                               one_of_secrets=("access_token", "refresh_token")),
 }
 
 

@@ -25,6 +25,8 @@ def simulate(
                                      help="Meeting: identities per channel, comma-separated (reps first, "
                                           "e.g. rep-sam,customer-ana)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object with every turn."),
+    caller: str = typer.Option(None, "--caller", help="Who is calling (a phone number, an email or a CRM id), as a "
+                               "SIP number or app metadata would say: looked up in the org's connected CRM."),
 ) -> None:
     """Play a recording (VAD, STT) or a text script through the support turn's stages and print each turn."""
     if kind not in ("support", "meeting"):
@@ -47,6 +49,9 @@ def simulate(
         except AudioError as exc:
             fail(str(exc))
     settings = load_settings()
+    from agent.caller import CallerId
+
+    caller_id = CallerId.parse(caller) if caller else None
 
     async def go() -> dict[str, Any]:
         from agent.simulate import simulate_meeting, simulate_script, simulate_support
@@ -64,12 +69,14 @@ def simulate(
                                       "documents; answers will have no sources (run `callwise ingest examples/kb`)",
                                       highlight=False)
                 if is_script:
-                    report = await simulate_script(file, deps=comp.support_deps(), organization_id=org_id, echo=echo)
+                    report = await simulate_script(file, deps=comp.support_deps(), organization_id=org_id, echo=echo,
+                                                   caller=caller_id)
                     return report.as_dict()
                 stt, vad = build_stt(settings), build_vad(settings)
                 if kind == "support":
                     report = await simulate_support(file, deps=comp.support_deps(), stt=stt, vad=vad,
-                                                    organization_id=org_id, stt_name=stt_choice(settings), echo=echo)
+                                                    organization_id=org_id, stt_name=stt_choice(settings), echo=echo,
+                                                    caller=caller_id)
                 else:
                     names = [p.strip() for p in participants.split(",")] if participants else None
                     report = await simulate_meeting(file, deps=comp.meeting_deps(), stt=stt, vad=vad,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from agent.store import ConversationStore
@@ -11,6 +12,8 @@ from agent.turn.deps import SupportDeps
 from agent.turn.pipeline import TurnPipeline, TurnStream
 from agent.turn.survey import store_survey
 from routing.types import CustomerContext
+
+log = logging.getLogger("callwise.call")
 
 GREETING = "Hi, thanks for calling support. How can I help you today?"
 ESCALATION_TOPIC = "callwise.escalations"
@@ -37,12 +40,16 @@ class SupportCall:
     async def start(cls, deps: SupportDeps, *, organization_id: str, room: str, modality: str = "voice",
                     customer: CustomerContext | None = None, speaker: str = "customer",
                     on_event: EventSink | None = None, metadata: dict[str, Any] | None = None,
-                    overrides: dict[str, Any] | None = None) -> SupportCall:
+                    overrides: dict[str, Any] | None = None, caller: Any | None = None) -> SupportCall:
+        """``caller``: an ``agent.caller.CallerId``; its CRM lookup starts now, in the background."""
         store = ConversationStore(deps.pool, organization_id)
         session_id = await store.start_session(room=room, kind="support", modality=modality,  # type: ignore[arg-type]
                                                metadata=metadata)
-        return cls(deps, organization_id=organization_id, session_id=session_id, modality=modality,
+        call = cls(deps, organization_id=organization_id, session_id=session_id, modality=modality,
                    customer=customer, speaker=speaker, on_event=on_event, overrides=overrides)
+        if caller is not None and deps.callers is not None:
+            call.ctx.caller = deps.callers.start(organization_id, session_id, caller)
+        return call
 
     # state the worker, tests and benches read
     @property
@@ -96,3 +103,28 @@ class SupportCall:
         resolved = self.ctx.escalation is None
         await self.store.end_session(self.ctx.session_id, status="escalated" if not resolved else "ended",
                                      resolved_by_ai=resolved)
+        if self.ctx.caller is not None:
+            await self._write_back()
+
+    async def _write_back(self) -> None:
+        """The call, summarised, queued for the caller's CRM contact (``agent.caller.write_back``)."""
+        from agent.caller import call_record, write_back
+
+        lookup = self.ctx.caller
+        if lookup.task is not None and not lookup.task.done():
+            await asyncio.wait({lookup.task}, timeout=lookup.budget_s + 5)
+        row = await self.deps.pool.fetchrow(
+            "select started_at, extract(epoch from coalesce(ended_at, now()) - started_at) as secs from sessions "
+            "where organization_id = $1 and id = $2", self.ctx.organization_id, self.ctx.session_id)
+        transcript = [(who, text) for o in self.outcomes
+                      for who, text in (("Customer", o.transcript), ("Agent", o.answer)) if text]
+        asked = next((o.query or o.transcript for o in self.outcomes if o.kind == "answer"), "")
+        esc = self.ctx.escalation
+        summary = f"{len(self.outcomes)} customer turn(s)" + (f"; first question: {asked[:200]}" if asked else "")
+        record = call_record(session_id=self.ctx.session_id or "", started_at=row["started_at"],
+                             duration_s=float(row["secs"] or 0), summary=summary, transcript=transcript,
+                             escalation=(esc or {}).get("reason") if esc else None, link=None)
+        try:
+            await write_back(self.deps.pool, self.ctx.organization_id, lookup, record)
+        except Exception:  # the call is stored; a lost write-back is logged, never a failed call end
+            log.exception("CRM write-back could not be queued")

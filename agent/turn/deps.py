@@ -34,5 +34,7 @@ class SupportDeps:
     escalator: Escalator | None = None
     #: text made speakable before TTS (applied to every reply and streamed delta)
     speakable: Callable[[str], str] | None = None
+    #: the caller's CRM lookup at call start (``agent.caller.CallerService``); None: no CRM lookups
+    callers: Any | None = None
     #: tokens of earlier turns given to the router (conversation memory)
     history_tokens: int = 600

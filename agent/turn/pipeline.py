@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from agent.turn.answer import Answer
+from agent.turn.caller import KnowCaller
 from agent.turn.context import TurnContext, TurnOutcome
 from agent.turn.escalate import EscalateOnAnswer, EscalateOnWords
 from agent.turn.intake import Guard, RecordCustomerWords
@@ -38,13 +39,14 @@ def support_stages(*, retrieve_k: int | None = None, stream: bool = True) -> lis
         Goodbye(),              # a goodbye starts the survey
         UnderstandQuery(),      # the standalone question from memory; statements acknowledged
         Retrieve(retrieve_k),   # knowledge base -> sources
+        KnowCaller(),           # the caller's CRM record in the customer block (within its budget)
         Answer(stream=stream),  # cascading router, streamed
         EscalateOnAnswer(),     # rules on the answer (failure, low confidence, repeated non-answers)
     ]
 
 
 #: stages about the call rather than the question: not part of answering a golden question
-CALL_ONLY = frozenset({"record", "survey", "goodbye"})
+CALL_ONLY = frozenset({"record", "survey", "goodbye", "caller"})
 
 
 def evaluation_stages(*, retrieve_k: int = 10) -> list[Stage]:

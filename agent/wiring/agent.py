@@ -11,7 +11,7 @@ from agent.meeting import MeetingDeps
 from agent.turn import SupportDeps
 from agent.runtime import Runtime, open_runtime
 from agent.settings import Settings
-from agent.wiring.integrations import handoff_escalator
+from agent.wiring.integrations import caller_service, handoff_escalator
 
 
 @dataclass
@@ -31,7 +31,13 @@ class Components:
                            rules=EscalationRules.with_embedder(EscalationPolicy.from_settings(s),
                                                                self.knowledge.embedder.encode),
                            top_k=s.retrieval_top_k,
-                           redact_pii=s.pii_redaction, escalator=handoff_escalator(s, self.pool))
+                           redact_pii=s.pii_redaction, escalator=handoff_escalator(s, self.pool),
+                           callers=self._callers())
+
+    def _callers(self) -> Any:
+        if not hasattr(self, "_caller_service"):  # one per process: its customer cache is shared by calls
+            self._caller_service = caller_service(self.settings, self.pool)
+        return self._caller_service
 
     def meeting_deps(self) -> MeetingDeps:
         s = self.settings

@@ -48,8 +48,28 @@ def vendor_config(settings: Settings) -> Any:
 
 def handlers(settings: Settings, pool: Any, creds: CredentialStore | None = None) -> dict[str, Handler]:
     from integrations.actions import build_handlers
+    from integrations.crm.actions import build_crm_handlers
 
-    return build_handlers(pool, creds or credential_store(settings, pool), vendor_config(settings))
+    creds = creds or credential_store(settings, pool)
+    return {**build_handlers(pool, creds, vendor_config(settings)), **build_crm_handlers(creds, crm_config(settings))}
+
+
+def crm_config(settings: Settings) -> Any:
+    from integrations.crm.connect import CRMConfig
+
+    return CRMConfig(hubspot_base_url=settings.hubspot_base_url, hubspot_token_path=settings.hubspot_token_path,
+                     salesforce_login_url=settings.salesforce_login_url)
+
+
+def caller_service(settings: Settings, pool: Any) -> Any:
+    """The CRM lookup at call start (``agent.caller``): the org's connected CRM, within the budget."""
+    from agent.caller import CallerService, CustomerCache
+    from integrations.crm.connect import crm_for
+
+    creds = credential_store(settings, pool)
+    cfg = crm_config(settings)
+    return CallerService(pool, lambda org: crm_for(creds, org, cfg), budget_s=settings.crm_lookup_budget_ms / 1000,
+                         cache=CustomerCache(settings.crm_cache_s))
 
 
 def dispatcher(settings: Settings, pool: Any, *, organization_id: str | None = None,
