@@ -177,7 +177,9 @@ async def costs(request: web.Request) -> web.Response:
     days = request.query.get("days")
     if days is not None and (not days.isdigit() or int(days) < 1):
         return _error(400, "days must be a positive integer")
-    report = await cost_report(services.pool, org_id, services.tier3_price, days=int(days) if days else None)
+    answerers = getattr(services.router, "answerers", None)  # one answerer: cascade/saving not applicable
+    report = await cost_report(services.pool, org_id, services.tier3_price, days=int(days) if days else None,
+                               answerers=len(answerers) if answerers else None)
     return web.json_response(report.as_dict(), dumps=_dumps)
 
 

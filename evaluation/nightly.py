@@ -67,6 +67,8 @@ class ExampleResult:
     ragas: dict[str, float] = field(default_factory=dict)
     ragas_errors: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    kind: str = "answer"  # how the turn ended: answer, escalation (before retrieval), acknowledgement ...
+    retrieved: bool = True
 
     def score(self) -> float | None:
         """One number for ranking the worst examples: mean of every score this example has."""
@@ -140,11 +142,13 @@ async def _answer_all(inp: NightlyInputs, run_id: str, examples: list[ExampleRes
                 ex.tier, ex.cascade_path, ex.confidence = out.tier, out.cascade_path, out.confidence
                 ex.escalate, ex.escalation_rule = out.escalate, out.escalation_rule
                 ex.cost_usd, ex.latency_ms, ex.retrieval_ms = out.cost_usd, out.latency_ms, out.retrieval_ms
+                ex.kind, ex.retrieved = out.kind, out.retrieved
                 if out.error and not out.answer:
                     ex.error = f"pipeline: {out.error}"
             except Exception as exc:  # noqa: BLE001 - one example must not stop the run
                 ex.error = f"{type(exc).__name__}: {exc}"[:300]
-            if ex.relevant_documents and ex.error is None:
+            # a turn that ended before retrieval (an escalation rule fired) has no ranking to score
+            if ex.relevant_documents and ex.error is None and ex.retrieved:
                 ex.retrieval = retrieval_scores(ex.retrieved_documents, ex.relevant_documents, K)
             done += 1
             if inp.progress:
@@ -173,11 +177,11 @@ async def _reference_contexts(inp: NightlyInputs, examples: list[ExampleResult])
     texts = [t for doc in wanted for t in by_doc.get(doc, [])]
     if not texts:
         return {}
-    vecs = dict(zip(texts, inp.encode(texts)))
+    vecs = dict(zip(texts, inp.encode(texts), strict=True))
     targets = [ex for ex in examples if ex.relevant_documents]
     qvecs = inp.encode([f"{ex.query} {ex.expected_answer}" for ex in targets])
     out: dict[str, list[str]] = {}
-    for ex, q in zip(targets, qvecs):
+    for ex, q in zip(targets, qvecs, strict=True):
         refs = []
         for doc in ex.relevant_documents:
             cands = by_doc.get(doc, [])
@@ -219,26 +223,30 @@ async def production_figures(pool: asyncpg.Pool, org_id: str, window_days: int) 
 
 
 async def sample_production_turns(pool: asyncpg.Pool, org_id: str, limit: int) -> list[dict[str, Any]]:
-    """The latest ``limit`` assistant turns with the user turn they answered and their sources."""
+    """The latest ``limit`` answered assistant turns (those stored with the passages the model saw),
+    with the customer turn they answered; ``contexts`` are those passages' texts, in order."""
     if limit <= 0:
         return []
     rows = await pool.fetch(
-        """select a.id, a.text as answer, a.sources, a.tier, a.confidence, a.escalated, a.created_at,
-                  (select u.text from turns u where u.session_id = a.session_id and u.seq < a.seq
+        """select a.id, a.text as answer, a.passages, a.tier, a.confidence, a.escalated, a.created_at,
+                  (select u.text from turns u where u.organization_id = a.organization_id
+                      and u.session_id = a.session_id and u.seq < a.seq
                       and u.role = 'user' order by u.seq desc limit 1) as question
              from turns a
-            where a.organization_id = $1 and a.role = 'assistant'
+            where a.organization_id = $1 and a.role = 'assistant' and a.tier is not null
+              and jsonb_array_length(a.passages) > 0
             order by a.created_at desc limit $2""", org_id, limit)
     out = []
     for r in rows:
-        sources = r["sources"]
-        if isinstance(sources, str):
-            sources = json.loads(sources)
-        contexts = [str(s.get("text") or s.get("parent_text") or "") if isinstance(s, dict) else str(s)
-                    for s in (sources or [])]
+        passages = r["passages"]
+        if isinstance(passages, str):
+            passages = json.loads(passages)
+        contexts = [str(p.get("text") or "") for p in passages if isinstance(p, dict)]
         out.append({"id": str(r["id"]), "question": r["question"] or "", "answer": r["answer"],
                     "contexts": [c for c in contexts if c], "tier": r["tier"], "confidence": r["confidence"],
-                    "escalated": r["escalated"]})
+                    "escalated": r["escalated"],
+                    "passages": [{k: p.get(k) for k in ("index", "chunk_id", "document", "sha256")}
+                                 for p in passages if isinstance(p, dict)]})
     return out
 
 
@@ -385,9 +393,12 @@ async def _run(inp: NightlyInputs, run_id: str, known: list[str], t0: float) -> 
         ex.ragas_errors = ragas.errors.get(ex.id, {})
 
     # 3. routing figures from the golden run, production figures from the tables
-    routing = summarize([asdict(e) for e in sink.events], inp.tier3_price).as_dict()
+    answerers = getattr(router, "answerers", None)
+    n_answerers = len(answerers) if isinstance(answerers, list) and answerers else None
+    routing = summarize([asdict(e) for e in sink.events], inp.tier3_price, answerers=n_answerers).as_dict()
     routing["golden_run"] = True
-    prod_cost = (await cost_report(inp.pool, inp.org_id, inp.tier3_price, days=inp.window_days)).as_dict()
+    prod_cost = (await cost_report(inp.pool, inp.org_id, inp.tier3_price, days=inp.window_days,
+                                   answerers=n_answerers)).as_dict()
     production = await production_figures(inp.pool, inp.org_id, inp.window_days)
     production["routing"] = prod_cost
     turns = await sample_production_turns(inp.pool, inp.org_id, inp.production_limit)
@@ -395,7 +406,8 @@ async def _run(inp: NightlyInputs, run_id: str, known: list[str], t0: float) -> 
     prod_ragas = None
     if turns and inp.ragas.judge is not None:  # reference-free metrics need a judge
         prod_ragas = await inp.ragas.evaluate(
-            [RagasSample(t["id"], t["question"], t["answer"], t["contexts"]) for t in turns if t["question"]])
+            [RagasSample(t["id"], t["question"], t["answer"], t["contexts"]) for t in turns
+             if t["question"] and t["contexts"]])
 
     # 4. knowledge gaps, figures, alerts
     if inp.progress:

@@ -1,20 +1,15 @@
-"""The answering pipeline as the nightly run sees it: retrieval, then the router, for one question.
+"""What the nightly run needs from the answering side: "answer this question" (``Pipeline``).
 
-It composes the knowledge ``Retriever`` and the routing ``CascadingRouter`` the agent wires up; it
-does not re-implement either. Retrieval asks for ``retrieve_k`` chunks (10, for the @10 metrics);
-the router gets the first ``context_k`` (the production top-k) as sources, as a live turn does.
-``pre_check`` is the agent's escalation rules on the user text (a callable returning a reason or
-``None``), so escalation triggers in the golden set are scored the way production handles them.
+evaluation/ may not import agent/ (DESIGN.md), so it defines the protocol and its output here;
+``agent.wiring.evaluation`` passes the support turn's own stages (guard, escalation rules, query
+understanding, retrieval, the router, the rules on the answer), so golden questions are answered
+the way a live turn answers them, not by a copy.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-from routing.types import sources_from
 
 
 @dataclass
@@ -36,38 +31,14 @@ class PipelineOutput:
     latency_ms: float = 0.0
     retrieval_ms: float = 0.0
     error: str | None = None
+    retrieved: bool = True  # False when the turn ended before retrieval (an escalation, a statement)
+    kind: str = "answer"  # the turn kind: answer, escalation, acknowledgement ...
 
 
 class Pipeline(Protocol):
+    """Answers one question for an organization; ``router`` (optional attribute) is the cascading
+    router, whose cost sink the nightly run swaps so evaluation traffic is not production cost."""
+
+    router: Any
+
     async def run(self, query: str, organization_id: str, *, interaction_id: str) -> PipelineOutput: ...
-
-
-class RetrieverRouterPipeline:
-    def __init__(self, retriever: Any, router: Any, *, context_k: int = 5, retrieve_k: int = 10,
-                 modality: str = "text", pre_check: Callable[[str], str | None] | None = None) -> None:
-        self.retriever = retriever
-        self.router = router
-        self.context_k = context_k
-        self.retrieve_k = max(retrieve_k, context_k)
-        self.modality = modality
-        self.pre_check = pre_check
-
-    async def run(self, query: str, organization_id: str, *, interaction_id: str) -> PipelineOutput:
-        rule = self.pre_check(query) if self.pre_check else None
-        t0 = time.perf_counter()
-        result = await self.retriever.retrieve(query, organization_id, top_k=self.retrieve_k)
-        retrieval_ms = (time.perf_counter() - t0) * 1000
-        chunks = list(result.chunks)
-        top = chunks[: self.context_k]
-        sources = sources_from(top)
-        routed = await self.router.answer(query, sources, modality=self.modality,
-                                          organization_id=organization_id, interaction_id=interaction_id)
-        return PipelineOutput(
-            answer=routed.text or "", contexts=[s.text for s in sources], documents=[c.document for c in chunks],
-            tier=routed.tier, provider=routed.provider, model=routed.model, confidence=routed.confidence,
-            low_confidence=bool(routed.low_confidence), escalate=bool(routed.escalate) or rule is not None,
-            escalation_rule=rule, cascade_path=list(routed.cascade_path or []),
-            input_tokens=int(routed.input_tokens or 0), output_tokens=int(routed.output_tokens or 0),
-            cost_usd=float(routed.cost_usd or 0.0), latency_ms=float(routed.latency_ms or 0.0),
-            retrieval_ms=retrieval_ms, error=routed.error,
-        )

@@ -6,7 +6,7 @@ import html
 import io
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -47,6 +47,19 @@ code{font-size:12px}
 
 def esc(v: Any) -> str:
     return html.escape("" if v is None else str(v))
+
+
+def na(routing: dict[str, Any], key: str) -> str:
+    """A routing figure, or "not applicable" with the reason (one answerer, no priced tier)."""
+    reason = (routing.get("not_applicable") or {}).get(key)
+    if routing.get(key) is None and reason:
+        return f'<span title="{esc(reason)}">n/a</span>'
+    return fmt(routing.get(key), True)
+
+
+def na_notes(*routings: dict[str, Any]) -> str:
+    reasons = dict.fromkeys(r for routing in routings for r in (routing.get("not_applicable") or {}).values())
+    return "".join(f'<p class="meta">{esc(r)}</p>' for r in reasons)
 
 
 def fmt(v: Any, pct: bool = False, nd: int = 3) -> str:
@@ -105,7 +118,7 @@ def trend_plot(trends: Sequence[Mapping[str, Any]]) -> str:
     ax.set_title(f"Last {len(trends)} runs")
     if len(trends) <= 12:
         ax.set_xticks(xs, [t["started_at"].strftime("%m-%d") if hasattr(t["started_at"], "strftime") else str(i)
-                           for i, t in zip(xs, trends)])
+                           for i, t in zip(xs, trends, strict=True)])
     if plotted:
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     ax.grid(alpha=0.3)
@@ -146,7 +159,7 @@ def _card(name: str, value: Any, threshold: float | None, status: Mapping[str, A
             f'<div class="sub">{sub}</div></div>')
 
 
-def _example_block(ex: "ExampleResult") -> str:
+def _example_block(ex: ExampleResult) -> str:
     scores = {**{k: v for k, v in ex.retrieval.items() if v is not None}, **ex.ragas}
     score_txt = ", ".join(f"{k} {v:.2f}" for k, v in scores.items()) or "no scores"
     ctx = "".join(f'<div class="ctx">[{i}] {esc(c[:1200])}</div>' for i, c in enumerate(ex.contexts, start=1))
@@ -160,11 +173,11 @@ def _example_block(ex: "ExampleResult") -> str:
 {f'<ul>{errs}</ul>' if errs else ''}</td><td>{esc(score_txt)}</td></tr>"""
 
 
-def render_report(result: "NightlyResult", trends: Sequence[Mapping[str, Any]], thresholds: Mapping[str, float], *,
+def render_report(result: NightlyResult, trends: Sequence[Mapping[str, Any]], thresholds: Mapping[str, float], *,
                   org: str, worst: int = 12) -> str:
     m = result.metrics
     status = m.get("metric_status", {})
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     routing = m.get("routing", {})
     prod = m.get("production", {})
     prod_routing = prod.get("routing", {})
@@ -234,12 +247,13 @@ def render_report(result: "NightlyResult", trends: Sequence[Mapping[str, Any]], 
 <div class="plot">{tier_plot(prod_routing, f"Production, last {prod.get('window_days', 30)} days")}</div></div>
 <table style="margin-top:10px"><tr><th></th><th>interactions</th><th>cascade rate</th><th>cost / interaction</th>
 <th>total cost</th><th>all-tier3 cost</th><th>saving vs all-tier3</th></tr>
-<tr><td>golden run</td><td>{routing.get('interactions', 0)}</td><td>{fmt(routing.get('cascade_rate'), True)}</td>
+<tr><td>golden run</td><td>{routing.get('interactions', 0)}</td><td>{na(routing, 'cascade_rate')}</td>
 <td>${fmt(routing.get('cost_per_interaction'), nd=6)}</td><td>${fmt(routing.get('total_cost_usd'), nd=4)}</td>
-<td>${fmt(routing.get('all_tier3_cost_usd'), nd=4)}</td><td>{fmt(routing.get('saving_vs_tier3'), True)}</td></tr>
-<tr><td>production</td><td>{prod_routing.get('interactions', 0)}</td><td>{fmt(prod_routing.get('cascade_rate'), True)}</td>
+<td>${fmt(routing.get('all_tier3_cost_usd'), nd=4)}</td><td>{na(routing, 'saving_vs_tier3')}</td></tr>
+<tr><td>production</td><td>{prod_routing.get('interactions', 0)}</td><td>{na(prod_routing, 'cascade_rate')}</td>
 <td>${fmt(prod_routing.get('cost_per_interaction'), nd=6)}</td><td>${fmt(prod_routing.get('total_cost_usd'), nd=4)}</td>
-<td>${fmt(prod_routing.get('all_tier3_cost_usd'), nd=4)}</td><td>{fmt(prod_routing.get('saving_vs_tier3'), True)}</td></tr></table>
+<td>${fmt(prod_routing.get('all_tier3_cost_usd'), nd=4)}</td><td>{na(prod_routing, 'saving_vs_tier3')}</td></tr></table>
+{na_notes(routing, prod_routing)}
 
 <h2>Customers (production, last {prod.get('window_days', 30)} days)</h2>
 <div class="cards">

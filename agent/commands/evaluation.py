@@ -125,9 +125,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
         table.add_row(name, shown)
     r = summary.get("routing", {})
     table.add_row("tier distribution", json.dumps(r.get("tier_distribution")))
-    table.add_row("cascade rate", f"{r.get('cascade_rate', 0):.3f}")
+    na = r.get("not_applicable") or {}  # one answerer / no priced tier: the figure does not apply
+    for key, label in (("cascade_rate", "cascade rate"), ("saving_vs_tier3", "saving vs all-tier3")):
+        v = r.get(key)
+        table.add_row(label, f"{v:.3f}" if isinstance(v, (int, float)) else na.get(key, "not applicable"))
     table.add_row("cost / interaction (USD)", f"{r.get('cost_per_interaction', 0):.6f}")
-    table.add_row("saving vs all-tier3", f"{r.get('saving_vs_tier3', 0):.3f}")
     p = summary.get("production", {})
     for k in ("csat", "nps", "escalation_rate", "resolution_rate"):
         table.add_row(f"production {k}", "—" if p.get(k) is None else str(p.get(k)))

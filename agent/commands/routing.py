@@ -102,7 +102,8 @@ def costs(
     days: int = typer.Option(None, "--days", min=1, help="Only the last N days."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Tier distribution, cascade rate, cost per interaction and saving against all-tier3."""
+    """Tier distribution, cascade rate, cost per interaction and saving against all-tier3 (each shown as
+    not applicable, with the reason, where it cannot be measured: one answerer, no priced tier)."""
     from agent.wiring.routing import tier3_price
     from routing.costs import cost_report
 
@@ -111,7 +112,8 @@ def costs(
     async def go() -> None:
         async with open_runtime(settings) as rt:
             org_id = await rt.org_id(org)
-            report = await cost_report(rt.pool, org_id, tier3_price(settings), days=days)
+            report = await cost_report(rt.pool, org_id, tier3_price(settings), days=days,
+                                       answerers=configured_answerers(settings))
         if json_out:
             echo_json(report.as_dict())
             return
@@ -123,13 +125,33 @@ def costs(
             table.add_row(tier, str(n), f"{report.tier_distribution[tier]:.1%}")
         console.print(table)
         console.print(
-            f"cascade rate {report.cascade_rate:.1%} · total ${report.total_cost_usd:.6f} · "
+            f"answered by {', '.join(report.answerers) or '-'}\n"
+            f"cascade rate {_rate(report.cascade_rate)} · total ${report.total_cost_usd:.6f} · "
             f"per interaction ${report.cost_per_interaction:.6f}\n"
-            f"all-tier3 would cost ${report.all_tier3_cost_usd:.6f} · saving {report.saving_vs_tier3:.1%} · "
-            f"by purpose " + ", ".join(f"{k} ${v:.6f}" for k, v in report.by_purpose.items()),
+            + (f"all-tier3 would cost ${report.all_tier3_cost_usd:.6f} for the {report.priced_interactions} priced "
+               f"interactions · saving {_rate(report.saving_vs_tier3)} · "
+               if report.saving_vs_tier3 is not None else "saving vs all-tier3 n/a · ")
+            + "by purpose " + ", ".join(f"{k} ${v:.6f}" for k, v in report.by_purpose.items()),
             highlight=False)
+        for figure, reason in report.not_applicable.items():
+            console.print(f"{figure.replace('_', ' ')}: {reason}", highlight=False, style="dim")
 
     run(go)
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def configured_answerers(settings: Settings) -> int | None:
+    """How many distinct answering models the configured tiers are (None if the config does not load)."""
+    from agent.wiring.routing import RoutingConfigError, plan_tiers
+
+    try:
+        plan = plan_tiers(settings)
+    except RoutingConfigError:
+        return None
+    return len({(c.provider, c.model, c.base_url) for c in plan.tiers.values()})
 
 
 def register(app: typer.Typer) -> None:

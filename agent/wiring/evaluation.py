@@ -1,12 +1,16 @@
-"""Settings -> evaluation objects: the judge for RAGAS, the answering pipeline, the gap writer."""
+"""Settings -> evaluation objects: the judge for RAGAS, the answering pipeline (the support turn's
+own stages), the gap writer."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
+from agent.escalation import EscalationPolicy, EscalationRules
 from agent.settings import Settings
-from evaluation.pipeline import RetrieverRouterPipeline
+from agent.turn import CallContext, SupportDeps, TurnContext, TurnOutcome, TurnPipeline
+from agent.turn.pipeline import evaluation_stages
+from evaluation.pipeline import PipelineOutput
 from evaluation.ragas_runner import NO_JUDGE_REASON, JudgeConfig
 from routing.tiers import load_tiers
 from routing.types import Message
@@ -49,18 +53,44 @@ def judge_config(settings: Settings) -> tuple[JudgeConfig | None, str]:
                        timeout_s=cfg.timeout_s or 60.0), ""
 
 
-def build_pipeline(settings: Settings, retriever: Any, router: Any) -> RetrieverRouterPipeline:
-    """Retriever + router as a live text turn uses them, with the agent's escalation rules first."""
-    from agent.escalation import CallState, EscalationPolicy, EscalationRules
+class StagePipeline:
+    """The support turn's stages (``agent.turn.pipeline.evaluation_stages``) answering one golden
+    question, as ``evaluation.pipeline.Pipeline``: no session, nothing stored, every question a
+    fresh call (no memory), the router's answer taken whole (no live deadline)."""
 
-    rules = EscalationRules(EscalationPolicy.from_settings(settings))
+    def __init__(self, deps: SupportDeps, *, retrieve_k: int = 10, modality: str = "text") -> None:
+        self.deps = deps
+        self.router = deps.router
+        self.modality = modality
+        self.pipeline = TurnPipeline(evaluation_stages(retrieve_k=retrieve_k))
 
-    def pre_check(text: str) -> str | None:
-        hit = rules.check_user_turn(text, CallState())
-        return hit.reason if hit else None
+    async def run(self, query: str, organization_id: str, *, interaction_id: str) -> PipelineOutput:
+        call = CallContext(deps=self.deps, organization_id=organization_id, session_id=None,
+                           modality=self.modality, persist=False)
+        ctx = TurnContext(call=call, text=query, outcome=TurnOutcome(transcript=query), interaction_id=interaction_id)
+        out = await self.pipeline.run(ctx)
+        routed = ctx.answer
+        esc = out.escalation or {}
+        return PipelineOutput(
+            answer=out.answer, contexts=[s.text for s in ctx.sources], documents=[c.document for c in ctx.retrieved],
+            tier=out.tier, provider=routed.provider if routed else None, model=routed.model if routed else None,
+            confidence=out.confidence, low_confidence=out.low_confidence, escalate=out.escalated,
+            escalation_rule=esc.get("repeat_reason") or esc.get("reason"),
+            cascade_path=list(routed.cascade_path or []) if routed else [],
+            input_tokens=int(routed.input_tokens or 0) if routed else 0,
+            output_tokens=int(routed.output_tokens or 0) if routed else 0,
+            cost_usd=float(out.cost_usd or 0.0), latency_ms=float(routed.latency_ms or 0.0) if routed else 0.0,
+            retrieval_ms=float(out.latencies.get("retrieval_ms", 0.0)), error=out.error,
+            retrieved="retrieval_ms" in out.latencies, kind=out.kind)
 
-    return RetrieverRouterPipeline(retriever, router, context_k=settings.retrieval_top_k, retrieve_k=10,
-                                   modality="text", pre_check=pre_check)
+
+def build_pipeline(settings: Settings, retriever: Any, router: Any) -> StagePipeline:
+    """The agent's turn stages with the agent's escalation rules and top-k; 10 chunks retrieved for
+    the @10 retrieval metrics, the first top-k given to the router as a live turn does."""
+    deps = SupportDeps(retriever=retriever, router=router, pool=None,
+                       rules=EscalationRules(EscalationPolicy.from_settings(settings)),
+                       top_k=settings.retrieval_top_k, redact_pii=settings.pii_redaction)
+    return StagePipeline(deps, retrieve_k=max(10, settings.retrieval_top_k))
 
 
 GAP_PROMPT = (
