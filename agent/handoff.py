@@ -238,6 +238,7 @@ class HandoffService:
                     return None
                 await desk.set_handoff(case.id, "transfer_failed", status="callback",
                                        note="the SIP transfer failed or was not answered")
+                await self.callback_notice(call, case, base)
                 case.status, case.handoff, case.handoff_status = "callback", "callback", "transfer_failed"
                 return fallback_message(reference, self.service_hours, contact, "the transfer didn't go through")
 
@@ -245,6 +246,23 @@ class HandoffService:
                                  follow_up=transfer)
         return HandoffResult(first + callback_message(reference, self.service_hours, contact, offline=not in_hours),
                              case, "callback", "callback", reference)
+
+    async def callback_notice(self, call: CallContext, case: Case, base: dict[str, Any] | None = None) -> None:
+        """A live handoff became a callback: the on-duty channel hears that too (through the outbox)."""
+        from integrations.outbox import enqueue
+
+        try:
+            if "slack" not in await self.channels(call.organization_id):
+                return
+            payload = {**(base or {"case_id": case.id, "case": case.label, "reason": case.reason,
+                                    "rule": case.details.get("rule"), "matched": case.details.get("matched", []),
+                                    "recent": call.recent[-3:], "customer": call.customer, "room": call.room,
+                                    "service_hours": self.service_hours}), "handoff": "callback"}
+            async with self.pool.acquire() as conn:
+                await enqueue(conn, organization_id=call.organization_id, action="slack.notify", payload=payload,
+                              idempotency_key=f"{case.id}:notify:callback", case_id=case.id, session_id=call.session_id)
+        except Exception:  # noqa: BLE001 - the case says callback either way
+            log.exception("could not queue the callback notice for %s", case.label)
 
     async def _deliver(self, ids: list[str]) -> dict[str, bool]:
         ids = [i for i in ids if i]
@@ -313,6 +331,7 @@ class LiveWait:
             return self.outcome
         await desk.set_handoff(self.case.id, "timed_out", status="callback",
                                note=f"nobody joined within {timeout_s:g} s; turned into a callback")
+        await self.service.callback_notice(self.call, self.case)
         self.case.status, self.case.handoff, self.case.handoff_status = "callback", "callback", "timed_out"
         self.outcome = "timed_out"
         await say(fallback_message(self.reference, self.service.service_hours, self.call.customer,

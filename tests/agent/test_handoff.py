@@ -225,6 +225,7 @@ async def test_refused_transfer_falls_back_to_a_callback_and_says_so(env):
 
 async def test_human_never_joins_callback_after_the_timeout_and_the_caller_is_told(env):
     await _slack(env)
+    before = len(env["slack"].posted)
     res = await env["service"](timeout_s=0.5, keepalive_s=0.15).escalate(await _call(env["pool"], env["org"]), ASK_HUMAN)
     heard: list[str] = []
 
@@ -236,6 +237,10 @@ async def test_human_never_joins_callback_after_the_timeout_and_the_caller_is_to
     assert "no one from the team could join in time" in heard[-1] and "service hours" in heard[-1]
     case = await CaseDesk(env["pool"], env["org"]).get(res.case.id)
     assert case.status == "callback" and case.handoff_status == "timed_out"
+    # the on-duty channel is told the caller is no longer waiting
+    await env["dispatch"].drain(timeout_s=10)
+    notices = [m for m in env["slack"].posted[before:] if res.case.label in m["text"]]
+    assert [n["text"].split(":")[0] for n in notices] == ["Caller waiting", "Callback needed"]
 
 
 async def test_human_joins_is_introduced_and_the_case_says_so(env):
