@@ -462,8 +462,10 @@ class CascadingRouter:
         if not attempts:
             if emit is not None:
                 await emit_timed(self.apology)
-            return self._apology(sources, cx, errors, path, elapsed(), interaction_id, tokens["in"], tokens["out"],
-                                 tokens["cached"], cost)
+            failed = self._apology(sources, cx, errors, path, elapsed(), interaction_id, tokens["in"], tokens["out"],
+                                   tokens["cached"], cost)
+            failed.context = context  # what each tier was sent, also when all failed
+            return failed
         final = attempts[-1]
         low = final.confidence is None or final.confidence < self.threshold
         text = final.gen.text.strip()

@@ -7,7 +7,7 @@ from typing import Any
 
 import openai
 
-from routing.budget import is_overflow
+from routing.budget import PER_MESSAGE_TOKENS, EstimateCounter, is_overflow
 from routing.providers.base import Provider, ProviderError, Stopwatch, is_retryable_status
 from routing.types import Generation, Grounding, Message
 
@@ -105,16 +105,39 @@ class OpenAIProvider(Provider):
                         yield delta
         except Exception as exc:  # noqa: BLE001
             raise translate_error(exc) from exc
+        if finish is None:  # every complete stream ends with a finish_reason; a killed server just stops
+            if not parts:
+                # llama.cpp's server answers a streamed prompt over its window with an empty 200 (the
+                # error is only in its log): ask once without streaming, which gets the 400 with the numbers
+                raise await self._why_empty(messages, temperature)
+            raise ProviderError(f"the stream ended mid-answer after {len(parts)} chunks (connection lost)",
+                                retryable=True)
         cached = 0
         if usage is not None and usage.prompt_tokens_details is not None:
             cached = usage.prompt_tokens_details.cached_tokens or 0
+        if usage is None:  # llama.cpp's server sends no usage on a stream: count rather than report 0
+            counter = EstimateCounter()
+            n_in = sum(counter.count(m.content) + PER_MESSAGE_TOKENS for m in messages)
+            n_out = len(parts)  # llama.cpp and vLLM stream one token a chunk
         yield Generation(
             text="".join(parts), model=model,
-            input_tokens=usage.prompt_tokens if usage else 0,
-            output_tokens=usage.completion_tokens if usage else 0,
+            input_tokens=usage.prompt_tokens if usage else n_in,
+            output_tokens=usage.completion_tokens if usage else n_out,
             cached_tokens=cached, logprobs=lps or None, latency_ms=sw.elapsed_ms, ttft_ms=sw.ttft_ms,
             finish_reason=finish,
         )
+
+    async def _why_empty(self, messages: Sequence[Message], temperature: float) -> ProviderError:
+        """The error behind an empty stream: a length rejection (with the server's window), a dead
+        server, or an unexplained empty answer."""
+        try:
+            await self.client.chat.completions.create(**self._params(messages, temperature, 1, False))
+        except Exception as exc:  # noqa: BLE001
+            err = translate_error(exc)
+            if err.overflow:
+                return err
+            return ProviderError(f"the stream ended before any output ({err})", retryable=err.retryable)
+        return ProviderError("the stream ended before any output", retryable=True)
 
     async def aclose(self) -> None:
         await self.client.close()
