@@ -109,7 +109,6 @@ class _Dense:
     dim: int
     child_ids: list[str]
     child_matrix: np.ndarray
-    all_rows: dict[str, np.ndarray]
 
 
 class PgKnowledgeStore:
@@ -126,6 +125,7 @@ class PgKnowledgeStore:
         self.params = params or BM25Params()
         self.drift = drift
         self._dense: dict[str, _Dense] = {}
+        self._recent: dict[str, dict[str, np.ndarray]] = {}  # vectors fetched for a reranker, by organization
         self._locks: dict[str, asyncio.Lock] = {}
         self.reloads = 0  # how many times this process loaded an organization's vectors (tests, bench)
 
@@ -369,8 +369,8 @@ class PgKnowledgeStore:
             version = await conn.fetchval("select version from knowledge_stats where organization_id = $1",
                                           organization_id)
             rows = await conn.fetch(
-                "select id, kind = 'child' as child, embedding from chunks"
-                " where organization_id = $1 and embedding is not null", organization_id)
+                "select id, embedding from chunks where organization_id = $1 and kind = 'child'"
+                " and embedding is not null", organization_id)
         self.reloads += 1
         width = self.dim * 4
 
@@ -383,10 +383,7 @@ class PgKnowledgeStore:
                 )
             ids = [str(r["id"]) for r in rows]
             mat = np.frombuffer(b"".join(r["embedding"] for r in rows), dtype="<f4").reshape(len(rows), self.dim)
-            child = np.fromiter((bool(r["child"]) for r in rows), dtype=bool, count=len(rows))
-            idx = np.flatnonzero(child)
-            return _Dense(int(version or 0), self.dim, [ids[i] for i in idx], np.ascontiguousarray(mat[idx]),
-                          dict(zip(ids, mat, strict=True)))
+            return _Dense(int(version or 0), self.dim, ids, mat)
 
         return await asyncio.to_thread(build)
 
@@ -409,14 +406,24 @@ class PgKnowledgeStore:
             return top()
         return await asyncio.to_thread(top)
 
-    def cached_vectors(self, organization_id: str, ids: Iterable[str]) -> dict[str, np.ndarray]:
-        dense = self._dense.get(organization_id)
-        if dense is None:
+    async def fetch_vectors(self, organization_id: str, ids: Iterable[str]) -> dict[str, np.ndarray]:
+        """Stored vectors of these chunks (children or parents), kept for :meth:`cached_vectors`."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
             return {}
-        return {i: dense.all_rows[i] for i in ids if i in dense.all_rows}
+        rows = await self.pool.fetch(
+            "select id, embedding from chunks where organization_id = $1 and id = any($2::uuid[])"
+            " and embedding is not null", organization_id, wanted)
+        out = {str(r["id"]): np.frombuffer(r["embedding"], dtype="<f4") for r in rows}
+        recent = self._recent.setdefault(organization_id, {})
+        if len(recent) > 10_000:
+            recent.clear()
+        recent.update(out)
+        return out
 
-    async def ensure_loaded(self, organization_id: str) -> None:
-        await self._current(organization_id)
+    def cached_vectors(self, organization_id: str, ids: Iterable[str]) -> dict[str, np.ndarray]:
+        recent = self._recent.get(organization_id, {})
+        return {i: recent[i] for i in ids if i in recent}
 
     async def count(self, organization_id: str) -> int:
         return int(await self.pool.fetchval(
@@ -446,8 +453,9 @@ class PgVectors:
         await self.store.ready()
         return await self.store.dense_search(organization_id, vector, limit)
 
-    async def prefetch(self, organization_id: str) -> None:
-        await self.store.ensure_loaded(organization_id)
+    async def prefetch(self, organization_id: str, ids: list[str]) -> None:
+        """Load these chunks' vectors so that the (synchronous) ``vectors`` call of a reranker finds them."""
+        await self.store.fetch_vectors(organization_id, ids)
 
     def vectors(self, organization_id: str, ids: list[str]) -> dict[str, np.ndarray]:
         return self.store.cached_vectors(organization_id, ids)

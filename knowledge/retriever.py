@@ -171,9 +171,10 @@ class Retriever:
     async def _rerank(self, query: str, qvec: np.ndarray | None, fused: list[tuple[str, float]],
                       texts: dict[str, Any], organization_id: str) -> tuple[list[tuple[str, float]], str | None]:
         assert self.reranker is not None
-        if hasattr(self.vectors, "prefetch"):  # the Postgres store serves reranker vectors from its cache
-            await self.vectors.prefetch(organization_id)
         cands = [RerankCandidate(k, texts[k].parent_id, texts[k].text, texts[k].parent_text) for k, _ in fused]
+        if hasattr(self.vectors, "prefetch"):  # the Postgres store: fetch the vectors a local reranker reads
+            await self.vectors.prefetch(organization_id, [c.chunk_id for c in cands] + [
+                c.parent_id for c in cands if c.parent_id])
         try:
             if qvec is None:
                 qvec = await asyncio.to_thread(self.embedder.encode_query, query)

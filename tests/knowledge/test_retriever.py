@@ -130,7 +130,7 @@ async def test_qdrant_client_store_isolation(pg_pool, embedder, two_orgs):
     source = pg_vectors(pg_pool, embedder)
     for org in (org_a, org_b):
         rows = await pg_pool.fetch("select id, document_id, kind from chunks where organization_id = $1", org)
-        await source.prefetch(org)
+        await source.prefetch(org, [str(r["id"]) for r in rows])
         vecs = source.vectors(org, [str(r["id"]) for r in rows])
         from knowledge.vectors import VectorPoint
 
