@@ -79,8 +79,10 @@ def load_rows(name: str, limit: int) -> list[dict[str, Any]]:
     return rows
 
 
-def corpus_dir(name: str, data_dir: Path) -> tuple[Path, dict[str, str]]:
-    """The folder to ingest and a map from ingested source to corpus id."""
+def corpus_dir(name: str, data_dir: Path, max_pages: int = 0,
+               keep: set[str] | None = None) -> tuple[Path, dict[str, str]]:
+    """The folder to ingest and a map from ingested source to corpus id. ``max_pages``: only the
+    pages in ``keep`` (the golden pages) and then the corpus's other pages in its order, up to that many."""
     if name == "orbitly":
         kb = ROOT / "examples" / "kb"
         return kb, {}
@@ -88,13 +90,15 @@ def corpus_dir(name: str, data_dir: Path) -> tuple[Path, dict[str, str]]:
     from make_public_sets import ensure_corpus  # noqa: E402  (builds the pydoc sample on first use)
 
     corpus = ensure_corpus(ROOT / "bench" / "data" / name)
-    root = data_dir / "corpus" / name
+    root = data_dir / "corpus" / (f"{name}-{max_pages}" if max_pages else name)
     root.mkdir(parents=True, exist_ok=True)
     mapping: dict[str, str] = {}
-    for line in corpus.read_text().splitlines():
-        if not line.strip():
-            continue
-        doc = json.loads(line)
+    docs = [json.loads(line) for line in corpus.read_text().splitlines() if line.strip()]
+    if max_pages:
+        keep = keep or set()
+        docs = [d for d in docs if d["_id"] in keep] + [d for d in docs if d["_id"] not in keep]
+        docs = docs[:max(max_pages, len(keep))]
+    for doc in docs:
         path = root / (doc["_id"].replace("/", "__") + ".md")
         text = doc.get("text", "")
         if doc.get("title") and not text.lstrip().startswith("#"):
@@ -148,8 +152,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             answerers["baseline"] = load_baseline(args.baseline)(embed)
         for set_name in args.sets.split(","):
             rows = load_rows(set_name, args.limit)
-            folder, mapping = corpus_dir(set_name, args.data_dir)
-            org = await rt.org_id(f"answers-{set_name}")
+            keep = {p for r in rows for p in r["pages"]}
+            folder, mapping = corpus_dir(set_name, args.data_dir, args.max_pages, keep)
+            org = await rt.org_id(f"answers-{set_name}" + (f"-{args.max_pages}" if args.max_pages else ""))
             t = time.perf_counter()
             report = await kn.ingestor.ingest(folder, org)
             print(f"{set_name}: synced {folder} in {time.perf_counter() - t:.1f} s ({report.counts}); "
@@ -195,6 +200,8 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, help="another extractive.py to compare, run as 'baseline'")
     ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("CALLWISE_BENCH_DIR", "/tmp/callwise-bench-answers")),
                     help="embedded database and ingested corpora, kept between runs")
+    ap.add_argument("--max-pages", type=int, default=0, help="ingest only the golden pages and other pages up to "
+                    "this many (0: the whole corpus); a smaller haystack, cheaper to ingest on a busy machine")
     ap.add_argument("--max-tokens", type=int, default=120)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

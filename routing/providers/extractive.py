@@ -205,20 +205,43 @@ def _prose(block: _Block) -> str:
     return " ".join(strip_markdown(" ".join(block.lines)).split())
 
 
+_SUBCOMMAND = re.compile(r"^([a-z][\w-]*(?: [a-z][\w-]*)?) [\[<(]")
+
+
 def _term(block: _Block) -> str | None:
     """How to say a definition's term: ``--timeout <seconds>`` -> ``--timeout``,
-    ``json.loads(s, *, cls=None)`` -> ``json.loads``; None when it is not a term."""
-    if block.kind != "code" or len(block.lines) != 1:
+    ``json.loads(s, *, cls=None)`` -> ``json.loads``, ``pop [--index] [<stash>]`` -> ``pop``;
+    None when the block is not a term."""
+    if block.kind != "code" or len(block.lines) > 2:
         return None
-    line = block.lines[0].strip()
-    if _SIGNATURE.match(line):
-        name = re.sub(r"^(?:class|exception|coroutine|awaitable|async|classmethod|staticmethod)\s+", "", line)
-        return name.split("(", 1)[0].strip()
-    if _OPTION.match(line):
-        parts = [re.sub(r"[=\s\[<].*$", "", p.strip()) for p in line.split(",")]
-        parts = [p for p in parts if _OPTION.match(p)]
-        return ", ".join(parts) if parts and len(parts) <= 3 else None
-    return None
+    names: list[str] = []
+    for line in block.lines:
+        line = line.strip()
+        if _SIGNATURE.match(line):
+            name = re.sub(r"^(?:class|exception|coroutine|awaitable|async|classmethod|staticmethod)\s+", "", line)
+            names.append(name.split("(", 1)[0].strip())
+        elif _OPTION.match(line):
+            parts = [re.sub(r"[=\s\[<].*$", "", p.strip()) for p in line.split(",")]
+            names.extend(p for p in parts if _OPTION.match(p))
+        elif m := _SUBCOMMAND.match(line):
+            names.append(m.group(1))
+        else:
+            return None
+    return ", ".join(dict.fromkeys(names)) if names and len(names) <= 3 else None
+
+
+def _terms(blocks: list[_Block], b: int) -> str | None:
+    """The term of the definition starting at block ``b``: the term blocks right before it
+    (a definition list writes ``-d`` and ``--delete`` as two terms of one definition)."""
+    names: list[str] = []
+    j = b - 1
+    while j >= 0 and len(names) < 3:
+        term = _term(blocks[j])
+        if term is None:
+            break
+        names.insert(0, term)
+        j -= 1
+    return ", ".join(names) if names else None
 
 
 def _example(block: _Block) -> str | None:
@@ -244,7 +267,7 @@ def answer_units(text: str, *, max_words: int = 60) -> list[Unit]:
         if block.kind != "prose" or b in consumed:
             continue
         sents = _sentences(_prose(block))
-        term = _term(blocks[b - 1]) if b > 0 else None
+        term = _terms(blocks, b)
         for k, sent in enumerate(sents):
             complete = bool(re.search(r"[.!?][\"')\]]*$", sent)) and not block.list_item
             if (b == 0 and k == 0 and sent[:1].islower()) or sent.startswith("See "):
