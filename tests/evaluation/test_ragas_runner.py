@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from evaluation.ragas_runner import LLM_METRICS, OFFLINE_METRICS, JudgeConfig, RagasRunner, RagasSample
+from tests.vendors.llama_server import ALIAS, HAS_LLAMA_SERVER, SKIP_REASON, LlamaServer, gemma_path
 from tests.vendors.openai_judge import serve_judge
 
 SAMPLES = [
@@ -86,3 +87,46 @@ async def test_no_samples(encode) -> None:  # type: ignore[no-untyped-def]
     rep = await RagasRunner(encode).evaluate([])
     assert all(s.status == "not_computed" for s in rep.summaries.values())
     assert rep.summaries["semantic_similarity"].reason == "no examples"
+
+
+# --- the judge path against a real OpenAI-compatible server (llama.cpp, Gemma 3 270M) ------------
+SHORT_GOLDEN = "\n".join([
+    '{"id": "g1", "query": "How long do I have to get a full refund?", "expected_answer": "Paid purchases are '
+    'fully refundable within 30 days of the purchase date.", "relevant_documents": ["examples/kb/billing/refunds.md"], '
+    '"category": "simple", "expected_tier": "tier1"}',
+    '{"id": "g2", "query": "How do I reset my password?", "expected_answer": "Use the Forgot password link on the '
+    'sign-in page and follow the emailed link.", "relevant_documents": ["examples/kb/accounts/reset-password.md"], '
+    '"category": "simple", "expected_tier": "tier1"}',
+])
+
+
+@pytest.mark.skipif(not HAS_LLAMA_SERVER, reason=SKIP_REASON)
+async def test_llm_metrics_judged_by_a_real_llama_server(encode, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    """The nightly's judge path on a real endpoint: ragas -> instructor (JSON schema) -> llama.cpp's
+    server. Gemma 270M cannot judge (the point is the protocol): every LLM metric must come back as
+    numbers in [0, 1] or as per-example failures with the reason, never as silent zeros."""
+    from pathlib import Path
+
+    from evaluation.golden import parse_lines
+
+    golden = parse_lines(SHORT_GOLDEN.splitlines())
+    samples = []
+    for ex in golden:
+        doc = Path(ex.relevant_documents[0]).read_text()
+        samples.append(RagasSample(ex.id, ex.query, ex.expected_answer.split(".")[0] + ".", [doc[:1500]],
+                                   ex.expected_answer, [doc[:1500]]))
+    model = gemma_path(tmp_path_factory.mktemp("models"))
+    with LlamaServer.start(model, n_ctx=2048, log_dir=tmp_path_factory.mktemp("llama-judge")) as srv:
+        judge = JudgeConfig(model=ALIAS, api_key="none", base_url=srv.base_url, max_tokens=96, timeout_s=60)
+        rep = await RagasRunner(encode, judge, concurrency=1, metric_timeout_s=60).evaluate(samples)
+        log = srv.log_path.read_text()
+    assert log.count("POST /v1/chat/completions") >= 4, log[-1500:]
+    assert rep.judge is not None and rep.judge["base_url"] == srv.base_url
+    for name in LLM_METRICS:
+        summary = rep.summaries[name]
+        assert summary.status in ("computed", "failed"), (name, summary)
+        assert summary.n + summary.n_failed == len(samples), (name, summary)
+        if summary.status == "computed":
+            assert summary.mean is not None and 0.0 <= summary.mean <= 1.0
+        for ex in golden:  # each example has a number or a reason for this metric
+            assert name in rep.scores.get(ex.id, {}) or rep.errors.get(ex.id, {}).get(name)
