@@ -303,7 +303,8 @@ class LiveWait:
 
     def human_joined(self, identity: str, name: str | None = None) -> None:
         """Call when a participant whose identity starts with ``agent-`` enters the room."""
-        self.human = name or identity.removeprefix("agent-")
+        who = (name or identity.removeprefix("agent-")).strip()
+        self.human = None if who in ("", "on-duty") else who  # the shared on-duty link has no person's name
         self.joined.set()
 
     async def run(self, say: Say, *, timeout_s: float | None = None, keepalive_s: float | None = None) -> str:

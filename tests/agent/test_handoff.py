@@ -390,3 +390,13 @@ async def test_the_dispatcher_that_serve_and_the_worker_run_delivers_from_settin
             await asyncio.sleep(0.1)
     assert rows[0]["status"] == "delivered"
     assert any(m["channel"] == "C0BG" and res.case.label in m["text"] for m in env["slack"].posted)
+
+
+def test_whoever_opens_the_shared_on_duty_link_is_introduced_as_a_colleague():
+    from agent.handoff import LiveWait, human_joined_message
+
+    wait = LiveWait.__new__(LiveWait)
+    wait.joined, wait.human = __import__("asyncio").Event(), None
+    wait.human_joined("agent-on-duty", "on-duty")
+    assert wait.human is None
+    assert human_joined_message(wait.human or "A colleague").startswith("A colleague from our support team has joined")
