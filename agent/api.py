@@ -22,8 +22,10 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from agent.api_crm import CRM_PUBLIC_PATHS
 from agent.api_webhooks import PUBLIC_PATHS
 from agent.db import find_organization
+from agent.guard import clean_text
 
 log = logging.getLogger("callwise.api")
 
@@ -68,7 +70,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 
 
 # vendor webhooks and the survey page authenticate by the vendor's signature / the survey reference (issue 11)
-OPEN_PATHS = frozenset({"/healthz"}) | PUBLIC_PATHS
+OPEN_PATHS = frozenset({"/healthz"}) | PUBLIC_PATHS | CRM_PUBLIC_PATHS
 
 
 def _presented_token(header: str) -> str:
@@ -123,7 +125,7 @@ async def search(request: web.Request) -> web.Response:
     services: ApiServices = request.app[SERVICES]
     org_id = await _org(request)
     body = await _json_body(request)
-    query = str(body.get("query") or "").strip()
+    query = clean_text(str(body.get("query") or "")).strip()
     mode = body.get("mode", "hybrid+rerank")
     top_k = body.get("top_k", 5)
     if not query:
@@ -150,7 +152,7 @@ async def ask(request: web.Request) -> web.Response:
     services: ApiServices = request.app[SERVICES]
     org_id = await _org(request)
     body = await _json_body(request)
-    question = str(body.get("question") or "").strip()
+    question = clean_text(str(body.get("question") or "")).strip()
     modality = body.get("modality", "text")
     if not question:
         return _error(400, "question is empty")
@@ -254,4 +256,7 @@ def create_app(services: ApiServices) -> web.Application:
     from agent.api_cases import mount_cases  # the case desk (issue 11)
 
     mount_cases(app)
+    from agent.api_crm import mount_crm  # HubSpot webhook, OAuth callbacks (issue 12)
+
+    mount_crm(app)
     return app

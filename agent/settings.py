@@ -166,6 +166,12 @@ class Settings(BaseSettings):
     crm_lookup_budget_ms: float = Field(300.0, ge=0, description="How long the first answer waits for the caller's "
                                         "CRM lookup (a later result lands for the next turn).")
     crm_cache_s: float = Field(600.0, ge=0, description="How long a looked-up customer is reused per org and caller.")
+    # the OAuth apps behind `callwise integrations connect` (redirect URI: CALLWISE_PUBLIC_URL/v1/oauth/PROVIDER/callback)
+    hubspot_client_id: str | None = None
+    hubspot_client_secret: SecretStr | None = None
+    hubspot_authorize_url: str = "https://app.hubspot.com/oauth/authorize"
+    salesforce_client_id: str | None = None
+    salesforce_client_secret: SecretStr | None = None
 
     @field_validator("service_hours_start", "service_hours_end")
     @classmethod

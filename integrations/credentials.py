@@ -65,7 +65,8 @@ PROVIDERS: dict[str, ProviderSpec] = {
     # client id/secret; Salesforce OAuth tokens (the instance URL comes from the token response).
     # *_field settings map "plan", "lifetime value", "company", "owner" onto the org's CRM properties.
     "hubspot": ProviderSpec(secrets=("access_token", "refresh_token", "client_secret"),
-                            fields=("client_id", "plan_field", "lifetime_value_field", "company_field", "owner_field"),
+                            fields=("client_id", "portal_id", "plan_field", "lifetime_value_field", "company_field",
+                                    "owner_field"),
                             required_secrets=("access_token",)),
     "salesforce": ProviderSpec(secrets=("access_token", "refresh_token", "client_secret"),
                                fields=("client_id", "instance_url", "login_url", "external_id_field", "plan_field",

@@ -143,5 +143,69 @@ def remove_credentials(provider: str = typer.Argument(...), org: str | None = OR
         raise CommandError(f"no {provider} credentials for this organization")
 
 
+@app.command("connect")
+def connect(provider: str = typer.Argument(..., help="hubspot or salesforce."), org: str | None = ORG,
+            json_out: bool = JSON) -> None:
+    """Print the URL that connects the org's CRM by OAuth (the link expires in 10 minutes and works once);
+    `callwise serve` receives the callback on CALLWISE_PUBLIC_URL/v1/oauth/PROVIDER/callback."""
+    from integrations.crm.oauth import OAuthError
+
+    settings = load_settings()
+
+    async def go() -> str:
+        from agent.db import find_organization
+        from agent.wiring.crm import oauth_app, state_key
+        from integrations.crm.oauth import sign_state
+
+        try:
+            app_ = oauth_app(settings, provider)
+        except OAuthError as exc:
+            raise CommandError(str(exc)) from None
+        async with open_runtime(settings) as rt:
+            slug = org or settings.default_org
+            org_id = await find_organization(rt.pool, slug)
+            if org_id is None:
+                raise CommandError(f"unknown organization {slug!r}")
+        return app_.authorize(sign_state(state_key(settings), organization_id=org_id, provider=provider))
+
+    url = run(go)
+    if json_out:
+        echo_json({"provider": provider, "authorize_url": url})
+    else:
+        console.print(f"Open this link as a {provider} admin to connect it (valid 10 minutes, once):\n{url}",
+                      highlight=False, soft_wrap=True)
+
+
+@app.command("sync")
+def sync(org: str | None = ORG, json_out: bool = JSON) -> None:
+    """CRM -> callwise: Salesforce contacts changed since the last sync (cursor on SystemModstamp) update the
+    callers callwise knows; deleted ones are unlinked from their calls. HubSpot changes arrive by webhook."""
+    settings = load_settings()
+
+    async def go() -> dict[str, Any]:
+        from agent.db import find_organization
+        from agent.wiring.crm import sync_org
+        from integrations.crm.types import CRMError
+
+        async with open_runtime(settings) as rt:
+            slug = org or settings.default_org
+            org_id = await find_organization(rt.pool, slug)
+            if org_id is None:
+                raise CommandError(f"unknown organization {slug!r}")
+            try:
+                return await sync_org(settings, rt.pool, org_id)
+            except CRMError as exc:
+                raise CommandError(f"sync failed: {exc}") from None
+
+    result = run(go)
+    if json_out:
+        echo_json(result)
+    elif result.get("note"):
+        console.print(result["note"])
+    else:
+        console.print(f"{result['provider']}: {result['updated']} caller(s) updated, {result['unlinked']} unlinked, "
+                      f"{result['ignored']} change(s) to contacts that never called")
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="integrations")

@@ -174,9 +174,10 @@ class SalesforceCRM:
             if self.api_usage[0] >= self.api_usage[1]:
                 self.blocked_until = time.monotonic() + self.limit_pause_s
 
-    async def query(self, soql_text: str) -> list[dict[str, Any]]:
-        """Every record of a SOQL query, following ``nextRecordsUrl`` pages."""
-        resp = await self._request("GET", "query", params={"q": soql_text})
+    async def query(self, soql_text: str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
+        """Every record of a SOQL query, following ``nextRecordsUrl`` pages (``queryAll`` with
+        ``include_deleted``: deleted records too, with ``IsDeleted``)."""
+        resp = await self._request("GET", "queryAll" if include_deleted else "query", params={"q": soql_text})
         body = resp.json()
         records = list(body.get("records", []))
         while not body.get("done", True) and body.get("nextRecordsUrl"):
@@ -261,8 +262,10 @@ class SalesforceCRM:
         resp = await self._request("POST", "sobjects/Case", json=body)
         return str(resp.json()["id"])
 
-    async def changed_since(self, cursor: str | None, *, limit: int = 2000) -> tuple[list[Customer], str | None]:
-        """Contacts modified after ``cursor`` (a ``SystemModstamp``), oldest first, and the new cursor."""
+    async def changed_since(self, cursor: str | None, *,
+                            limit: int = 2000) -> tuple[list[Customer], list[str], str | None]:
+        """Contacts modified after ``cursor`` (a ``SystemModstamp``), oldest first: the changed ones, the ids
+        of deleted ones, and the new cursor."""
         where = ""
         if cursor:
             since = _parse_time(cursor)
@@ -270,7 +273,9 @@ class SalesforceCRM:
                 raise CRMError(f"Salesforce sync: bad cursor {cursor!r}", retryable=False)
             # a datetime literal is unquoted in SOQL: rebuild it from the parsed value, never splice the text
             where = f" WHERE SystemModstamp > {since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z"
-        records = await self.query(f"{self._select().replace('FROM Contact', ', SystemModstamp FROM Contact', 1)}"
-                                   f"{where} ORDER BY SystemModstamp ASC LIMIT {int(limit)}")
+        select = self._select().replace("FROM Contact", ", SystemModstamp, IsDeleted FROM Contact", 1)
+        records = await self.query(f"{select}{where} ORDER BY SystemModstamp ASC LIMIT {int(limit)}",
+                                   include_deleted=True)
         new_cursor = str(records[-1]["SystemModstamp"]) if records else cursor
-        return [self._customer(r) for r in records], new_cursor
+        deleted = [str(r["Id"]) for r in records if r.get("IsDeleted")]
+        return [self._customer(r) for r in records if not r.get("IsDeleted")], deleted, new_cursor

@@ -48,6 +48,11 @@ class FakeHubSpot(FakeServer):
     def handle(self, r: Request) -> Reply:
         if r.path in ("/oauth/v1/token", "/oauth/2026-03/token"):
             form = {k: v[0] for k, v in parse_qs(r.raw.decode()).items()}
+            if form.get("grant_type") == "authorization_code":
+                if form.get("code") != "good-code" or form.get("client_secret") != self.client_secret:
+                    return Reply(400, {"status": "BAD_AUTH_CODE", "message": "auth code not found",
+                                       "error": "invalid_grant", "error_description": "auth code not found"})
+                form["refresh_token"] = self.refresh_token
             if form.get("refresh_token") != self.refresh_token or form.get("client_secret") != self.client_secret:
                 return Reply(400, {"status": "BAD_REFRESH_TOKEN", "message": "missing or unknown refresh token",
                                    "error": "invalid_grant", "error_description": "missing or unknown refresh token"})

@@ -97,8 +97,11 @@ class FakeSalesforce(FakeServer):
             return Reply(200, body)
         if r.headers.get("authorization") != f"Bearer {self.access_token}":
             return self._err(401, "INVALID_SESSION_ID", "Session expired or invalid")
-        if r.path == f"{V}/query":
-            return Reply(200, self._page(self._run_query(r.query["q"][0])), self._headers())
+        if r.path in (f"{V}/query", f"{V}/queryAll"):
+            rows = self._run_query(r.query["q"][0])
+            if r.path.endswith("/query"):
+                rows = [c for c in rows if not c.get("IsDeleted")]
+            return Reply(200, self._page(rows), self._headers())
         if r.path.startswith(f"{V}/query/"):
             rest = self._pages.pop(r.path.rsplit("/", 1)[1], [])
             return Reply(200, self._page(rest), self._headers())

@@ -77,10 +77,11 @@ async def test_query_follows_next_records_url(sf):
     for i in range(5):
         sf.add_contact(Name=f"C{i}", SystemModstamp=f"2026-02-0{i + 1}T00:00:00.000+0000")
     client, _ = _client(sf)
-    changed, cursor = await client.changed_since("2026-01-15T00:00:00Z")
-    assert [c.name for c in changed] == ["C0", "C1", "C2", "C3", "C4"]
+    sf.contacts[2]["IsDeleted"] = True
+    changed, deleted, cursor = await client.changed_since("2026-01-15T00:00:00Z")
+    assert [c.name for c in changed] == ["C0", "C1", "C3", "C4"] and deleted == [sf.contacts[2]["Id"]]
     assert cursor == "2026-02-05T00:00:00.000+0000"
-    assert (await client.changed_since(cursor))[0] == []
+    assert (await client.changed_since(cursor))[:2] == ([], [])
 
 
 async def test_a_bad_sync_cursor_is_refused_not_spliced(sf):
