@@ -86,6 +86,20 @@ class ConversationStore:
             self.organization_id, session_id, status, resolved_by_ai,
         )
 
+    async def tag_experiments(self, session_id: str, experiments: list[dict[str, Any]], *,
+                              not_applied: list[str] | None = None, conflicts: list[str] | None = None) -> None:
+        """Tag the session with its A/B assignments: ``ab_test_id``/``ab_variant_id`` carry the first
+        (the column holds one), ``metadata.experiments`` all of them."""
+        if not experiments:
+            return
+        first = experiments[0]
+        await self.pool.execute(
+            "update sessions set ab_test_id = $3, ab_variant_id = $4, metadata = metadata || $5::jsonb "
+            "where organization_id = $1 and id = $2",
+            self.organization_id, session_id, first["experiment_id"], first["variant"],
+            json.dumps({"experiments": experiments, "ab_not_applied": not_applied or [],
+                        "ab_conflicts": conflicts or []}, default=str))
+
     async def mark_escalated(self, session_id: str) -> None:
         await self.pool.execute(
             "update sessions set status = 'escalated', resolved_by_ai = false "

@@ -25,6 +25,9 @@ import asyncpg
 Variant = Literal["control", "treatment"]
 VARIANTS: tuple[Variant, Variant] = ("control", "treatment")
 CONFIG_KEYS = frozenset({"prompt_version", "temperature", "rerank", "chunk_count", "top_k", "tiers", "model"})
+#: what a live call applies (agent.turn: retrieval top_k/chunk_count and rerank, the router's temperature
+#: and prompt version); the others are recorded on the session as not applied
+APPLIED_KEYS = frozenset({"prompt_version", "temperature", "rerank", "chunk_count", "top_k"})
 
 
 class ExperimentError(ValueError):
@@ -264,3 +267,75 @@ async def report(pool: asyncpg.Pool, org_id: str, name: str, *, alpha: float = 0
         "select variant, resolved, escalated, csat, nps from experiment_results "
         "where organization_id = $1 and experiment_id = $2", org_id, exp["id"])]
     return build_report(name, exp, rows, alpha=alpha, min_per_variant=min_per_variant)
+
+
+# -- live calls ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Assignment:
+    """A caller's variant of one running experiment and the config that variant runs with."""
+
+    experiment_id: str
+    experiment: str
+    variant: Variant
+    config: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def assign_call(pool: asyncpg.Pool, org_id: str, user_key: str) -> list[Assignment]:
+    """The caller's variant of every running experiment of the organization (oldest experiment first),
+    by the same deterministic hash as ``assign_variant``: a caller keeps their variant across calls."""
+    rows = await pool.fetch(
+        "select id, name, traffic_split, control_config, treatment_config from experiments "
+        "where organization_id = $1 and status = 'running' order by created_at, name", org_id)
+    out = []
+    for r in rows:
+        variant = assign_variant(r["name"], user_key, float(r["traffic_split"]))
+        out.append(Assignment(str(r["id"]), r["name"], variant, _json(r[f"{variant}_config"])))
+    return out
+
+
+def call_config(assignments: list[Assignment]) -> tuple[dict[str, Any], list[str]]:
+    """One configuration for the call; where two experiments set the same key the older one wins and
+    the conflict is named."""
+    config: dict[str, Any] = {}
+    conflicts: list[str] = []
+    for a in assignments:
+        for key, value in a.config.items():
+            if key in config and config[key] != value:
+                conflicts.append(f"{a.experiment}.{key} (kept {config[key]!r})")
+                continue
+            config[key] = value
+    return config, conflicts
+
+
+async def record_call_outcomes(pool: asyncpg.Pool, org_id: str, session_id: str, user_key: str,
+                               assignments: list[Assignment]) -> int:
+    """At call end: one ``experiment_results`` row per experiment the call ran in, from the ended
+    session (resolved by the AI, escalated, the survey's rating and NPS). Returns rows written."""
+    if not assignments:
+        return 0
+    s = await pool.fetchrow(
+        """select s.resolved_by_ai, s.status,
+                  exists (select 1 from escalations e where e.organization_id = s.organization_id
+                          and e.session_id = s.id) as escalated,
+                  (select r.rating from survey_responses r where r.organization_id = s.organization_id
+                      and r.session_id = s.id order by r.created_at desc limit 1) as csat,
+                  (select r.nps from survey_responses r where r.organization_id = s.organization_id
+                      and r.session_id = s.id and r.nps is not null order by r.created_at desc limit 1) as nps
+             from sessions s where s.organization_id = $1 and s.id = $2""", org_id, session_id)
+    if s is None:
+        return 0
+    escalated = bool(s["escalated"]) or s["status"] == "escalated"
+    async with pool.acquire() as con, con.transaction():
+        for a in assignments:
+            await con.execute(
+                """insert into experiment_results (organization_id, experiment_id, session_id, user_key, variant,
+                                                   resolved, escalated, csat, nps)
+                   select $1, $2, $3, $4, $5, $6, $7, $8, $9
+                    where not exists (select 1 from experiment_results x where x.organization_id = $1
+                                      and x.experiment_id = $2 and x.session_id = $3)""",
+                org_id, a.experiment_id, session_id, user_key, a.variant, s["resolved_by_ai"], escalated,
+                s["csat"], s["nps"])
+    return len(assignments)

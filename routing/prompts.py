@@ -270,6 +270,22 @@ class PostgresPromptStore:
         self._cache.pop(organization_id, None)
         return int(row["version"])
 
+    async def with_version(self, lib: PromptLibrary, organization_id: str, name: str, version: int) -> PromptLibrary:
+        """``lib`` with template ``name`` at a published ``version`` (an A/B variant's ``prompt_version``),
+        active or not; the built-in default when that version is the built-in one. Raises ``LookupError``
+        for a version that was never published."""
+        row = await self.pool.fetchrow(
+            "select version, template, variables from ai_prompts where organization_id = $1::uuid and name = $2 "
+            "and version = $3", organization_id, name, version)
+        if row is not None:
+            variables = json.loads(row["variables"]) if isinstance(row["variables"], str) else row["variables"]
+            tmpl = PromptTemplate(name, int(row["version"]), row["template"], tuple(variables))
+        else:
+            tmpl = next((t for t in DEFAULT_TEMPLATES if t.name == name and t.version == version), None)  # type: ignore[assignment]
+            if tmpl is None:
+                raise LookupError(f"prompt {name!r} has no version {version} in this organization")
+        return PromptLibrary(templates={**lib.templates, name: tmpl}, company=lib.company)
+
     async def library(self, organization_id: str) -> PromptLibrary:
         hit = self._cache.get(organization_id)
         if hit and time.monotonic() - hit[0] < self.ttl_s:

@@ -61,6 +61,7 @@ class AnswerOptions:
 
     history: tuple[Message, ...] = ()
     temperature: float | None = None
+    prompt_version: int | None = None  # the "system" template's published version (an A/B variant)
 
 
 class AnswerStream:
@@ -125,18 +126,18 @@ class CascadingRouter:
     async def answer(self, query: str, sources: Sequence[SourceDoc] = (), *, modality: Modality = "voice",
                      customer: CustomerContext | None = None, organization_id: str, session_id: str | None = None,
                      interaction_id: str | None = None, history: Sequence[Message] = (),
-                     temperature: float | None = None) -> RoutedAnswer:
+                     temperature: float | None = None, prompt_version: int | None = None) -> RoutedAnswer:
         """``history``: the call's earlier turns for generative tiers (oldest first); ``temperature``
-        overrides each tier's (an A/B configuration)."""
+        overrides each tier's and ``prompt_version`` picks the system prompt's version (an A/B configuration)."""
         return await self._safe_run(query, sources, modality, customer, organization_id, session_id,
                                     interaction_id, emit=None, live=False,
-                                    options=AnswerOptions(tuple(history), temperature))
+                                    options=AnswerOptions(tuple(history), temperature, prompt_version))
 
     def answer_stream(self, query: str, sources: Sequence[SourceDoc] = (), *, modality: Modality = "voice",
                       customer: CustomerContext | None = None, organization_id: str, session_id: str | None = None,
                       interaction_id: str | None = None, live: bool = False,
                       eos_at: float | None = None, history: Sequence[Message] = (),
-                      temperature: float | None = None) -> AnswerStream:
+                      temperature: float | None = None, prompt_version: int | None = None) -> AnswerStream:
         """Stream the answer's text. A tier that may still be cascaded away from is buffered until its
         confidence is known (then flushed); the last available tier streams token by token. With
         ``live=True`` every tier streams at once and low confidence only marks the answer (no cascade
@@ -147,7 +148,7 @@ class CascadingRouter:
         async def run(emit: Callable[[str], Awaitable[None]]) -> RoutedAnswer:
             return await self._safe_run(query, sources, modality, customer, organization_id, session_id,
                                         interaction_id, emit=emit, live=live, eos_at=eos_at,
-                                        options=AnswerOptions(tuple(history), temperature))
+                                        options=AnswerOptions(tuple(history), temperature, prompt_version))
         return AnswerStream(run)
 
     async def complete(self, messages: Sequence[Message], purpose: str = "summary", *, organization_id: str,
@@ -380,6 +381,9 @@ class CascadingRouter:
         if self.prompt_store is not None:
             try:
                 prompts = await self.prompt_store.library(organization_id)
+                if options.prompt_version is not None:
+                    prompts = await self.prompt_store.with_version(prompts, organization_id, "system",
+                                                                   options.prompt_version)
             except Exception as exc:  # noqa: BLE001
                 log.warning("prompt store unavailable, using built-in prompts: %s", exc)
         ids = dict(organization_id=organization_id, session_id=session_id, interaction_id=interaction_id)

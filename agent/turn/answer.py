@@ -97,6 +97,8 @@ def _router_kwargs(ctx: TurnContext) -> dict[str, Any]:
         history=call.memory.history(ctx.deps.history_tokens))
     if call.overrides.get("temperature") is not None:
         kwargs["temperature"] = float(call.overrides["temperature"])
+    if call.overrides.get("prompt_version") is not None:
+        kwargs["prompt_version"] = int(call.overrides["prompt_version"])
     return kwargs
 
 

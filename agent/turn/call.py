@@ -49,7 +49,31 @@ class SupportCall:
                    customer=customer, speaker=speaker, on_event=on_event, overrides=overrides)
         if caller is not None and deps.callers is not None:
             call.ctx.caller = deps.callers.start(organization_id, session_id, caller)
+        if deps.experiments:
+            await call._join_experiments(getattr(caller, "key", None) or session_id, overrides or {})
         return call
+
+    async def _join_experiments(self, user_key: str, explicit: dict[str, Any]) -> None:
+        """The caller's variant of each running experiment (``evaluation.ab``'s deterministic hash on the
+        caller, else the session): its config applies to this call's turns, the session is tagged, and
+        the outcome is recorded at the end. An experiment lookup that fails leaves the default config."""
+        from evaluation.ab import APPLIED_KEYS, assign_call, call_config
+
+        ctx = self.ctx
+        try:
+            assignments = await assign_call(self.deps.pool, ctx.organization_id, user_key)
+            if not assignments:
+                return
+            config, conflicts = call_config(assignments)
+            ctx.experiments, ctx.ab_user_key = assignments, user_key
+            ctx.overrides = {**config, **explicit}  # what the caller of start() set explicitly wins
+            not_applied = sorted(set(config) - APPLIED_KEYS)
+            if not_applied or conflicts:
+                log.warning("experiment config not applied on live calls: %s; conflicts: %s", not_applied, conflicts)
+            await self.store.tag_experiments(ctx.session_id or "", [a.to_json() for a in assignments],
+                                             not_applied=not_applied, conflicts=conflicts)
+        except Exception:  # noqa: BLE001 - an experiment must never break a call
+            log.exception("could not assign the call's experiments; running the default config")
 
     # state the worker, tests and benches read
     @property
@@ -103,6 +127,14 @@ class SupportCall:
         resolved = self.ctx.escalation is None
         await self.store.end_session(self.ctx.session_id, status="escalated" if not resolved else "ended",
                                      resolved_by_ai=resolved)
+        if self.ctx.experiments:
+            from evaluation.ab import record_call_outcomes
+
+            try:
+                await record_call_outcomes(self.deps.pool, self.ctx.organization_id, self.ctx.session_id,
+                                           self.ctx.ab_user_key or self.ctx.session_id, self.ctx.experiments)
+            except Exception:  # noqa: BLE001 - the call is over; its outcome is also synced by `ab report`
+                log.exception("could not record the call's experiment outcomes")
         if self.ctx.caller is not None:
             await self._write_back()
 

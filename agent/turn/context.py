@@ -72,6 +72,8 @@ class CallContext:
     escalation: dict[str, Any] | None = None  # the call's one handoff, once decided
     overrides: dict[str, Any] = field(default_factory=dict)
     persist: bool = True  # False for the nightly run: golden questions are not production turns
+    experiments: list[Any] = field(default_factory=list)  # evaluation.ab.Assignment per running experiment
+    ab_user_key: str | None = None
     caller: Any | None = None  # the CRM lookup started at call start (agent.caller.CallerLookup)
     crm_customer_applied: bool = False
 

@@ -38,3 +38,5 @@ class SupportDeps:
     callers: Any | None = None
     #: tokens of earlier turns given to the router (conversation memory)
     history_tokens: int = 600
+    #: assign each call a variant of every running A/B experiment (evaluation.ab) and apply its config
+    experiments: bool = True
