@@ -125,7 +125,8 @@ class PgKnowledgeStore:
         self.params = params or BM25Params()
         self.drift = drift
         self._dense: dict[str, _Dense] = {}
-        self._recent: dict[str, dict[str, np.ndarray]] = {}  # vectors fetched for a reranker, by organization
+        self._recent: dict[str, dict[str, np.ndarray]] = {}
+        self._hashes: dict[str, dict[str, int]] = {}  # term -> hash, by organization  # vectors fetched for a reranker, by organization
         self._locks: dict[str, asyncio.Lock] = {}
         self.reloads = 0  # how many times this process loaded an organization's vectors (tests, bench)
 
@@ -220,14 +221,26 @@ class PgKnowledgeStore:
         lens = [len(t) for t in tokens]
         new_n, new_total = n_docs + len(tokens), total_len + sum(lens)
         avgdl = (new_total / new_n) if new_total else 1.0
+        k1, b = self.params.k1, self.params.b
+        hashes = self._hashes.setdefault(organization_id, {})
+        if len(hashes) > 500_000:
+            hashes.clear()
         df: Counter = Counter()
         lex_terms: list[list[int]] = []
         lexical: list[str] = []
         for toks, dl in zip(tokens, lens, strict=True):
-            tf = Counter(term_hash(organization_id, t) for t in toks)
-            df.update(tf.keys())
-            lex_terms.append(sorted(tf))
-            lexical.append(sparse_literal({h: _saturate(c, dl, avgdl, self.params) for h, c in tf.items()}))
+            tf: Counter = Counter()
+            for term, c in Counter(toks).items():
+                h = hashes.get(term)
+                if h is None:
+                    h = hashes[term] = term_hash(organization_id, term)
+                tf[h] += c
+            norm = k1 * (1.0 - b + b * dl / avgdl)
+            keys = sorted(tf)
+            df.update(keys)
+            lex_terms.append(keys)
+            body = ",".join([f"{h}:{tf[h] * (k1 + 1.0) / (tf[h] + norm):.9g}" for h in keys])
+            lexical.append(f"{{{body}}}/{SPARSE_DIM}")
         return lens, avgdl, df, lex_terms, lexical
 
     async def _add_stats(self, conn: Any, organization_id: str, df: Counter, n: int, length: int) -> None:
