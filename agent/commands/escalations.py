@@ -83,7 +83,10 @@ def list_cases(org: str | None = ORG, status: str | None = typer.Option(
     if not cases:
         console.print("no cases")
         return
-    table = Table("case", "status", "reason", "handoff", "assigned", "opened", "ticket", "trigger")
+    table = Table()
+    for name in ("case", "status", "reason", "handoff", "assigned", "opened", "ticket"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("trigger", overflow="ellipsis", no_wrap=True, max_width=50)
     for d in cases:
         table.add_row(d["case"], d["status"], d["reason"], d["handoff_status"], d["assigned_to"] or "",
                       f"{d['created_at']:%m-%d %H:%M}", d["ticket_id"] or "", (d.get("trigger") or "")[:60])
