@@ -131,10 +131,11 @@ class PgKnowledgeStore:
         self.reloads = 0  # how many times this process loaded an organization's vectors (tests, bench)
 
     async def ready(self) -> None:
-        """Once per process: migrate an older release's qdrant-edge vectors (knowledge/pgmigrate.py)."""
+        """Once per process: check the schema, migrate an older release's qdrant-edge vectors (knowledge/pgmigrate.py)."""
         if self._legacy_checked:
             return
         assert self.data_dir is not None
+        await self.check_schema()
         if (self.data_dir / "qdrant").is_dir():
             from knowledge.pgmigrate import migrate_legacy
 

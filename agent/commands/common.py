@@ -51,13 +51,20 @@ def load_settings() -> Settings:
     return settings
 
 
+def _store_error() -> type[Exception]:
+    """The knowledge store's one-line errors (imported only once an exception is on its way)."""
+    from knowledge.pgstore import StoreError
+
+    return StoreError
+
+
 def run(fn: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine, turning expected failures into one clear line and exit code 2."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
         return asyncio.run(fn())
-    except (DatabaseError, MigrationError, CommandError) as exc:
+    except (DatabaseError, MigrationError, CommandError, _store_error()) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         err_console.print("interrupted")
