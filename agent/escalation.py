@@ -288,6 +288,12 @@ _WORD = re.compile(r"[A-Za-z]+")
 _JOIN = re.compile(r"[\s-]+")
 
 
+def _fitted_floor() -> float:
+    from routing.calibration import load_calibration
+
+    return load_calibration().escalate_below(0.3)
+
+
 @dataclass(frozen=True)
 class EscalationPolicy:
     """The tunable parts of the rules (from ``Settings``)."""
@@ -296,9 +302,10 @@ class EscalationPolicy:
     frustration_indicators: int = 3
     unresolved_attempts: int = 2
     #: under this estimated probability that the answer is right, hand over instead of answering
-    #: (the router's own threshold, higher, only adds a disclaimer). For a method without a fitted
+    #: (the router's own threshold, higher, only adds a disclaimer): the ``escalate_below`` fitted in
+    #: ``routing/data/calibration.json`` (0.3 when nothing is fitted). For a method without a fitted
     #: calibration (``Confidence.calibrated`` false) the value compared is the raw score.
-    low_confidence_floor: float = 0.3
+    low_confidence_floor: float = field(default_factory=lambda: _fitted_floor())
     service_start: time = time(9, 0)
     service_end: time = time(18, 0)
     service_tz: str = "UTC"

@@ -125,8 +125,8 @@ def test_router_results_escalate() -> None:
     assert failed is not None and failed.reason == "router_failure" and failed.matched == ["timeout"]
     flagged = check(escalate=True)
     assert flagged is not None and flagged.reason == "low_confidence"
-    floor = check(confidence=0.1)
-    assert floor is not None and floor.reason == "low_confidence" and "0.10" in floor.rule
+    floor = check(confidence=0.05)
+    assert floor is not None and floor.reason == "low_confidence" and "0.05" in floor.rule
     assert check(confidence=0.55) is None, "a disclaimer-level answer is still an answer"
     state = CallState()
     assert check(state, has_sources=False) is None
@@ -242,3 +242,14 @@ def test_shipped_examples_with_the_real_embedder() -> None:
         assert rules.check_user_turn(text, CallState()) is None, text
     near = rules.similar.nearest("can i talk to a real person please")
     assert near[0].reason == "explicit_request" and near[0].similarity >= 0.7
+
+
+def test_low_confidence_floor_is_the_fitted_probability() -> None:
+    """The floor is a probability of being right, fitted with the calibration (not a cosine)."""
+    from routing.calibration import load_calibration
+
+    fitted = load_calibration().methods["extractive"].escalate_below
+    assert EscalationPolicy().low_confidence_floor == fitted < 0.3
+    rules = EscalationRules(EscalationPolicy(low_confidence_floor=0.5))
+    esc = rules.check_answer(failed=False, escalate=False, confidence=0.4, has_sources=True, state=CallState())
+    assert esc is not None and esc.reason == "low_confidence" and "0.40 below 0.5" in esc.rule

@@ -201,7 +201,7 @@ async def test_offline_tiers_share_one_provider_and_do_not_repeat(refund_sources
     router = CascadingRouter([Tier(n, ex) for n in ("tier1", "tier2", "tier3")], sink)
     ans = await router.answer("How long are refunds processed?", refund_sources, organization_id=org_id)
     assert ans.cascade_path == ["tier1"] and ans.provider == "extractive"
-    assert "5 to 7 business days" in ans.text and ans.confidence_method == "provider"
+    assert "5 to 7 business days" in ans.text and ans.confidence_method == "extractive"  # calibrated signals
     assert len(sink.events) == 1 and sink.events[0].cost_usd == 0
 
 
