@@ -198,20 +198,6 @@ class CaseDesk:
         self._link(case, agent)
         return case
 
-    async def list(self, *, status: str | None = None, limit: int = 50, transcript: bool = False) -> list[Case]:
-        if status is not None and status not in STATUSES and status != "open":
-            raise CaseError(f"status must be one of {', '.join(STATUSES)} or open")
-        rows = await self.pool.fetch(
-            f"select {_COLUMNS} from escalations where organization_id = $1 "
-            f"and ($2::text is null or status = $2 or ($2 = 'open' and status <> 'resolved')) "
-            f"order by created_at desc limit $3",
-            self.organization_id, status, limit)
-        cases = [Case.from_row(r) for r in rows]
-        if transcript:
-            for c in cases:
-                c.transcript = await self.transcript(c)
-        return cases
-
     async def transcript(self, case: Case) -> list[dict[str, Any]]:
         """The call up to the escalation: every turn stored before the case was opened, plus the agent's reply
         turn that carried it (when linked)."""
@@ -225,6 +211,20 @@ class CaseDesk:
     def _link(self, case: Case, agent: str | None) -> None:
         if self.links is not None and case.live and case.room:
             case.join_link = self.links.link(case.room, agent or case.assigned_to or "on-duty")
+
+    async def list(self, *, status: str | None = None, limit: int = 50, transcript: bool = False) -> list[Case]:
+        if status is not None and status not in STATUSES and status != "open":
+            raise CaseError(f"status must be one of {', '.join(STATUSES)} or open")
+        rows = await self.pool.fetch(
+            f"select {_COLUMNS} from escalations where organization_id = $1 "
+            f"and ($2::text is null or status = $2 or ($2 = 'open' and status <> 'resolved')) "
+            f"order by created_at desc limit $3",
+            self.organization_id, status, limit)
+        cases = [Case.from_row(r) for r in rows]
+        if transcript:
+            for c in cases:
+                c.transcript = await self.transcript(c)
+        return cases
 
     # ------------------------------------------------------------------------------------- working it
     async def claim(self, ref: str, agent: str) -> Case:
