@@ -22,6 +22,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
+from agent.sentiment import sentiment as score_sentiment
 from agent.store import ConversationStore, InsightRecord, TurnRecord
 from routing.types import Message, sources_from
 
@@ -40,11 +41,6 @@ _ACTION = re.compile(
     r"make sure to|remember to|action item|next step|follow up|follow-up)\b[^.?!]*?"
     r"\b(?:send|email|share|schedule|set up|book|follow up|get back|prepare|forward|call|loop in|"
     r"check|confirm|review|draft)\b[^.?!]*", re.IGNORECASE)
-_POSITIVE = {"good", "great", "excellent", "love", "like", "perfect", "happy", "thanks", "thank", "helpful",
-             "sure", "yes", "awesome", "nice", "easy", "glad", "fantastic", "works", "interested"}
-_NEGATIVE = {"bad", "problem", "issue", "issues", "expensive", "slow", "hate", "difficult", "frustrated",
-             "frustrating", "concern", "concerned", "worried", "no", "not", "broken", "fail", "failing",
-             "cancel", "worse", "terrible", "annoying", "unfortunately", "confusing"}
 
 
 @dataclass
@@ -118,11 +114,8 @@ def action_items(text: str) -> list[str]:
 
 
 def sentiment(text: str) -> float:
-    """A small lexicon score in [-1, 1]: (positive - negative) / words that carry sentiment."""
-    words = re.findall(r"[a-z']+", text.lower())
-    pos = sum(w in _POSITIVE for w in words)
-    neg = sum(w in _NEGATIVE for w in words)
-    return 0.0 if pos + neg == 0 else round((pos - neg) / (pos + neg), 3)
+    """VADER's compound score in [-1, 1] (``agent.sentiment``: negation-aware, unlike a word list)."""
+    return score_sentiment(text)
 
 
 class MeetingCopilot:

@@ -135,10 +135,22 @@ class SupportCall:
                                            self.ctx.ab_user_key or self.ctx.session_id, self.ctx.experiments)
             except Exception:  # noqa: BLE001 - the call is over; its outcome is also synced by `ab report`
                 log.exception("could not record the call's experiment outcomes")
+        insights = await self._save_insights()
         if self.ctx.caller is not None:
-            await self._write_back()
+            await self._write_back(insights)
 
-    async def _write_back(self) -> None:
+    async def _save_insights(self) -> Any:
+        """Summary, topics, sentiment and action items of the call (``agent.call_insights``), stored."""
+        from agent.call_insights import support_insights
+
+        insights = support_insights(self.outcomes, escalation=self.ctx.escalation)
+        try:
+            await self.store.save_insights(self.ctx.session_id or "", insights)
+        except Exception:  # noqa: BLE001 - the turns are stored; insights are derived from them
+            log.exception("could not store the call's insights")
+        return insights
+
+    async def _write_back(self, insights: Any) -> None:
         """The call, summarised, queued for the caller's CRM contact (``agent.caller.write_back``)."""
         from agent.caller import call_record, write_back
 
@@ -150,9 +162,9 @@ class SupportCall:
             "where organization_id = $1 and id = $2", self.ctx.organization_id, self.ctx.session_id)
         transcript = [(who, text) for o in self.outcomes
                       for who, text in (("Customer", o.transcript), ("Agent", o.answer)) if text]
-        asked = next((o.query or o.transcript for o in self.outcomes if o.kind == "answer"), "")
         esc = self.ctx.escalation
-        summary = f"{len(self.outcomes)} customer turn(s)" + (f"; first question: {asked[:200]}" if asked else "")
+        mood = insights.sentiment_scores.get("customer")
+        summary = insights.summary + (f" Customer sentiment {mood:+.2f} (VADER)." if mood is not None else "")
         record = call_record(session_id=self.ctx.session_id or "", started_at=row["started_at"],
                              duration_s=float(row["secs"] or 0), summary=summary, transcript=transcript,
                              escalation=(esc or {}).get("reason") if esc else None, link=None)
