@@ -78,6 +78,15 @@ def redact_pii(text: str) -> tuple[str, dict[str, int]]:
     return out, counts
 
 
+_UNSPEAKABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Text safe to store, hash and send on: NUL characters dropped, lone surrogates (invalid UTF-8
+    decoded with ``surrogateescape``, or escaped in JSON) replaced by U+FFFD."""
+    return _UNSPEAKABLE.sub(lambda m: "" if m.group(0) == "\x00" else "\ufffd", text)
+
+
 def injection_markers(text: str) -> list[str]:
     return [m.group(0).strip() for p in _INJECTION for m in [p.search(text)] if m]
 

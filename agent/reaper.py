@@ -74,6 +74,8 @@ class WorkerRegistration:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_s)
+            if getattr(self.pool, "_closing", False) or getattr(self.pool, "_closed", False):
+                return  # the process is shutting down its pool
             try:
                 await self._upsert()
             except asyncio.CancelledError:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-_TOKEN = re.compile(r"[0-9A-Za-z\u00C0-\uFFFF]+(?:[-_./][0-9A-Za-z\u00C0-\uFFFF]+)*")
+# letters from U+00C0 up, lone surrogates excluded (invalid UTF-8 decoded with surrogateescape is not a term)
+_TOKEN = re.compile(r"[0-9A-Za-z\u00C0-\uD7FF\uE000-\uFFFF]+(?:[-_./][0-9A-Za-z\u00C0-\uD7FF\uE000-\uFFFF]+)*")
 _STOP = frozenset(
     "a an and are as at be but by for from has have i if in into is it its of on or our so such that the their"
     " then there these they this to was were will with you your me my we do does did can how what".split()

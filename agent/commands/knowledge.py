@@ -99,6 +99,9 @@ def search(
     json_out: bool = typer.Option(False, "--json", help="Print a JSON list of chunks."),
 ) -> None:
     """Search the knowledge base and show why each chunk won (every stage's rank and score)."""
+    from agent.guard import clean_text
+
+    query = clean_text(query)  # invalid UTF-8 in argv arrives as lone surrogates
     settings = load_settings()
     if mode not in MODES:
         fail(f"--mode must be one of {', '.join(MODES)}")

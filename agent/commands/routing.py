@@ -51,7 +51,10 @@ def ask(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Answer a question from the knowledge base through the tiered router."""
+    from agent.guard import clean_text
     from agent.wiring.routing import RoutingConfigError, build_router
+
+    question = clean_text(question)  # invalid UTF-8 in argv arrives as lone surrogates
 
     settings = load_settings()
     if modality not in ("voice", "video", "screen_share", "text"):
