@@ -18,7 +18,7 @@ from knowledge.chunking import Chunker, ParentPiece, index_text
 from knowledge.lexical import BM25Registry
 from knowledge.loaders import LoadedDocument, LoadError, discover, open_document
 from knowledge.types import ChunkRecord
-from knowledge.vectors import VectorPoint, VectorStore
+from knowledge.vectors import VectorPoint, VectorStore, bm25_document_sparse
 
 log = logging.getLogger(__name__)
 Status = Literal["added", "changed", "removed", "unchanged", "skipped"]
@@ -209,7 +209,10 @@ class Ingestor:
                 conn, organization_id, doc.source, parent_rows, child_rows, texts, vecs,
                 np.asarray(pvecs, dtype=np.float32).reshape(len(parent_rows), vecs.shape[1]))
             return [(c.id, t) for c, t in zip(child_rows, texts, strict=True)]  # no in-memory index to update (for_update: None)
-        points = [VectorPoint(c.id, v, organization_id, doc_id, "child") for c, v in zip(child_rows, vecs, strict=True)]
+        sparse = getattr(self.vectors, "has_sparse", False)  # the Qdrant server store keeps BM25 weights too
+        points = [VectorPoint(c.id, v, organization_id, doc_id, "child",
+                              bm25_document_sparse(organization_id, t) if sparse else None)
+                  for c, v, t in zip(child_rows, vecs, texts, strict=True)]
         owner_arr = np.asarray(owners)
         for pi, prow in enumerate(parent_rows):
             mine = vecs[owner_arr == pi]

@@ -1,8 +1,11 @@
-"""Vector stores: Qdrant's engine in process (qdrant-edge) by default, a Qdrant server in production.
+"""Qdrant vector stores: a Qdrant server (``QDRANT_URL``), and qdrant-edge (the previous release's
+in-process store, kept to read and migrate old data dirs; its WAL lock allows one process only).
 
 Both hold child vectors (searched) and parent vectors (the mean of their children, used by the
 local re-score) with ``organization_id``, ``document_id`` and ``kind`` in the payload; every search
-filters by organization.
+filters by organization. The server store also holds a sparse ``bm25`` vector per child (BM25
+document-side weights over organization-salted term hashes; Qdrant's IDF modifier applies the idf
+on the query side), so lexical search is shared by every process as well (:class:`QdrantLexical`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,37 @@ class VectorPoint:
     organization_id: str
     document_id: str
     kind: str = "child"  # "child" | "parent"
+    sparse: tuple[list[int], list[float]] | None = None  # BM25 document weights (QdrantServerStore)
+
+
+# Qdrant keeps no average document length: document weights use this fixed one (tokens after the tokenizer's
+# stop words; a 256-token child chunk has about this many), as fastembed's Bm25 does with its avg_len.
+QDRANT_BM25_AVG_LEN = 128.0
+
+
+def bm25_document_sparse(organization_id: str, text: str, *, k1: float = 1.5, b: float = 0.75,
+                         avg_len: float = QDRANT_BM25_AVG_LEN) -> tuple[list[int], list[float]]:
+    from collections import Counter
+
+    from knowledge.pgstore import term_hash
+    from knowledge.text import tokenize
+
+    toks = tokenize(text)
+    tf = Counter(term_hash(organization_id, t) for t in toks)
+    norm = k1 * (1.0 - b + b * len(toks) / avg_len)
+    keys = sorted(tf)
+    return keys, [tf[h] * (k1 + 1.0) / (tf[h] + norm) for h in keys]
+
+
+def bm25_query_sparse(organization_id: str, query: str) -> tuple[list[int], list[float]]:
+    from collections import Counter
+
+    from knowledge.pgstore import term_hash
+    from knowledge.text import tokenize
+
+    counts = Counter(term_hash(organization_id, t) for t in tokenize(query))
+    keys = sorted(counts)
+    return keys, [float(counts[h]) for h in keys]
 
 
 class VectorStore(Protocol):
@@ -123,6 +157,7 @@ class QdrantServerStore:
     """The same interface over qdrant-client (a Qdrant server at QDRANT_URL, or ``:memory:`` in tests)."""
 
     VECTOR = "dense"
+    SPARSE = "bm25"
 
     def __init__(self, client: Any, dim: int, collection: str = "callwise_chunks") -> None:
         from qdrant_client import models
@@ -135,6 +170,7 @@ class QdrantServerStore:
             client.create_collection(
                 collection,
                 vectors_config={self.VECTOR: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
+                sparse_vectors_config={self.SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             )
             for name in ("organization_id", "document_id", "kind"):
                 schema: Any = (models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
@@ -143,6 +179,8 @@ class QdrantServerStore:
                     client.create_payload_index(collection, name, field_schema=schema)
                 except Exception:  # local mode ignores payload indexes
                     pass
+        sparse = client.get_collection(collection).config.params.sparse_vectors or {}
+        self.has_sparse = self.SPARSE in sparse  # a collection made by an older release has none
 
     def _match(self, **fields: str) -> Any:
         m = self._m
@@ -152,11 +190,27 @@ class QdrantServerStore:
         if not points:
             return
         m = self._m
+
+        def vector(p: VectorPoint) -> dict[str, Any]:
+            v: dict[str, Any] = {self.VECTOR: np.asarray(p.vector, dtype=np.float32).tolist()}
+            if p.sparse is not None and self.has_sparse and p.sparse[0]:
+                v[self.SPARSE] = m.SparseVector(indices=p.sparse[0], values=p.sparse[1])
+            return v
+
         self.client.upsert(self.collection, points=[
-            m.PointStruct(id=p.id, vector={self.VECTOR: np.asarray(p.vector, dtype=np.float32).tolist()},
-                          payload=_payload(p))
-            for p in points
+            m.PointStruct(id=p.id, vector=vector(p), payload=_payload(p)) for p in points
         ])
+
+    def lexical_search(self, query: str, organization_id: str, limit: int) -> list[tuple[str, float]]:
+        indices, values = bm25_query_sparse(organization_id, query)
+        if not indices:
+            return []
+        m = self._m
+        res = self.client.query_points(
+            self.collection, query=m.SparseVector(indices=indices, values=values), using=self.SPARSE,
+            query_filter=self._match(organization_id=organization_id, kind="child"), limit=limit, with_payload=False,
+        )
+        return [(str(p.id), float(p.score)) for p in res.points]
 
     def delete_document(self, organization_id: str, document_id: str) -> None:
         self.client.delete(self.collection, points_selector=self._m.FilterSelector(
@@ -188,3 +242,27 @@ class QdrantServerStore:
 
     def close(self) -> None:
         self.client.close()
+
+
+class QdrantLexical:
+    """The ``bm25`` role over the server store's sparse vectors (shared by every process, nothing in memory).
+
+    Scores differ from BM25Okapi: a fixed average length (``QDRANT_BM25_AVG_LEN``) and Qdrant's idf,
+    ``ln(1 + (N - n + 0.5) / (n + 0.5))`` with N counted over the whole collection."""
+
+    def __init__(self, store: QdrantServerStore) -> None:
+        self.store = store
+
+    async def search_async(self, organization_id: str, query: str, limit: int) -> list[tuple[str, float]]:
+        import asyncio
+
+        return await asyncio.to_thread(self.store.lexical_search, query, organization_id, limit)
+
+    def for_update(self, organization_id: str) -> None:
+        return None
+
+    def peek(self, organization_id: str) -> None:
+        return None
+
+    async def mark_current(self, organization_id: str) -> None:
+        return None

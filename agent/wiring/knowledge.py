@@ -1,7 +1,9 @@
 """Settings -> knowledge objects: one process-wide embedder; the knowledge store in Postgres by default.
 
 Without ``QDRANT_URL`` dense and lexical retrieval run inside Postgres (knowledge/pgstore.py), which
-every process shares; with it, vectors go to the Qdrant server and BM25 stays in process memory.
+every process shares; with it, both go to the Qdrant server (dense vectors and sparse BM25 vectors with
+the IDF modifier; a collection made by an older release, without the sparse vector, keeps BM25 in
+each process's memory).
 The in-process qdrant-edge shard is no longer a store: it takes an exclusive lock, so only one
 process could use it (the old release's data is migrated out of it, see knowledge/pgmigrate.py).
 """
@@ -21,7 +23,7 @@ from knowledge.lexical import BM25Registry
 from knowledge.pgstore import PgKnowledgeStore, PgLexical, PgVectors
 from knowledge.rerank import CohereReranker, EmbeddingReranker, Reranker
 from knowledge.retriever import Retriever, RetrieverConfig
-from knowledge.vectors import QdrantServerStore, VectorStore
+from knowledge.vectors import QdrantLexical, QdrantServerStore, VectorStore
 
 # Measured on bench/data/orbitly (bench/retrieval_quality.py, 100 queries): fusion order (hybrid RRF)
 # nDCG@10 0.939 vs the local embedding re-score 0.886 (0.902 blended with the child's similarity),
@@ -93,7 +95,7 @@ def build_knowledge(settings: Settings, pool: Any, *, embedder: Embedder | None 
     bm25: Any
     if settings.qdrant_url:
         vectors = vector_store(settings, embedder.dim)
-        bm25 = BM25Registry(docs)
+        bm25 = QdrantLexical(vectors) if vectors.has_sparse else BM25Registry(docs)
     else:
         store = PgKnowledgeStore(pool, embedder.dim, settings.embedding_model or DEFAULT_EMBEDDING_MODEL,
                                  data_dir=settings.data_dir.resolve(), embedder=embedder)

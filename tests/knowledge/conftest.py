@@ -14,6 +14,7 @@ from knowledge.ingest import Ingestor
 from knowledge.lexical import BM25Registry
 from knowledge.pgstore import PgKnowledgeStore, PgLexical, PgVectors
 from knowledge.retriever import Retriever, RetrieverConfig
+from knowledge.vectors import QdrantLexical
 
 CORPUS: dict[str, str] = {
     "billing/refunds.md": """---
@@ -81,7 +82,12 @@ def make_kb(pool, embedder: Embedder, vectors=None, reranker=None, **cfg) -> KB:
     """Postgres store by default; pass a Qdrant store as ``vectors`` for the QDRANT_URL path (BM25 in memory)."""
     docs = PgDocumentStore(pool)
     vectors = vectors if vectors is not None else pg_vectors(pool, embedder)
-    bm25 = PgLexical(vectors.store) if isinstance(vectors, PgVectors) else BM25Registry(docs, refresh_s=0.0)
+    if isinstance(vectors, PgVectors):
+        bm25 = PgLexical(vectors.store)
+    elif getattr(vectors, "has_sparse", False):
+        bm25 = QdrantLexical(vectors)
+    else:
+        bm25 = BM25Registry(docs, refresh_s=0.0)
     retriever = Retriever(docs, vectors, embedder, bm25, reranker, RetrieverConfig(**cfg))
     ingestor = Ingestor(docs, vectors, embedder, bm25, Chunker(embedder.count_tokens_batch, ChunkingConfig()))
     return KB(docs, vectors, bm25, retriever, ingestor, embedder)

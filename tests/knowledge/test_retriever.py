@@ -116,30 +116,36 @@ async def test_cohere_rerank_through_the_sdk(pg_pool, embedder, two_orgs):
         assert res.rerank_fallback and kb.retriever.stats.rerank_fallbacks == 2
 
 
-async def test_qdrant_client_store_isolation(pg_pool, embedder, two_orgs):
-    """The production vector path (qdrant-client; local mode here) behind the same retriever."""
+async def test_qdrant_client_store_isolation(pg_pool, embedder, corpus_dir, tmp_path):
+    """The QDRANT_URL path (qdrant-client; local mode here): dense + sparse BM25 with the IDF modifier, per tenant."""
+    import uuid
     import warnings
 
     from qdrant_client import QdrantClient
 
-    org_a, org_b = two_orgs
+    from knowledge.vectors import QdrantLexical
+    from tests.knowledge.conftest import write_corpus
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         store = QdrantServerStore(QdrantClient(":memory:"), embedder.dim)
-    # copy the Postgres store's vectors for both orgs into the Qdrant store
-    source = pg_vectors(pg_pool, embedder)
-    for org in (org_a, org_b):
-        rows = await pg_pool.fetch("select id, document_id, kind from chunks where organization_id = $1", org)
-        await source.prefetch(org, [str(r["id"]) for r in rows])
-        vecs = source.vectors(org, [str(r["id"]) for r in rows])
-        from knowledge.vectors import VectorPoint
-
-        store.upsert([VectorPoint(str(r["id"]), vecs[str(r["id"])], org, str(r["document_id"]), r["kind"]) for r in rows])
+    assert store.has_sparse
+    org_a, org_b = [str(await pg_pool.fetchval("insert into organizations (slug, name) values ($1, $1) returning id",
+                                               "q-" + uuid.uuid4().hex[:12])) for _ in range(2)]
     kb = make_kb(pg_pool, embedder, store, reranker=EmbeddingReranker(store))
+    assert isinstance(kb.bm25, QdrantLexical)
+    await kb.ingestor.ingest(corpus_dir, org_a)
+    await kb.ingestor.ingest(write_corpus(tmp_path / "other", {
+        "garden.md": "# Watering tomatoes\n\nWater tomato plants deeply twice a week; Error E-1042 is a sprinkler code.\n"}),
+        org_b)
     for mode in MODES:
         a = await kb.retriever.retrieve("SAML assertion expired E-1042", org_a, mode=mode)
         assert any(c.document.endswith("e-1042.md") for c in a.chunks[:2]) and all("/other/" not in c.document for c in a.chunks)
         b = await kb.retriever.retrieve("E-1042 SAML", org_b, mode=mode)
-        assert all(c.document.endswith("garden.md") for c in b.chunks)
+        assert b.chunks and all(c.document.endswith("garden.md") for c in b.chunks)
+    for query, doc in QUERIES.items():  # lexical search alone, from the server's sparse vectors
+        res = await kb.retriever.retrieve(query, org_a, top_k=3, mode="bm25")
+        assert any(c.document.endswith(doc) for c in res.chunks), query
     store.delete_document(org_b, b.chunks[0].document_id)
     assert store.count(org_b) == 0 and store.count(org_a) > 0
+    assert (await kb.retriever.retrieve("watering tomatoes", org_b, mode="bm25")).chunks == []
