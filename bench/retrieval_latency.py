@@ -50,13 +50,14 @@ from knowledge.embeddings import Embedder
 from knowledge.docstore import PgDocumentStore
 from knowledge.pgstore import PgKnowledgeStore, PgLexical, PgVectors
 from knowledge.retriever import Retriever
+from knowledge.embedders.reembed import model_name
 from agent.db import create_pool
 
 async def main():
     emb = Embedder()
     t1 = time.perf_counter()
     pool = await create_pool(sys.argv[1], min_size=1, max_size=4)
-    store = PgKnowledgeStore(pool, emb.dim, "all-MiniLM-L6-v2")
+    store = PgKnowledgeStore(pool, emb.dim, model_name(emb))
     r = Retriever(PgDocumentStore(pool), PgVectors(store), emb, PgLexical(store))
     t2 = time.perf_counter()
     res = await r.retrieve(sys.argv[3], sys.argv[2], mode="hybrid")
@@ -113,11 +114,11 @@ def pg_pss_mb(pgdata: Path) -> float:
     return total / 2**20
 
 
-async def load_postgres(pool, org: str, n: int, base, words, rnd) -> dict:  # type: ignore[no-untyped-def]
+async def load_postgres(pool, org: str, n: int, base, words, rnd, model: str) -> dict:  # type: ignore[no-untyped-def]
     from knowledge.pgstore import PgKnowledgeStore
     from knowledge.types import ChunkRecord
 
-    store = PgKnowledgeStore(pool, base.shape[1], "all-MiniLM-L6-v2")
+    store = PgKnowledgeStore(pool, base.shape[1], model)
     t = time.perf_counter()
     per_tx, per_parent = 2000, 4
     for start in range(0, n, per_tx):
@@ -221,15 +222,16 @@ async def one_size(kind: str, n: int, n_queries: int, queries: list[str], embedd
             org = await rt.org_id("lat-" + uuid.uuid4().hex[:6])
             docs = PgDocumentStore(rt.pool)
             if kind == "postgres":
+                from knowledge.embedders.reembed import model_name
                 from knowledge.pgstore import PgKnowledgeStore, PgLexical, PgVectors
 
-                out.update(await load_postgres(rt.pool, org, n, base, words, rnd))
+                out.update(await load_postgres(rt.pool, org, n, base, words, rnd, model_name(embedder)))
                 proc = subprocess.run([sys.executable, "-c", FIRST_QUERY, rt.db.embedded.url, org, queries[0]],
                                       cwd=ROOT, capture_output=True, text=True, timeout=900)
                 if proc.returncode != 0:
                     raise RuntimeError(proc.stderr[-2000:])
                 out["new_process"] = json.loads(proc.stdout.strip().splitlines()[-1])
-                store = PgKnowledgeStore(rt.pool, embedder.dim, "all-MiniLM-L6-v2")
+                store = PgKnowledgeStore(rt.pool, embedder.dim, model_name(embedder))
                 retriever = Retriever(docs, PgVectors(store), embedder, PgLexical(store), None, RetrieverConfig())
             else:
                 from knowledge.lexical import BM25Registry

@@ -29,7 +29,6 @@ from knowledge.vectors import QdrantLexical, QdrantServerStore, VectorStore
 # nDCG@10 0.939 vs the local embedding re-score 0.886 (0.902 blended with the child's similarity),
 # so without Cohere the "rerank" step keeps fusion order. CALLWISE_RERANKER=embedding opts in.
 LOCAL_RERANKER_DEFAULT = "none"
-DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # what Embedder(None) loads; recorded with each organization's vectors
 
 _lock = threading.Lock()
 _embedders: dict[str, Embedder] = {}
@@ -97,7 +96,9 @@ def build_knowledge(settings: Settings, pool: Any, *, embedder: Embedder | None 
         vectors = vector_store(settings, embedder.dim)
         bm25 = QdrantLexical(vectors) if vectors.has_sparse else BM25Registry(docs)
     else:
-        store = PgKnowledgeStore(pool, embedder.dim, settings.embedding_model or DEFAULT_EMBEDDING_MODEL,
+        from knowledge.embedders.reembed import model_name
+
+        store = PgKnowledgeStore(pool, embedder.dim, model_name(embedder),
                                  data_dir=settings.data_dir.resolve(), embedder=embedder)
         vectors, bm25 = PgVectors(store), PgLexical(store)
     config = RetrieverConfig(

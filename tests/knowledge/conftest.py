@@ -9,6 +9,7 @@ import pytest
 
 from knowledge.chunking import Chunker, ChunkingConfig
 from knowledge.docstore import PgDocumentStore
+from knowledge.embedders.reembed import model_name
 from knowledge.embeddings import Embedder
 from knowledge.ingest import Ingestor
 from knowledge.lexical import BM25Registry
@@ -75,7 +76,7 @@ class KB:
 
 def pg_vectors(pool, embedder: Embedder) -> PgVectors:  # type: ignore[no-untyped-def]
     """The default store, as a fresh process would have it (its own dense cache)."""
-    return PgVectors(PgKnowledgeStore(pool, embedder.dim, "all-MiniLM-L6-v2"))
+    return PgVectors(PgKnowledgeStore(pool, embedder.dim, model_name(embedder)))
 
 
 def make_kb(pool, embedder: Embedder, vectors=None, reranker=None, **cfg) -> KB:  # type: ignore[no-untyped-def]

@@ -1,3 +1,5 @@
+import pytest
+
 from tests.knowledge.conftest import CORPUS, vector_count, write_corpus
 
 
@@ -67,3 +69,78 @@ async def test_another_process_ingest_is_picked_up(kb, org_id, tmp_path, pg_pool
     for mode in ("bm25", "vector"):
         res = await kb.retriever.retrieve("gift cards", org_id, mode=mode)
         assert res.chunks and res.chunks[0].document.endswith("gift.md"), mode
+
+
+async def _consistent(pool, org_id: str) -> None:  # type: ignore[no-untyped-def]
+    """The lexical statistics match the chunk rows exactly (nothing half-written, nothing counted twice)."""
+    stats = await pool.fetchrow("select n_docs, total_len from knowledge_stats where organization_id = $1", org_id)
+    rows = await pool.fetchrow(
+        "select count(*) as n, coalesce(sum(lex_len), 0) as len, coalesce(sum(cardinality(lex_terms)), 0) as postings,"
+        " count(*) filter (where embedding is null or lexical is null) as missing"
+        " from chunks where organization_id = $1 and kind = 'child'", org_id)
+    df = await pool.fetchval("select coalesce(sum(df), 0) from lexical_df where organization_id = $1", org_id)
+    assert (stats["n_docs"], stats["total_len"], df, rows["missing"]) == (rows["n"], rows["len"], rows["postings"], 0)
+
+
+@pytest.mark.timeout(1200)
+async def test_killed_ingest_leaves_each_document_old_or_new(kb, pg_pool, pg_url, tmp_path):
+    """SIGKILL a real `callwise ingest` mid-way: every document is wholly at its old or its new version."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid as _uuid
+
+    from agent.db import ensure_organization
+
+    slug = "kill-" + _uuid.uuid4().hex[:8]
+    org_id = await ensure_organization(pg_pool, slug)
+    root = tmp_path / "kb"
+
+    def write(version: str) -> None:
+        for i in range(12):
+            paras = [f"Topic {i} paragraph {p}: the {version} wording of policy {i} covers refunds, invoices, "
+                     f"single sign-on and error codes in detail, {version} everywhere." for p in range(10)]
+            write_corpus(root, {f"doc{i:02d}.md": f"# Policy {i}\n\n" + "\n\n".join(paras) + "\n"})
+
+    write("alphaversion")
+    await kb.ingestor.ingest(root, org_id)
+    old_hash = {r["source"]: r["content_hash"] for r in await pg_pool.fetch(
+        "select source, content_hash from documents where organization_id = $1", org_id)}
+    write("betaversion")
+    env = {**os.environ, "DATABASE_URL": pg_url, "CALLWISE_DATA_DIR": str(tmp_path / "data")}
+    env.pop("QDRANT_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "ingest", str(root), "--org", slug, "--json"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 600
+    changed = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        changed = await pg_pool.fetchval(
+            "select count(*) from documents where organization_id = $1 and content_hash <> all($2::text[])",
+            org_id, list(old_hash.values()))
+        if changed >= 1:
+            break
+        await __import__("asyncio").sleep(0.05)
+    finished = proc.poll() is not None
+    if not finished:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert changed >= 1 and not finished, (proc.returncode, proc.stderr.read().decode()[-2000:] if proc.stderr else "")
+    docs = await pg_pool.fetch("select id, source, content_hash from documents where organization_id = $1", org_id)
+    assert len(docs) == 12
+    at = {"old": 0, "new": 0}
+    for d in docs:
+        texts = [r["text"] for r in await pg_pool.fetch("select text from chunks where document_id = $1", d["id"])]
+        markers = {m for t in texts for m in ("alphaversion", "betaversion") if m in t}
+        new = d["content_hash"] != old_hash[d["source"]]
+        assert texts and markers == ({"betaversion"} if new else {"alphaversion"}), d["source"]
+        at["new" if new else "old"] += 1
+    assert at["new"] >= 1
+    await _consistent(pg_pool, org_id)
+    hits = await kb.retriever.retrieve("betaversion", org_id, top_k=30, mode="bm25")
+    assert len({c.document for c in hits.chunks}) == at["new"]
+    # the next run finishes the job
+    await kb.ingestor.ingest(root, org_id)
+    await _consistent(pg_pool, org_id)
+    assert (await kb.retriever.retrieve("alphaversion", org_id, mode="bm25")).chunks == []
