@@ -4,7 +4,8 @@
 caller dialled in over SIP (then the on-duty number gets a cold transfer) and their identity, how to speak
 outside a turn (keep-alive lines, a failed transfer), how to wait for the agent to finish a sentence
 before the line is handed over, and how to go quiet once a human (identity ``agent-*``) joins. When the
-call ends before its rating, the survey follow-up is queued (SMS or email, per ``CALLWISE_SURVEY_FOLLOWUP``).
+call ends before its rating, the survey follow-up is queued (SMS or email, per the org's
+``settings.survey_followup`` or else ``CALLWISE_SURVEY_FOLLOWUP``, and the contact the caller gave).
 """
 
 from __future__ import annotations
@@ -74,14 +75,20 @@ async def survey_if_unrated(settings: Any, call: Any) -> None:
     from agent.followup import choose_channel, request_survey
     from agent.wiring.integrations import credential_store
 
-    if settings.survey_followup == "off" or not call.session_id or call.ctx.survey_phase == "done":
+    if not call.session_id or call.ctx.survey_phase == "done":
         return
     customer = call.ctx.customer
     extra = getattr(customer, "extra", {}) or {}
     contact = {"phone": extra.get("phone"), "email": extra.get("email")}
     try:
+        # the org's own choice (organizations.settings.survey_followup) wins over CALLWISE_SURVEY_FOLLOWUP
+        own = await call.deps.pool.fetchval("select settings->>'survey_followup' from organizations where id = $1",
+                                            call.organization_id)
+        mode = own if own in ("sms", "email", "auto", "off") else settings.survey_followup
+        if mode == "off":
+            return
         configured = await credential_store(settings, call.deps.pool).configured(call.organization_id)
-        choice = choose_channel(settings.survey_followup, contact, configured)
+        choice = choose_channel(mode, contact, configured)
         if choice is not None:
             await request_survey(call.deps.pool, call.organization_id, call.session_id, channel=choice[0],
                                  contact=choice[1], public_url=settings.public_url)

@@ -209,6 +209,13 @@ async def test_a_call_that_ends_unrated_gets_the_survey(world, tmp_path):
     await survey_if_unrated(settings, call)
     row = await w["pool"].fetchrow("select channel, contact from survey_requests where session_id = $1", call.session_id)
     assert tuple(row) == ("sms", CALLER)
+    # an org that switched follow-ups off gets none
+    await w["pool"].execute("update organizations set settings = '{\"survey_followup\": \"off\"}' where id = $1", w["org"])
+    quiet = await SupportCall.start(deps, organization_id=w["org"], room="r3",
+                                    customer=CustomerContext(name="Dana", extra={"phone": CALLER}))
+    await quiet.end()
+    await survey_if_unrated(settings, quiet)
+    assert await w["pool"].fetchval("select count(*) from survey_requests where session_id = $1", quiet.session_id) == 0
     [item] = [r for r in await list_items(w["pool"], w["org"]) if r["action"] == "twilio.sms"]
     assert item["status"] == "pending"
 
