@@ -284,7 +284,7 @@ async def run(sizes: list[int], stores: list[str], n_queries: int, ingest_path: 
     for n in sizes:
         for kind in stores:
             result["runs"].append(await one_size(kind, n, n_queries, queries, embedder, base, words))
-            print(f"{kind} {n}: done", file=sys.stderr)
+            print(f"{kind} {n}: " + json.dumps(result["runs"][-1]), file=sys.stderr, flush=True)
     result["load_avg_end"] = os.getloadavg()[0]
     return result
 
