@@ -201,5 +201,5 @@ async def run_periodically(pool: Any, *, interval_s: float = 30.0, dead_after_s:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. migrations not applied yet, or the DB is restarting
-            log.warning("session sweep failed: %s", exc)
+            log.warning("session sweep failed: %s: %s", type(exc).__name__, exc)
         await asyncio.sleep(interval_s)
