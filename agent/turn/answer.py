@@ -30,7 +30,7 @@ class Answer:
             return
         out = ctx.outcome
         started = time.perf_counter()
-        stream = ctx.deps.router.answer_stream(ctx.query or ctx.guarded, ctx.sources, live=ctx.deps.live_stream,
+        stream = ctx.deps.router.answer_stream(_question(ctx), ctx.sources, live=ctx.deps.live_stream,
                                                eos_at=ctx.eos_at, **_router_kwargs(ctx))
         ctx.router_ran = True
         answer = None
@@ -63,7 +63,7 @@ class Answer:
         ctx.router_ran = True
         answer = None
         try:
-            answer = await ctx.deps.router.answer(ctx.query or ctx.guarded, ctx.sources, **_router_kwargs(ctx))
+            answer = await ctx.deps.router.answer(_question(ctx), ctx.sources, **_router_kwargs(ctx))
         except Exception as exc:  # noqa: BLE001 - the router promises not to raise; be safe anyway
             log.exception("router failed")
             ctx.outcome.error = f"{type(exc).__name__}: {exc}"
@@ -87,6 +87,10 @@ class Answer:
             out.error = ctx.retrieval_error
         if answer.ttft_ms is not None:
             out.latencies.setdefault("ttft_ms", answer.ttft_ms)
+
+
+def _question(ctx: TurnContext) -> str:
+    return ctx.answer_query or ctx.query or ctx.guarded
 
 
 def _router_kwargs(ctx: TurnContext) -> dict[str, Any]:

@@ -95,7 +95,8 @@ class TurnContext:
     interaction_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     guarded: str = ""  # the customer's words as a model may see them (PII redacted per setting)
     injection_markers: list[str] = field(default_factory=list)
-    query: str = ""  # the standalone question (query understanding); retrieval and the router use it
+    query: str = ""  # the standalone question (query understanding) that retrieval uses
+    answer_query: str = ""  # what the router is asked (the words, with terms carried from a question)
     retrieved: list[Any] = field(default_factory=list)  # every retrieved chunk, best first
     sources: list[SourceDoc] = field(default_factory=list)  # what the answering model sees
     passages: list[dict[str, Any]] = field(default_factory=list)  # sources with chunk ids and hashes (stored)

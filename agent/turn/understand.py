@@ -7,7 +7,10 @@ Offline and deterministic (no model call on the hot path):
   see the topic it follows;
 * **stated facts**: a statement that asks nothing ("I upgraded our workspace to the business plan
   about two weeks ago") is acknowledged with an invitation, and its key terms are carried into the
-  next question;
+  next question's retrieval (not into the answerer's question: on the sample call, "can I still get
+  a full refund" answered with the upgrade terms picked the sentence about the workspace moving back
+  to Free; without them, the 30-day full refund sentence; a generative tier has the statement in
+  the history anyway);
 * everything else passes through unchanged.
 """
 
@@ -63,6 +66,11 @@ class Understanding:
     kind: str
     query: str
     carried: tuple[str, ...] = ()
+    answer_query: str = ""  # what the answerer is asked: the words plus terms carried from a question
+
+    def __post_init__(self) -> None:
+        if not self.answer_query:
+            object.__setattr__(self, "answer_query", self.query)
 
 
 def key_terms(text: str) -> list[str]:
@@ -105,14 +113,18 @@ def understand(text: str, *, last_question: str | None, facts: list[str]) -> Und
     if is_statement(text):
         return Understanding("statement", text)
     own = set(key_terms(text))
-    carried: list[str] = []
+    from_question: list[str] = []
     if last_question and is_follow_up(text):
-        carried += [w for w in key_terms(last_question) if w not in own]
-    if facts:
-        carried += [w for w in key_terms(facts[-1]) if w not in own and w not in carried]
+        from_question = [w for w in key_terms(last_question) if w not in own][:8]
+    from_facts = [w for w in key_terms(facts[-1]) if w not in own and w not in from_question] if facts else []
+    carried = (from_question + from_facts)[:8]
     if not carried:
         return Understanding("question", text)
-    return Understanding("question", f"{text.rstrip()} ({' '.join(carried[:8])})", tuple(carried[:8]))
+
+    def with_terms(terms: list[str]) -> str:
+        return f"{text.rstrip()} ({' '.join(terms)})" if terms else text
+
+    return Understanding("question", with_terms(carried), tuple(carried), with_terms(from_question))
 
 
 class UnderstandQuery:
@@ -125,7 +137,7 @@ class UnderstandQuery:
         facts = memory.facts[-1:] if memory.last_user_kind() == "acknowledgement" else []
         u = understand(ctx.guarded, last_question=memory.last_question, facts=facts)
         if u.kind == "question":
-            ctx.query = u.query
+            ctx.query, ctx.answer_query = u.query, u.answer_query
             if u.carried:
                 ctx.outcome.query = u.query
             return

@@ -62,3 +62,11 @@ def test_history_is_bounded_by_tokens_and_keeps_the_newest() -> None:
     assert 0 < len(history) < 10
     assert history[-1].role == "assistant" and "answer number 29" in history[-1].content
     assert sum(len(m.content) // 4 + 5 for m in history) <= 200 + 10 * len(history)
+
+
+def test_facts_steer_retrieval_not_the_answerers_question() -> None:
+    u = understand("Can I still get a full refund?", last_question=None,
+                   facts=["I upgraded our workspace to the Business plan about two weeks ago"])
+    assert "upgraded" in u.query and u.answer_query == "Can I still get a full refund?"
+    follow = understand("How do I stop one of them?", last_question="Which integrations sync calendars?", facts=[])
+    assert follow.answer_query == follow.query and "integrations" in follow.answer_query
