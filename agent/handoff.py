@@ -68,6 +68,16 @@ def _contact_promise(contact: dict[str, Any]) -> str:
     return "a member of our support team will follow up"
 
 
+def crm_case_payload(base: dict[str, Any], label: str, contact: dict[str, Any]) -> dict[str, Any]:
+    """A HubSpot ticket / Salesforce Case for the case (``integrations.crm.actions``), linked to the CRM contact."""
+    lines = "\n".join(base.get("recent") or [])
+    return {"provider": contact.get("crm_provider"), "customer_id": contact.get("crm_id"),
+            "case": {"case_id": label, "subject": f"Support call escalated: {base.get('reason', '')}",
+                     "description": f"Reason: {base.get('reason')} ({base.get('rule') or ''})\n"
+                                    f"Matched: {', '.join(base.get('matched') or [])}\nLast words:\n{lines}",
+                     "priority": "HIGH" if base.get("reason") in ("security", "outage", "legal") else "MEDIUM"}}
+
+
 def callback_message(ref: str, hours: str, contact: dict[str, Any], *, offline: bool) -> str:
     why = "Our team is offline right now, so " if offline else ""
     return (f"{why}I've opened a case for you, {_reference(ref)}, and {_contact_promise(contact)} "
@@ -200,6 +210,10 @@ class HandoffService:
                 ids["ticket"] = await enqueue(conn, organization_id=call.organization_id, action="zendesk.ticket",
                                               payload=base, idempotency_key=f"{case.id}:ticket", case_id=case.id,
                                               session_id=call.session_id) or ""
+            elif channels & {"hubspot", "salesforce"}:  # the org's tickets live in its CRM: a ticket / Case there
+                await enqueue(conn, organization_id=call.organization_id, action="crm.open_case",
+                              payload=crm_case_payload(base, case.label, call.customer), case_id=case.id,
+                              idempotency_key=f"{case.id}:crm-case", session_id=call.session_id)
         now_ids = [ids[k] for k in ("slack", "ticket") if ids.get(k)]
         if live_action == "slack.notify" or "ticket" in ids:
             delivered = await self._deliver(now_ids)
@@ -383,11 +397,14 @@ class HandoffEscalator:
         return True
 
     @staticmethod
-    def _contact(customer: Any) -> dict[str, Any]:
-        if customer is None:
-            return {}
+    def _contact(customer: Any, lookup: Any = None) -> dict[str, Any]:
+        """Name, email, phone of the caller; the CRM's record (``agent.caller``) where the lookup found one."""
         extra = getattr(customer, "extra", {}) or {}
         out = {"name": getattr(customer, "name", None), "email": extra.get("email"), "phone": extra.get("phone")}
+        crm = getattr(lookup, "customer", None)
+        if crm is not None:
+            out.update(name=out["name"] or crm.name, email=out["email"] or crm.email, phone=out["phone"] or crm.phone,
+                       crm_provider=crm.provider, crm_id=crm.external_id)
         return {k: v for k, v in out.items() if v}
 
     async def escalate(self, ctx: Any, esc: Escalation, *, with_reason: bool = True) -> str:
@@ -408,7 +425,7 @@ class HandoffEscalator:
         recent = [t.text for t in getattr(call.memory, "turns", []) if t.role == "user"][-2:] + [ctx.text]
         cc = CallContext(organization_id=call.organization_id, session_id=session_id, room=line.room,
                          caller=line.caller, participant_identity=line.participant_identity,
-                         customer=self._contact(call.customer), recent=recent)
+                         customer=self._contact(call.customer, getattr(call, "caller", None)), recent=recent)
         try:
             result = await self.service.escalate(cc, esc, with_reason=with_reason)
         except Exception:  # noqa: BLE001 - no case could be opened: promise nothing that is not true

@@ -3,6 +3,8 @@ the call written back through the outbox, on the real turn stages, Postgres and 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from agent.caller import CallerId, CallerService, CustomerCache
@@ -115,3 +117,31 @@ async def test_support_call_puts_the_customer_in_the_prompt_and_writes_the_call_
     audit = await pg_pool.fetchval("select count(*) from audit_log where organization_id = $1 and action = 'crm.log_call'",
                                    kb_org)
     assert audit == 1
+
+
+async def test_escalation_opens_a_ticket_in_the_crm_when_it_is_the_ticket_system(
+        pg_pool, kb_org, support_deps, hubspot, tmp_path):
+    from agent.settings import Settings
+    from agent.wiring.integrations import credential_store, handoff_escalator
+
+    settings = Settings(_env_file=None, data_dir=tmp_path, outbox_dispatcher=False)
+    creds = credential_store(settings, pg_pool)
+    await creds.set(kb_org, "hubspot", secrets={"access_token": hubspot.access_token})
+    support_deps.escalator = handoff_escalator(settings, pg_pool)
+    support_deps.callers = _service(pg_pool, hubspot)
+    call = await SupportCall.start(support_deps, organization_id=kb_org, room="crm-esc", modality="text",
+                                   caller=CallerId.parse("ada@example.com"))
+    await call.ctx.caller.task
+    out = await call.run_turn("I want to talk to a real person right now")
+    await call.end()
+    assert out.escalated
+    row = await pg_pool.fetchrow("select id, payload from outbox where organization_id = $1 and session_id = $2 "
+                                 "and action = 'crm.open_case'", kb_org, call.session_id)
+    payload = json.loads(row["payload"])
+    assert payload["customer_id"] == hubspot.objects["contacts"][0]["id"]
+    dispatcher = Dispatcher(pg_pool, build_crm_handlers(creds, CRMConfig(hubspot_base_url=hubspot.url)),
+                            organization_id=kb_org)
+    assert (await dispatcher.deliver_now([str(row["id"])])) == {str(row["id"]): True}
+    [ticket] = hubspot.objects["tickets"]
+    assert ticket["properties"]["subject"].startswith(f"[{payload['case']['case_id']}]")
+    assert ticket["associations"][0]["to"]["id"] == payload["customer_id"]
