@@ -1,7 +1,8 @@
 """Offline answerers on golden answers: the public manuals (and the Orbitly help centre).
 
     python bench/offline_answerers.py [--sets pydoc,sqlite,git] [--limit N] [--answerers extractive]
-                                      [--baseline FILE] [--data-dir DIR] [--json]
+                                      [--sources retrieved|page] [--max-pages N] [--baseline FILE]
+                                      [--data-dir DIR] [--json]
 
 A set is ``bench/data/answers/<set>.jsonl`` (hand-written questions and expected answers, see the
 README there) over the retrieval set ``bench/data/<set>/corpus.jsonl`` (built by
@@ -17,6 +18,11 @@ answer's numbers and listed identifiers present, case-insensitive; rows with non
 synopsis, no markup, no table debris), ``correct`` (similarity >= 0.7 and every item present), words,
 latency, and whether the top source is one of the golden pages (``page_hit``). Reported per set and as
 the mean over the sets.
+
+``--sources page`` answers each question from its golden page(s) instead (chunked by the product's
+loader and chunker, the 3 parents sharing most question words): answer quality alone, no database,
+cheap enough for a busy machine; retrieval quality is ``bench/retrieval_quality.py``'s job.
+``--max-pages N`` ingests only the golden pages plus distractors up to N pages.
 
 ``--baseline FILE``: also run the ``ExtractiveProvider`` of another version of
 ``routing/providers/extractive.py`` (e.g. ``git show c094d54^:routing/providers/extractive.py >
@@ -127,6 +133,83 @@ def summarize(rs: list[dict[str, Any]]) -> dict[str, Any]:
             "latency_ms_p50": round(lat[len(lat) // 2], 1)}
 
 
+_STOP = set("the a an of to and or in on for is are be with your you it this that we can do does how what when "
+            "which who by at as from if i my me there way so get".split())
+
+
+def page_sources(row: dict[str, Any], corpus: dict[str, dict[str, Any]], chunker: Any, k: int = 3) -> list[Any]:
+    """``--sources page``: the golden page(s) chunked by the product's loader and chunker, the ``k``
+    parents sharing the most question words first (no embeddings, no database)."""
+    from knowledge.loaders import LoadedDocument, parse_lines
+    from routing.types import SourceDoc
+
+    words = {w for w in re.findall(r"[a-z0-9]+", row["question"].lower()) if w not in _STOP and len(w) > 2}
+    cands: list[tuple[float, str, str, str]] = []
+    for page in row["pages"]:
+        doc = corpus[page]
+        loaded = LoadedDocument(Path(page), page, "text/markdown", 0, "")
+        text = doc.get("text", "")
+        if doc.get("title") and not text.lstrip().startswith("#"):
+            text = f"# {doc['title']}\n\n{text}"
+        for parent in chunker.chunk(parse_lines(iter(text.splitlines(keepends=True)), loaded, markdown=True)):
+            toks = re.findall(r"[a-z0-9]+", (" ".join(parent.title_path) + " " + parent.text).lower())
+            score = sum(1.0 for w in words if w in toks) + 0.001 * (page == row["pages"][0])
+            cands.append((score, page, doc.get("title", ""), parent.text))
+    cands.sort(key=lambda c: -c[0])
+    return [SourceDoc(i + 1, c[1], c[2], c[3]) for i, c in enumerate(cands[:k])]
+
+
+async def run_pages(args: argparse.Namespace) -> dict[str, Any]:
+    """``--sources page``: answer each question from its golden page(s), without ingest or retrieval."""
+    from knowledge.chunking import Chunker, ChunkingConfig
+    from knowledge.embeddings import Embedder
+
+    emb = Embedder()
+    embed = emb.encode
+    chunker = Chunker(emb.count_tokens_batch, ChunkingConfig())
+    answerers: dict[str, Any] = {"extractive": ExtractiveProvider(embed)}
+    if args.baseline:
+        answerers["baseline"] = load_baseline(args.baseline)(embed)
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for set_name in args.sets.split(","):
+        rows = load_rows(set_name, args.limit)
+        corpus = {d["_id"]: d for d in (json.loads(x) for x in (ROOT / "bench" / "data" / set_name / "corpus.jsonl")
+                                        .read_text().splitlines() if x.strip())}
+        per: dict[str, list[dict[str, Any]]] = {n: [] for n in answerers}
+        for i, row in enumerate(rows):
+            g = Grounding(row["question"], tuple(page_sources(row, corpus, chunker)))
+            for name, prov in answerers.items():
+                gen = await prov.generate([], grounding=g, max_tokens=args.max_tokens, temperature=0.0)
+                per[name].append(score_answer(row, gen, embed, True))
+            print(f"  {i + 1}/{len(rows)} {row['_id']} " + " ".join(
+                f"{n}: sim={per[n][-1]['similarity']:.2f} items={per[n][-1]['items']:.2f} "
+                f"speakable={per[n][-1]['speakable']}" for n in per), file=sys.stderr, flush=True)
+        results[set_name] = per
+    return {"summary": summaries(results, answerers), "results": results}
+
+
+def score_answer(row: dict[str, Any], gen: Any, embed: Any, hit: bool) -> dict[str, Any]:
+    text = gen.text or ""
+    vecs = embed([text or "-", row["expected_answer"]])
+    sim = float(vecs[0] @ vecs[1])
+    items, missing = items_present(text, row["expected_answer"], row.get("identifiers", []))
+    problems = speakable_problems(text)
+    return {"id": row["_id"], "similarity": round(sim, 4), "items": round(items, 3), "missing": missing,
+            "speakable": not problems, "problems": problems, "correct": sim >= 0.7 and items == 1.0,
+            "page_hit": hit, "words": len(text.split()), "latency_ms": round(gen.latency_ms, 1),
+            "ttft_ms": gen.ttft_ms, "confidence": gen.confidence, "answer": text}
+
+
+def summaries(results: dict[str, dict[str, list[dict[str, Any]]]], answerers: Any) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for name in answerers:
+        by_set = {s: summarize(results[s][name]) for s in results}
+        keys = ("similarity", "items", "speakable", "correct", "page_hit", "words")
+        by_set["mean"] = {k: round(statistics.mean(by_set[s][k] for s in results), 3) for k in keys}
+        summary[name] = by_set
+    return summary
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from agent.runtime import open_runtime
     from agent.settings import Settings
@@ -168,28 +251,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 g = Grounding(row["question"], sources)
                 for name, prov in answerers.items():
                     gen = await prov.generate([], grounding=g, max_tokens=args.max_tokens, temperature=0.0)
-                    text = gen.text or ""
-                    vecs = embed([text or "-", row["expected_answer"]])
-                    sim = float(vecs[0] @ vecs[1])
-                    items, missing = items_present(text, row["expected_answer"], row.get("identifiers", []))
-                    problems = speakable_problems(text)
-                    per[name].append({"id": row["_id"], "similarity": round(sim, 4), "items": round(items, 3),
-                                      "missing": missing, "speakable": not problems, "problems": problems,
-                                      "correct": sim >= 0.7 and items == 1.0, "page_hit": hit,
-                                      "words": len(text.split()), "latency_ms": round(gen.latency_ms, 1),
-                                      "ttft_ms": gen.ttft_ms, "confidence": gen.confidence, "answer": text})
+                    per[name].append(score_answer(row, gen, embed, hit))
                 print(f"  {i + 1}/{len(rows)} {row['_id']} " + " ".join(
                     f"{n}: sim={per[n][-1]['similarity']:.2f} items={per[n][-1]['items']:.2f} "
                     f"speakable={per[n][-1]['speakable']}" for n in per), file=sys.stderr, flush=True)
             results[set_name] = per
         close_vector_stores()
-    summary: dict[str, Any] = {}
-    for name in answerers:
-        by_set = {s: summarize(results[s][name]) for s in results}
-        keys = ("similarity", "items", "speakable", "correct", "page_hit", "words")
-        by_set["mean"] = {k: round(statistics.mean(by_set[s][k] for s in results), 3) for k in keys}
-        summary[name] = by_set
-    return {"summary": summary, "results": results}
+    return {"summary": summaries(results, answerers), "results": results}
 
 
 def main() -> None:
@@ -202,10 +270,13 @@ def main() -> None:
                     help="embedded database and ingested corpora, kept between runs")
     ap.add_argument("--max-pages", type=int, default=0, help="ingest only the golden pages and other pages up to "
                     "this many (0: the whole corpus); a smaller haystack, cheaper to ingest on a busy machine")
+    ap.add_argument("--sources", choices=("retrieved", "page"), default="retrieved",
+                    help="retrieved: ingest + the default retriever's top 5; page: the golden page(s) chunked, "
+                         "the 3 parents sharing most question words (answer quality alone, no database)")
     ap.add_argument("--max-tokens", type=int, default=120)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    out = asyncio.run(run(args))
+    out = asyncio.run(run_pages(args) if args.sources == "page" else run(args))
     if args.json:
         print(json.dumps(out, indent=2))
         return
