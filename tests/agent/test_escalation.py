@@ -237,11 +237,16 @@ def test_shipped_examples_with_the_real_embedder() -> None:
 
     rules = EscalationRules.with_embedder(None, Embedder().encode)
     assert rules.similar is not None and len(rules.similar.examples) >= 150
-    for text in ("I need an agent seat for a new teammate.", "How do I delete my data export?",
-                 "Can I still get a full refund?", "Is Orbitly GDPR compliant?"):
+    # paraphrases of the misfires (not themselves in the examples): no escalation
+    for text in ("i need one more agent seat for a new hire", "how do i remove an old data export file",
+                 "could i still get a full refund on the annual plan", "are you guys gdpr compliant"):
         assert rules.check_user_turn(text, CallState()) is None, text
-    near = rules.similar.nearest("can i talk to a real person please")
-    assert near[0].reason == "explicit_request" and near[0].similarity >= 0.7
+    # a request for a human no rule reads, decided by its nearest examples, which it names
+    text = "is anyone from support available to talk"
+    assert RULES.check_user_turn(text, CallState()) is None
+    esc = rules.check_user_turn(text, CallState())
+    assert esc is not None and esc.reason == "explicit_request" and esc.rule.startswith("similar to labelled")
+    assert all("(explicit_request, 0." in m for m in esc.matched)
 
 
 def test_low_confidence_floor_is_the_fitted_probability() -> None:
