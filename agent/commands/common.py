@@ -75,3 +75,14 @@ def echo_json(obj: Any) -> None:
     import json
 
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+async def existing_org(pool: Any, settings: Settings, org: str | None, hint: str = "") -> str:
+    """The id of ``org`` (default: CALLWISE_DEFAULT_ORG); a CommandError naming it when it does not exist."""
+    from agent.db import find_organization
+
+    slug = org or settings.default_org
+    org_id = await find_organization(pool, slug)
+    if org_id is None:
+        raise CommandError(f"unknown organization {slug!r}{hint}")
+    return org_id

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from agent.commands.common import CommandError, console, echo_json, load_settings, run
+from agent.commands.common import CommandError, console, echo_json, existing_org, load_settings, run
 from agent.runtime import open_runtime
 
 app = typer.Typer(help="Escalated calls as cases: list, show (with the transcript), claim, resolve.",
@@ -18,14 +18,9 @@ JSON = typer.Option(False, "--json", help="Print JSON.")
 
 async def _desk(rt: Any, settings: Any, org: str | None) -> Any:
     from agent.cases import CaseDesk
-    from agent.db import find_organization
     from agent.wiring.integrations import join_links
 
-    slug = org or settings.default_org
-    org_id = await find_organization(rt.pool, slug)
-    if org_id is None:
-        raise CommandError(f"unknown organization {slug!r}")
-    return CaseDesk(rt.pool, org_id, links=join_links(settings))
+    return CaseDesk(rt.pool, await existing_org(rt.pool, settings, org), links=join_links(settings))
 
 
 def _with_desk(org: str | None, fn: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from agent.commands.common import CommandError, console, echo_json, fail, load_settings, run
+from agent.commands.common import CommandError, console, echo_json, existing_org, fail, load_settings, run
 from agent.runtime import open_runtime
 
 app = typer.Typer(help="Vendor credentials per organization (Zendesk, Slack, Twilio, SendGrid).", no_args_is_help=True)
@@ -90,14 +90,10 @@ def list_credentials(org: str | None = ORG, json_out: bool = JSON) -> None:
     settings = load_settings()
 
     async def go() -> list[Any]:
-        from agent.db import find_organization
         from agent.wiring.integrations import credential_store
 
         async with open_runtime(settings) as rt:
-            slug = org or settings.default_org
-            org_id = await find_organization(rt.pool, slug)
-            if org_id is None:
-                raise CommandError(f"unknown organization {slug!r}")
+            org_id = await existing_org(rt.pool, settings, org)
             try:
                 return await credential_store(settings, rt.pool).list(org_id)
             except CredentialError as exc:
@@ -124,14 +120,10 @@ def remove_credentials(provider: str = typer.Argument(...), org: str | None = OR
     settings = load_settings()
 
     async def go() -> bool:
-        from agent.db import find_organization
         from agent.wiring.integrations import credential_store
 
         async with open_runtime(settings) as rt:
-            slug = org or settings.default_org
-            org_id = await find_organization(rt.pool, slug)
-            if org_id is None:
-                raise CommandError(f"unknown organization {slug!r}")
+            org_id = await existing_org(rt.pool, settings, org)
             return await credential_store(settings, rt.pool).remove(org_id, provider)
 
     removed = run(go)
@@ -153,7 +145,6 @@ def connect(provider: str = typer.Argument(..., help="hubspot or salesforce."), 
     settings = load_settings()
 
     async def go() -> str:
-        from agent.db import find_organization
         from agent.wiring.crm import oauth_app, state_key
         from integrations.crm.oauth import sign_state
 
@@ -162,10 +153,7 @@ def connect(provider: str = typer.Argument(..., help="hubspot or salesforce."), 
         except OAuthError as exc:
             raise CommandError(str(exc)) from None
         async with open_runtime(settings) as rt:
-            slug = org or settings.default_org
-            org_id = await find_organization(rt.pool, slug)
-            if org_id is None:
-                raise CommandError(f"unknown organization {slug!r}")
+            org_id = await existing_org(rt.pool, settings, org)
         return app_.authorize(sign_state(state_key(settings), organization_id=org_id, provider=provider))
 
     url = run(go)
@@ -183,15 +171,11 @@ def sync(org: str | None = ORG, json_out: bool = JSON) -> None:
     settings = load_settings()
 
     async def go() -> dict[str, Any]:
-        from agent.db import find_organization
         from agent.wiring.crm import sync_org
         from integrations.crm.types import CRMError
 
         async with open_runtime(settings) as rt:
-            slug = org or settings.default_org
-            org_id = await find_organization(rt.pool, slug)
-            if org_id is None:
-                raise CommandError(f"unknown organization {slug!r}")
+            org_id = await existing_org(rt.pool, settings, org)
             try:
                 return await sync_org(settings, rt.pool, org_id)
             except CRMError as exc:

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from agent.commands.common import CommandError, console, echo_json, load_settings, run
+from agent.commands.common import CommandError, console, echo_json, existing_org, load_settings, run
 from agent.runtime import open_runtime
 
 app = typer.Typer(help="External actions (tickets, notices, transfers, SMS, email) and their delivery.",
@@ -17,13 +17,7 @@ JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
 async def _org_id(rt: Any, settings: Any, org: str | None) -> str:
-    from agent.db import find_organization
-
-    slug = org or settings.default_org
-    org_id = await find_organization(rt.pool, slug)
-    if org_id is None:
-        raise CommandError(f"unknown organization {slug!r}")
-    return org_id
+    return await existing_org(rt.pool, settings, org)
 
 
 @app.command("list")

@@ -4,6 +4,7 @@ with our id (see the vendor modules), so a retry after a crash never makes a sec
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -24,45 +25,36 @@ def call_payload(*, provider: str, customer_id: str, call: CallLog) -> dict[str,
 
 
 def build_crm_handlers(creds: CredentialStore, cfg: CRMConfig) -> dict[str, Handler]:
-    async def client(item: OutboxItem) -> Any:
+    async def with_crm(item: OutboxItem, write: Callable[[Any], Awaitable[str]]) -> tuple[str, str]:
+        """Run one CRM write with the org's client; vendor errors become the outbox's (re-auth marked)."""
         crm = await crm_for(creds, item.organization_id, cfg)
         if crm is None:
             raise PermanentError("no CRM is connected (or it needs re-authorisation) for this organization")
-        wanted = item.payload.get("provider")
-        if wanted and wanted != crm.provider:
+        try:
+            wanted = item.payload.get("provider")
+            if wanted and wanted != crm.provider:
+                raise PermanentError(f"the call was linked to {wanted}, but the connected CRM is {crm.provider}")
+            return crm.provider, await write(crm)
+        except CRMError as exc:
+            await _raise_vendor(exc, creds, item, crm.provider)
+            raise
+        finally:
             await crm.aclose()
-            raise PermanentError(f"the call was linked to {wanted}, but the connected CRM is {crm.provider}")
-        return crm
 
     async def log_call(item: OutboxItem) -> Delivered:
-        crm = await client(item)
         c = item.payload["call"]
         call = CallLog(call_id=c["call_id"], started_at=datetime.fromisoformat(c["started_at"]),
                        duration_s=float(c["duration_s"]), title=c["title"], body=c["body"],
                        direction=c.get("direction", "INBOUND"), status=c.get("status", "COMPLETED"))
-        try:
-            vendor_id = await crm.log_call(item.payload["customer_id"], call)
-        except CRMError as exc:
-            await _raise_vendor(exc, creds, item, crm.provider)
-            raise
-        finally:
-            await crm.aclose()
-        return Delivered(vendor_id=vendor_id, result={"provider": crm.provider},
-                         audit={"provider": crm.provider, "customer": item.payload["customer_id"], "call": call.call_id})
+        provider, vendor_id = await with_crm(item, lambda crm: crm.log_call(item.payload["customer_id"], call))
+        return Delivered(vendor_id=vendor_id, result={"provider": provider},
+                         audit={"provider": provider, "customer": item.payload["customer_id"], "call": call.call_id})
 
     async def open_case(item: OutboxItem) -> Delivered:
-        crm = await client(item)
         c = item.payload["case"]
         case = CaseRequest(case_id=c["case_id"], subject=c["subject"], description=c["description"],
                            priority=c.get("priority", "MEDIUM"), extra=c.get("extra") or {})
-        try:
-            vendor_id = await crm.open_case(item.payload.get("customer_id"), case)
-        except CRMError as exc:
-            await _raise_vendor(exc, creds, item, crm.provider)
-            raise
-        finally:
-            await crm.aclose()
-        return Delivered(vendor_id=vendor_id, result={"provider": crm.provider},
-                         audit={"provider": crm.provider, "case": case.case_id})
+        provider, vendor_id = await with_crm(item, lambda crm: crm.open_case(item.payload.get("customer_id"), case))
+        return Delivered(vendor_id=vendor_id, result={"provider": provider}, audit={"provider": provider, "case": case.case_id})
 
     return {LOG_CALL: log_call, OPEN_CASE: open_case}
