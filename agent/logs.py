@@ -49,6 +49,20 @@ class SecretRedactor(logging.Filter):
         return True
 
 
+_KNOWN_SECRETS: set[str] = set()
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Secret values this process holds; ``redact`` masks them wherever text leaves (logs, errors)."""
+    _KNOWN_SECRETS.update(v for v in values if v and len(v) >= 4)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret and every common key shape masked (vendor error
+    bodies echo keys back: such text must not reach a report, a stored row or a response)."""
+    return SecretRedactor(_KNOWN_SECRETS).redact(text)
+
+
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _RESERVED and not k.startswith("_")}
 
@@ -87,6 +101,8 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = False, secrets:
             root.removeHandler(h)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler._callwise = True  # type: ignore[attr-defined]
+    secrets = list(secrets)
+    register_secrets(secrets)
     redactor = SecretRedactor(secrets)
     handler.addFilter(redactor)
     handler.setFormatter(JsonFormatter() if json_lines else KeyValueFormatter())

@@ -126,6 +126,18 @@ class CircuitBreaker:
         self._trial_started = None
 
 
+def _scrubbed(exc: ProviderError) -> ProviderError:
+    """Mask keys in a provider error's text: vendors echo the credentials they got in error bodies,
+    and this text goes into cost events, stored turns, reports and API answers."""
+    from agent.logs import redact  # the secrets this process registered, and common key shapes
+
+    text = str(exc)
+    clean = redact(text)
+    if clean != text:
+        exc.args = (clean,)
+    return exc
+
+
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, ProviderError) and exc.retryable and not isinstance(exc, CircuitOpen)
 
@@ -143,15 +155,15 @@ async def call_once(fn: Callable[[], Awaitable[T]], *, timeout_s: float | None,
     except TimeoutError:
         breaker.failure()
         raise ProviderError(f"timed out after {timeout_s:g}s", retryable=True, status=None) from None
-    except ProviderError:
+    except ProviderError as exc:
         breaker.failure()
-        raise
+        raise _scrubbed(exc)
     except asyncio.CancelledError:
         breaker.release()
         raise
     except Exception as exc:  # a provider bug must not reach a live call
         breaker.failure()
-        raise ProviderError(f"{type(exc).__name__}: {exc}", retryable=False) from exc
+        raise _scrubbed(ProviderError(f"{type(exc).__name__}: {exc}", retryable=False)) from exc
     except BaseException:
         breaker.release()
         raise
