@@ -129,3 +129,16 @@ def test_missing_password_file_is_a_clear_error(tmp_path: Path) -> None:
     pg.password_file.unlink()
     with pytest.raises(DatabaseError, match="pg.password is missing"):
         EmbeddedPostgres(tmp_path).start()
+
+
+def test_db_stop_stops_it_for_everyone(tmp_path: Path) -> None:
+    pg = EmbeddedPostgres(tmp_path)
+    pg.start()
+    env = {**os.environ, "CALLWISE_DATA_DIR": str(tmp_path)}
+    env.pop("DATABASE_URL", None)
+    res = subprocess.run([sys.executable, "-m", "agent.cli", "db", "stop"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and f"in use by pid {os.getpid()}" in res.stdout, res.stdout + res.stderr
+    assert not _server_running(tmp_path)
+    assert pg.stop() is False  # nothing left to stop; the registration is gone
+    assert not list(pg.users_dir.glob("*"))
