@@ -136,8 +136,9 @@ def costs(
                if report.saving_vs_tier3 is not None else "saving vs all-tier3 n/a · ")
             + "by purpose " + ", ".join(f"{k} ${v:.6f}" for k, v in report.by_purpose.items()),
             highlight=False)
+        labels = {"cascade_rate": "cascade rate", "saving_vs_tier3": "saving vs all-tier3"}
         for figure, reason in report.not_applicable.items():
-            console.print(f"{figure.replace('_', ' ')}: {reason}", highlight=False, style="dim")
+            console.print(f"{labels.get(figure, figure)}: {reason}", highlight=False, style="dim")
 
     run(go)
 

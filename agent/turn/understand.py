@@ -40,19 +40,29 @@ many much able ago two three four five six seven eight nine ten weeks week days 
 """.split())
 _PRONOUN_LED = re.compile(
     r"^(?:and|also|but|so|then|what about|how about|same for|what if|or)\b|"
-    r"\b(?:it|its|it's|them|they|those|these|that one|this one|one of them|either|both of them|that|this)\b",
+    r"\b(?:it|its|it's|them|they|those|these|that one|this one|one of them|either|both of them|that|this)\b|"
+    r"\b(?:then|in that case|instead)\W*$",
     re.IGNORECASE)
-_QUESTION_START = re.compile(
-    r"^(?:(?:so|and|but|okay|ok|also|then|well|hi|hello|hey)[, ]+)*"
-    r"(?:how|what|when|where|which|who|whom|whose|why|can|could|do|does|did|is|are|was|were|will|would|should|"
-    r"shall|may|might|have|has|am|any|tell me|explain|show me|help|walk me)\b", re.IGNORECASE)
+#: a question or request anywhere in the turn ("we changed our address, can I fix the invoice")
+_ASKING = re.compile(
+    r"\b(?:how|what|what's|when|where|which|who|whom|whose|why|whether|"
+    r"(?:can|could|do|does|did|will|would|should|shall|may|might|must|is|are|am|was|were|have|has)"
+    r" (?:i|we|you|they|it|he|she|my|our|your|their|this|that|these|those|there|anyone|someone|people|"
+    r"the|a|an|all|every|each)|"
+    r"any way|possible to|tell me|explain|show me|walk me|step by step|let me know)\b", re.IGNORECASE)
 #: a statement with one of these still asks for help ("I can't log in", "the export keeps failing")
 _ASKS = re.compile(
-    r"\b(?:can't|cannot|can not|couldn't|won't|doesn't|don't|didn't|isn't|aren't|not|never|no longer|unable|"
-    r"error|errors|fail|fails|failing|failed|broken|problem|issue|trouble|stuck|wrong|invalid|expired|lost|"
-    r"forgot|forgotten|missing|help|need|want|wondering|wonder|looking for|trying to|try to|how to|"
-    r"please|question|know if|know whether|know how|know what|tell me|explain|refund|cancel|charge|charged)\b",
+    r"\b(?:can't|cannot|can not|couldn't|won't|doesn't|don't|didn't|isn't|aren't|wasn't|not|never|no longer|"
+    r"unable|error|errors|fail|fails|failing|failed|broken|problem|issue|trouble|stuck|wrong|invalid|expired|"
+    r"lost|forgot|forgotten|missing|help|need|needs|want|wants|wondering|wonder|looking for|trying to|try to|"
+    r"how to|please|question|refund|cancel|charge|charged|declined|blocked|locked|blank|greyed|grayed|slow|"
+    r"crash|crashes|crashed|cut|dropped|disconnected|stopped|keeps)\b", re.IGNORECASE)
+#: a statement is a declarative sentence about the customer or their account
+_DECLARATIVE_START = re.compile(
+    r"^(?:(?:hi|hello|hey|okay|ok|so|well|alright|right|and|also|just|good (?:morning|afternoon|evening))"
+    r"(?: there)?[,.!]*\s+)*(?:i|we|i've|we've|i'm|we're|i'd|we'd|our|my|the|this|that|it|it's|they|there)\b",
     re.IGNORECASE)
+_CODE = re.compile(r"\b[A-Za-z]*-?\d{3,}[A-Za-z]*\b|\b[A-Z]{2,}-\w+\b")
 _GREETING = re.compile(
     r"^(?:(?:hi|hello|hey|good (?:morning|afternoon|evening)|hiya|howdy|greetings)(?: there)?[,.! ]*"
     r"(?:(?:thanks|thank you)(?: for (?:taking|picking up|answering)(?: my call)?)?[,.! ]*)?"
@@ -87,16 +97,18 @@ def is_greeting(text: str) -> bool:
 
 
 def is_statement(text: str) -> bool:
-    """True when the turn asks nothing: no question mark, not phrased as a question or request,
-    no problem words ("I can't ...", "... keeps failing")."""
-    t = text.strip()
+    """True when the turn asks nothing: a greeting, or a declarative sentence of five words or more
+    about the customer ("I ...", "our ...") with no question mark, no question or request anywhere in
+    it, no problem words ("I can't ...", "... keeps failing") and no error code. Fragments and bare
+    codes are searches, not statements."""
+    t = text.strip()[:2000]
     if not t or "?" in t:
         return False
     if is_greeting(t):
         return True
-    if _QUESTION_START.match(t):
+    if _ASKING.search(t) or _ASKS.search(t) or _CODE.search(t) or len(t.split()) < 5:
         return False
-    return not _ASKS.search(t)
+    return bool(_DECLARATIVE_START.match(t))
 
 
 def is_follow_up(text: str) -> bool:
