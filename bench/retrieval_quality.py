@@ -61,7 +61,10 @@ class BeirSet:
     qrels: dict[str, dict[str, int]]
 
 
-def load_set(data: Path) -> BeirSet:
+def load_set(data: Path, distractors: int | None = None) -> BeirSet:
+    """``distractors``: keep every judged page and only this many others (fixed order: sha1 of the id)."""
+    import hashlib
+
     from make_public_sets import ensure_corpus
 
     corpus_path = ensure_corpus(data)
@@ -74,6 +77,12 @@ def load_set(data: Path) -> BeirSet:
             continue  # header
         if int(parts[2]) > 0:
             qrels[parts[0]][parts[1]] = int(parts[2])
+    if distractors is not None:
+        judged = {d for rel in qrels.values() for d in rel}
+        others = sorted((d["_id"] for d in corpus if d["_id"] not in judged),
+                        key=lambda i: hashlib.sha1(i.encode()).hexdigest())[:distractors]
+        keep = judged | set(others)
+        corpus = [d for d in corpus if d["_id"] in keep]
     typed = {r["_id"]: r["text"] for r in rows if r["_id"] in qrels}
     # a set without a split field (orbitly) holds out every fourth question, as the public sets do
     split = {r["_id"]: r.get("split") or ("heldout" if i % 4 == 0 else "dev") for i, r in enumerate(rows, start=1)}
@@ -129,6 +138,7 @@ class CachedEmbedder:
             with np.load(self._path) as z:
                 self._cache = dict(zip(z["keys"].tolist(), z["vecs"], strict=True))
         self._dirty = False
+        self._unsaved = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -147,6 +157,9 @@ class CachedEmbedder:
             for i, v in zip(missing, vecs, strict=True):
                 self._cache[keys[i]] = v
             self._dirty = True
+            self._unsaved += len(missing)
+            if self._unsaved >= 1000:  # a long ingest that is stopped keeps most of its work
+                self.save()
         if not texts:
             return self._inner.encode([])
         return self._np.stack([self._cache[k] for k in keys]).astype(self._np.float32)
@@ -157,11 +170,16 @@ class CachedEmbedder:
     def save(self) -> None:
         if self._dirty and self._cache:
             self._path.parent.mkdir(parents=True, exist_ok=True)
+            if self._path.exists():  # another run may have saved since this one loaded: keep its vectors too
+                with self._np.load(self._path) as z:
+                    for key, vec in zip(z["keys"].tolist(), z["vecs"], strict=True):
+                        self._cache.setdefault(key, vec)
             keys = list(self._cache)
-            tmp = self._path.with_suffix(".tmp.npz")
+            tmp = self._path.with_suffix(f".{os.getpid()}.tmp.npz")
             self._np.savez(tmp, keys=self._np.asarray(keys), vecs=self._np.stack([self._cache[k] for k in keys]))
             tmp.replace(self._path)
             self._dirty = False
+            self._unsaved = 0
 
 
 @dataclass(frozen=True)
@@ -188,19 +206,18 @@ def product_variants(page_cfg: tuple[str, str, float, int], clean: bool) -> list
 def experiment_variants() -> list[Variant]:
     pages = (PAGE_FIRST, ("rrf2x3", "rrf", 2.0, 3), ("rrf5x3", "rrf", 5.0, 3), ("rrf10x5", "rrf", 10.0, 5),
              ("rrf1x2", "rrf", 1.0, 2))
-    out = []
-    for clean in (False, True):
-        sfx = "+clean" if clean else ""
-        out += [
-            Variant("bm25" + sfx, "bm25", "none", clean, pages),
-            Variant("vector" + sfx, "vector", "none", clean, pages),
-            Variant("hybrid" + sfx, "hybrid", "none", clean, pages),
-            Variant("rerank_emb" + sfx, "hybrid+rerank", "embedding:0:0", clean, pages),
-            Variant("rerank_emb_child.5" + sfx, "hybrid+rerank", "embedding:0.5:0", clean, pages),
-            Variant("rerank_emb_fuse.5" + sfx, "hybrid+rerank", "embedding:0:0.5", clean, pages),
-            Variant("rerank_emb_child.5_fuse.5" + sfx, "hybrid+rerank", "embedding:0.5:0.5", clean, pages),
-            Variant("rerank_emb_child.5_fuse.3" + sfx, "hybrid+rerank", "embedding:0.5:0.3", clean, pages),
-        ]
+    out = [
+        Variant("bm25", "bm25", "none", False, pages),
+        Variant("vector", "vector", "none", False, pages),
+        Variant("hybrid", "hybrid", "none", False, pages),
+        Variant("rerank_emb", "hybrid+rerank", "embedding:0:0", False, pages),
+        Variant("rerank_emb_child.5", "hybrid+rerank", "embedding:0.5:0", False, pages),
+        Variant("rerank_emb_fuse.5", "hybrid+rerank", "embedding:0:0.5", False, pages),
+        Variant("rerank_emb_child.5_fuse.5", "hybrid+rerank", "embedding:0.5:0.5", False, pages),
+    ]
+    for v in ("bm25", "vector", "hybrid"):
+        out.append(Variant(v + "+clean", v, "none", True, pages))
+    out.append(Variant("rerank_emb_child.5_fuse.5+clean", "hybrid+rerank", "embedding:0.5:0.5", True, pages))
     return out
 
 
@@ -265,6 +282,8 @@ async def evaluate_set(bs: BeirSet, variants: list[Variant], *, k: int, candidat
                 _, child, fuse = spec.split(":")
                 return EmbeddingReranker(kb.vectors, child_weight=float(child), fusion_weight=float(fuse))
 
+            if kb.retriever.reranker is None:  # the product's rows share the experiments' retrievals
+                variants = [dataclasses.replace(v, reranker="none") if v.reranker == "default" else v for v in variants]
             cache: dict[tuple[str, str, bool], dict[tuple[str, str], list[Any]]] = {}
             timing: dict[tuple[str, str, bool], float] = {}
             for v in variants:
@@ -348,6 +367,8 @@ def main() -> None:
     ap.add_argument("--pages", default="default", help="page ranking for the mode rows: default | first | rrf:K:DEPTH")
     ap.add_argument("--clean", choices=("default", "on", "off"), default="default", help="query clean-up for the mode rows")
     ap.add_argument("--embedding-model", default=None, help="a sentence-transformers path (default: the product's)")
+    ap.add_argument("--distractors", type=int, default=None,
+                    help="keep every judged page and only N other pages of each corpus (a quicker, easier run)")
     ap.add_argument("--cache-dir", type=Path, default=None,
                     help="keep chunk vectors here between runs (ingest figures then exclude embedding)")
     ap.add_argument("--json", action="store_true", help="one JSON object: per set, per variant, per group")
@@ -371,14 +392,14 @@ def main() -> None:
     dirs = args.data or [DATA / s for s in args.sets.split(",")]
     results: dict[str, Any] = {}
     for d in dirs:
-        bs = load_set(d)
+        bs = load_set(d, args.distractors)
         results[bs.name] = asyncio.run(evaluate_set(bs, variants, k=args.k, candidates=args.candidates,
                                                     title_root=not args.no_title_root,
                                                     embedding_model=args.embedding_model,
                                                     cache_dir=args.cache_dir))
     public = [n for n in results if n in PUBLIC]
     summary = {"mean_public": mean_over(results, public), "mean_all": mean_over(results, list(results))}
-    config = {"k": args.k, "candidates": args.candidates, "title_root": not args.no_title_root,
+    config = {"distractors": "all" if args.distractors is None else args.distractors, "k": args.k, "candidates": args.candidates, "title_root": not args.no_title_root,
               "pages": page_cfg, "clean": clean, "embedding_model": args.embedding_model or "all-MiniLM-L6-v2"}
     if args.json:
         print(json.dumps({"config": config, "sets": results, **summary}, indent=1))

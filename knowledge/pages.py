@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class _Chunk(Protocol):
@@ -61,12 +61,52 @@ def rank_pages(chunks: Sequence[_Chunk], config: PageConfig | None = None) -> li
 
 
 def page_order(chunks: Sequence[_Chunk], config: PageConfig | None = None) -> list[int]:
-    """Chunk positions regrouped page by page (best page first, each page's chunks in their order)."""
-    out: list[int] = []
-    hits = rank_pages(chunks, config)
+    """Chunk positions regrouped page by page: the best page's chunks first (at most ``depth`` of a
+    page, in their order), then the next page's, and after every page the chunks left over in
+    their original order, so a long page cannot crowd every other page out of a short list."""
+    cfg = config or PageConfig()
     by_doc: dict[str, list[int]] = {}
     for i, c in enumerate(chunks):
         by_doc.setdefault(c.document, []).append(i)
-    for h in hits:
-        out.extend(by_doc[h.document])
-    return out
+    head: list[int] = []
+    for h in rank_pages(chunks, cfg):
+        head.extend(by_doc[h.document][: max(1, cfg.depth)])
+    taken = set(head)
+    return head + [i for i in range(len(chunks)) if i not in taken]
+
+
+class PageRetriever:
+    """A retriever whose chunks come page by page, the page that answers first.
+
+    Wraps ``knowledge.retriever.Retriever`` (same ``retrieve`` signature, every other attribute
+    read through): the question is cleaned of fillers and stems when ``clean`` is on, the retriever
+    is asked for its full candidate list, the chunks are regrouped by ``page_order`` and cut to
+    ``top_k``. With ``method="first"`` and no clean-up it passes calls through unchanged.
+    """
+
+    def __init__(self, retriever: Any, config: PageConfig | None = None, *, clean: bool | None = None) -> None:
+        from knowledge.query import CLEAN_BY_DEFAULT
+
+        self.retriever = retriever
+        self.page_config = config or DEFAULT
+        self.clean = CLEAN_BY_DEFAULT if clean is None else clean
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.retriever, name)
+
+    async def retrieve(self, query: str, organization_id: str, top_k: int | None = None,
+                       mode: str = "hybrid+rerank") -> Any:
+        from knowledge.query import clean_query
+
+        q = clean_query(query) if self.clean and query and query.strip() else query
+        if self.page_config.method == "first" and q == query:
+            return await self.retriever.retrieve(query, organization_id, top_k=top_k, mode=mode)
+        k = top_k or self.retriever.config.top_k
+        pool = k if self.page_config.method == "first" else max(k, self.retriever.config.candidates)
+        result = await self.retriever.retrieve(q, organization_id, top_k=pool, mode=mode)
+        if self.page_config.method != "first":
+            order = page_order(result.chunks, self.page_config)
+            result.chunks = [result.chunks[i] for i in order]
+        result.chunks = result.chunks[:k]
+        result.query = query
+        return result

@@ -20,6 +20,7 @@ from knowledge.docstore import PgDocumentStore
 from knowledge.embeddings import Embedder
 from knowledge.ingest import Ingestor
 from knowledge.lexical import BM25Registry
+from knowledge.pages import PageRetriever
 from knowledge.pgstore import PgKnowledgeStore, PgLexical, PgVectors
 from knowledge.rerank import CohereReranker, EmbeddingReranker, Reranker
 from knowledge.retriever import Retriever, RetrieverConfig
@@ -107,7 +108,8 @@ def build_knowledge(settings: Settings, pool: Any, *, embedder: Embedder | None 
         # the SDK's own timeout bounds the HTTP call; this bounds the whole rerank step
         rerank_timeout_s=settings.rerank_timeout_s + 0.5,
     )
-    retriever = Retriever(docs, vectors, embedder, bm25, build_reranker(settings, vectors), config)
+    # page ranking and query clean-up (knowledge/pages.py, knowledge/query.py) wrap the retriever
+    retriever = PageRetriever(Retriever(docs, vectors, embedder, bm25, build_reranker(settings, vectors), config))
     ingestor = Ingestor(docs, vectors, embedder, bm25, Chunker(embedder.count_tokens_batch, ChunkingConfig()))
     return Knowledge(docs, vectors, embedder, bm25, retriever, ingestor)
 

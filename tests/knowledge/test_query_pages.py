@@ -56,3 +56,42 @@ def test_page_order_groups_chunks_page_by_page() -> None:
     order = page_order(chunks, PageConfig(method="rrf", k=2.0, depth=3))
     assert [chunks[i].document for i in order] == ["b", "b", "b", "a", "a"]
     assert sorted(order) == list(range(len(chunks)))
+    # at most depth chunks of a page before the next page; the rest keep their order at the end
+    order = page_order(chunks, PageConfig(method="rrf", k=2.0, depth=2))
+    assert order == [0, 2, 1, 3, 4]  # a: 1/3 + 1/5 beats b: 1/4 + 1/6; b's third chunk waits at the end
+
+
+class _Result:
+    def __init__(self, query: str, chunks: list[Chunk]) -> None:
+        self.query, self.chunks = query, chunks
+
+
+class _Inner:
+    """A stand-in for the Retriever below the page layer: records what it was asked."""
+
+    class config:  # noqa: N801 - mirrors Retriever.config
+        top_k = 2
+        candidates = 6
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int | None]] = []
+
+    async def retrieve(self, query: str, organization_id: str, top_k: int | None = None, mode: str = "hybrid") -> _Result:
+        self.calls.append((query, top_k))
+        docs = ["a", "b", "b", "b", "c", "a"][: top_k or 2]
+        return _Result(query, [Chunk(d) for d in docs])
+
+
+async def test_page_retriever_asks_for_candidates_and_returns_the_best_page_first() -> None:
+    from knowledge.pages import PageRetriever
+
+    inner = _Inner()
+    pr = PageRetriever(inner, PageConfig(method="rrf", k=2.0, depth=3), clean=True)
+    res = await pr.retrieve("um, so how do I find page b", "org")
+    assert inner.calls == [("find page b", 6)]
+    assert [c.document for c in res.chunks] == ["b", "b"] and res.query == "um, so how do I find page b"
+    assert pr.config.candidates == 6  # every other attribute is the wrapped retriever's
+
+    passthrough = PageRetriever(inner, PageConfig(method="first"), clean=False)
+    res = await passthrough.retrieve("how do I find page b", "org", top_k=3)
+    assert inner.calls[-1] == ("how do I find page b", 3) and [c.document for c in res.chunks] == ["a", "b", "b"]
