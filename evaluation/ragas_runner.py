@@ -50,6 +50,8 @@ class JudgeConfig:
     api_key: str
     base_url: str | None = None
     label: str = "judge"  # e.g. the tier name, shown in reports
+    #: instructor's request shape: json_schema for OpenAI/Gemini; json (response_format json_object,
+    #: the schema in the prompt) for llama.cpp's server, which rejects json_schema with an HTTP 500
     mode: Literal["json_schema", "json", "tools"] = "json_schema"
     max_tokens: int = 1024
     timeout_s: float = 60.0
@@ -187,8 +189,7 @@ class RagasRunner:
         self._semantic = SemanticSimilarity(embeddings=self._emb)
         self._llm_metrics: dict[str, Any] = {}
         if judge is not None:
-            from ragas.metrics.collections import (AnswerRelevancy, ContextPrecisionWithReference,
-                                                   ContextRecall, Faithfulness)
+            from ragas.metrics.collections import AnswerRelevancy, ContextPrecisionWithReference, ContextRecall, Faithfulness
 
             llm = build_judge_llm(judge)
             self._llm_metrics = {
@@ -241,7 +242,7 @@ class RagasRunner:
             async with self._sem:
                 try:
                     scores[name] = _value(await asyncio.wait_for(make(), self.metric_timeout_s))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     errors[name] = f"timed out after {self.metric_timeout_s:.0f}s"
                 except Exception as exc:  # noqa: BLE001 - any judge/parse failure is per example
                     errors[name] = _error_text(exc)

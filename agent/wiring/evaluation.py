@@ -41,7 +41,8 @@ def judge_config(settings: Settings) -> tuple[JudgeConfig | None, str]:
     if key is None and secrets.get(cfg.provider) is not None:
         key = secrets[cfg.provider].get_secret_value()  # type: ignore[union-attr]
     if cfg.provider == "openai_compatible":
-        return JudgeConfig(model=cfg.model, api_key=key or "none", base_url=cfg.base_url, label=name,
+        # json_object, not json_schema: llama.cpp's server rejects response_format type json_schema (HTTP 500)
+        return JudgeConfig(model=cfg.model, api_key=key or "none", base_url=cfg.base_url, label=name, mode="json",
                            timeout_s=cfg.timeout_s or 120.0), ""
     if not key:
         return None, f"judge tier {name} uses {cfg.provider} but {cfg.key_env or 'its API key'} is not set"
