@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from knowledge.types import Section
 
@@ -101,6 +101,18 @@ class LoadedDocument:
                 yield Section(text, (self.title, f"Page {i}") if self.title else (f"Page {i}",))
 
 
+# Contextual chunk headers: the page title (an HTML <title>, a front-matter title) roots each chunk's
+# section path when the headings do not repeat it, so BM25 and the embedder see it in every chunk.
+# Measured with bench/lexical_headers.py (BM25, typed): SQLite manual nDCG@10 0.497 -> 0.514, Orbitly
+# 0.850 -> 0.856, Python 0.606 -> 0.606, Git 0.405 -> 0.401 (its titles are in its headings).
+TITLE_ROOT = True
+
+
+def _same_title(title: str, heading: str) -> bool:
+    a, b = title.casefold().strip(), heading.casefold().strip()
+    return a in b or b in a
+
+
 def parse_lines(lines: Iterator[str], doc: LoadedDocument, *, markdown: bool) -> Iterator[Section]:
     """Turn lines into sections: Markdown headings set the title path; blocks stay bounded."""
     stack: list[tuple[int, str]] = []
@@ -111,7 +123,10 @@ def parse_lines(lines: Iterator[str], doc: LoadedDocument, *, markdown: bool) ->
     in_front = False
 
     def path() -> tuple[str, ...]:
-        return tuple(t for _, t in stack)
+        heads = tuple(t for _, t in stack)
+        if TITLE_ROOT and doc.title and not (heads and _same_title(doc.title, heads[0])):
+            return (doc.title, *heads)  # the page title roots the section path (contextual chunk headers)
+        return heads
 
     def emit() -> Iterator[Section]:
         nonlocal buf, size

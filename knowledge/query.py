@@ -31,8 +31,9 @@ _STEMS = re.compile(
     r")\b\s*",
     re.IGNORECASE,
 )
-# Whether the retriever cleans queries before searching; chosen on the mean over the sets.
-CLEAN_BY_DEFAULT = False
+# Whether PageRetriever cleans queries before searching. Measured (dev questions, mean over the public
+# manuals, BM25): nDCG@10 0.500 -> 0.518, right page first 0.336 -> 0.355; Orbitly hybrid 0.939 -> 0.944.
+CLEAN_BY_DEFAULT = True
 _SPACE = re.compile(r"\s+")
 _TRIM = re.compile(r"^[\s,.;:!?-]+|[\s,;:-]+$")
 
