@@ -14,6 +14,9 @@ Header variants: ``path`` (the product before issue 9: heading path, no page tit
 ``title+path`` (contextual chunk header: the page title roots the path, ``loaders.TITLE_ROOT``),
 ``title+path x2`` / ``title x3`` (the header, or the title alone, repeated: heavier title and
 heading fields in a one-field BM25).
+
+One difference from the product: the retriever keeps one child per parent (``dedupe_parents``), so
+there the page ranking sums over parents (1,024-token regions), here over every matching child.
 """
 
 from __future__ import annotations
@@ -116,7 +119,10 @@ def main() -> None:
     from knowledge.embeddings import Embedder
 
     count = Embedder().count_tokens_batch
-    per_set = {name: run_set(name, count, args.k, args.candidates) for name in args.sets.split(",")}
+    per_set = {}
+    for name in args.sets.split(","):
+        per_set[name] = run_set(name, count, args.k, args.candidates)
+        print(f"[{name}] done: {json.dumps(per_set[name])}", file=sys.stderr, flush=True)
     public = [n for n in per_set if n in PUBLIC]
     variants = [v for v in next(iter(per_set.values())) if not v.startswith("_")]
     mean = {v: {g: {m: round(sum(per_set[n][v][g][m] for n in public) / len(public), 4) for m in METRICS}
