@@ -270,9 +270,9 @@ async def price_only(args: argparse.Namespace, questions: dict[str, str],
         gives_logprobs = cfg.provider in ("openai", "google") or (cfg.provider == "openai_compatible" and cfg.logprobs)
         for qid, q in questions.items():
             fitted = lib.fit(q, sources[qid], tier=name, modality=args.modality, budget=budget)
-            n_in = fitted.report.prompt_tokens or sum(approx_tokens(m.content) + 6 for m in fitted.messages)
-            if budget is None:
-                n_in = sum(approx_tokens(m.content) + 6 for m in fitted.messages)
+            # priced with one neutral count (4 characters a token) before and after: the budget's own
+            # count carries a safety margin and would overstate the fitted prompts
+            n_in = sum(approx_tokens(m.content) + 6 for m in fitted.messages)
             cost = cfg.price.cost(n_in, args.assume_output_tokens)
             ev = 0
             if not gives_logprobs and cfg.provider != "extractive" and judge is not None:
