@@ -401,8 +401,10 @@ class PgKnowledgeStore:
 
         return await asyncio.to_thread(build)
 
-    async def dense_search(self, organization_id: str, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
-        dense = await self._current(organization_id)
+    async def dense_search(self, organization_id: str, vector: np.ndarray, limit: int,
+                           current: _Dense | None = None) -> list[tuple[str, float]]:
+        """Exact top ``limit`` children by cosine; ``current``: a cache already checked by :meth:`current`."""
+        dense = current if current is not None else await self._current(organization_id)
         if dense is None or not dense.child_ids:
             return []
         q = np.asarray(vector, dtype=np.float32)
@@ -419,6 +421,10 @@ class PgKnowledgeStore:
         if len(dense.child_ids) < 20_000:  # well under a millisecond: not worth a thread hop
             return top()
         return await asyncio.to_thread(top)
+
+    async def current(self, organization_id: str) -> _Dense | None:
+        """The organization's vectors as of now (one version lookup; a reload when another process changed them)."""
+        return await self._current(organization_id)
 
     async def fetch_vectors(self, organization_id: str, ids: Iterable[str]) -> dict[str, np.ndarray]:
         """Stored vectors of these chunks (children or parents), kept for :meth:`cached_vectors`."""
@@ -463,9 +469,15 @@ class PgVectors:
     async def prepare(self) -> None:
         await self.store.ready()
 
-    async def search_async(self, vector: np.ndarray, organization_id: str, limit: int) -> list[tuple[str, float]]:
+    async def search_async(self, vector: np.ndarray, organization_id: str, limit: int,
+                           current: Any = None) -> list[tuple[str, float]]:
         await self.store.ready()
-        return await self.store.dense_search(organization_id, vector, limit)
+        return await self.store.dense_search(organization_id, vector, limit, current)
+
+    async def freshen(self, organization_id: str) -> Any:
+        """Check (and if needed reload) the cache; the retriever runs this while it embeds the query."""
+        await self.store.ready()
+        return await self.store.current(organization_id)
 
     async def prefetch(self, organization_id: str, ids: list[str]) -> None:
         """Load these chunks' vectors so that the (synchronous) ``vectors`` call of a reranker finds them."""

@@ -81,11 +81,16 @@ class Retriever:
         async def run_vector() -> list[tuple[str, float]]:
             if hasattr(self.vectors, "search_async"):
                 t = time.perf_counter()
+                fresh = asyncio.ensure_future(self.vectors.freshen(organization_id)) \
+                    if hasattr(self.vectors, "freshen") else None  # the version check overlaps the embedding
                 qv = await asyncio.to_thread(self.embedder.encode_query, query)
                 qvec_box.append(qv)
                 t1 = time.perf_counter()
                 timings["embed"] = (t1 - t) * 1000
-                hits = await self.vectors.search_async(qv, organization_id, n_cand)
+                if fresh is not None:
+                    hits = await self.vectors.search_async(qv, organization_id, n_cand, await fresh)
+                else:
+                    hits = await self.vectors.search_async(qv, organization_id, n_cand)
                 timings["vector"] = (time.perf_counter() - t1) * 1000
                 return hits
 
