@@ -13,6 +13,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 from routing.budget import ContextBudget, retry_budget
 from routing.complexity import MODERATE_MAX, SIMPLE_MAX, analyze
+from routing.calibration import load_calibration
 from routing.confidence import from_logprobs, parse_score, self_eval_messages
 from routing.costs import CostEvent, CostSink, NullCostSink
 from routing.pricing import Price
@@ -321,11 +322,15 @@ class CascadingRouter:
 
     async def _confidence(self, tier: Tier, gen: Generation, query: str, sources: Sequence[SourceDoc],
                           ids: dict[str, Any]) -> tuple[float | None, str, float]:
+        # each raw score becomes an estimated probability of being right where
+        # routing/data/calibration.json has fitted parameters for its method (issue 10)
         if gen.confidence is not None:
-            return gen.confidence, "provider", 0.0
+            c = load_calibration().extractive(query, gen, sources)
+            return c.value, c.method, 0.0
         lp = from_logprobs(gen.logprobs)
         if lp is not None:
-            return lp, "logprobs", 0.0
+            c = load_calibration().score("logprobs", lp)
+            return c.value, c.method, 0.0
         if not self._cheapest(judge=True):
             return None, "none", 0.0
         # over the answer and the passages it rests on only, not the whole prompt again (issue 14)
@@ -337,7 +342,8 @@ class CascadingRouter:
             log.warning("self-evaluation failed: %s", exc)
             return None, "self_eval_failed", 0.0
         score = parse_score(text)
-        return (0.0 if score is None else score), "self_eval", cost
+        c = load_calibration().score("self_eval", 0.0 if score is None else score)
+        return c.value, c.method, cost
 
     async def _safe_run(self, query: str, sources: Sequence[SourceDoc], modality: Modality,
                         customer: CustomerContext | None, organization_id: str, session_id: str | None,
@@ -458,7 +464,7 @@ class CascadingRouter:
             tokens["out"] += gen.output_tokens
             tokens["cached"] += gen.cached_tokens
             attempts.append(_Attempt(tier, gen, conf, method))
-            accepted = conf is not None and conf >= self.threshold
+            accepted = conf is not None and conf >= load_calibration().disclaim_below(method, self.threshold)
             if accepted or stream_now:
                 break
         if watchdog is not None:
@@ -471,7 +477,8 @@ class CascadingRouter:
             failed.context = context  # what each tier was sent, also when all failed
             return failed
         final = attempts[-1]
-        low = final.confidence is None or final.confidence < self.threshold
+        low = final.confidence is None or final.confidence < load_calibration().disclaim_below(final.method,
+                                                                                                self.threshold)
         text = final.gen.text.strip()
         already_streamed = emit is not None and bool(answer_out)
         if emit is not None and not already_streamed:
