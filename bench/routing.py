@@ -341,8 +341,7 @@ async def per_tier(args: argparse.Namespace, questions: dict[str, str],
                          "cost_usd": sum(e.cost_usd for e in events), "context": ans.context.get(tier.name),
                          "answer": ans.text, "spoken": spoken, "spoken_problems": speakable_problems(spoken),
                          "raw_problems": speakable_problems(ans.text)})
-        await router.aclose()
-        ok = [r for r in rows if r["ok"]]
+        ok = [r for r in rows if r["ok"]]  # providers are shared with the cascade: closed once, at the end
         out[tier.name] = {
             "provider": tier.provider.key, "calls": True, "answered": f"{len(ok)}/{len(rows)}",
             "budget": tier.budget.describe() if tier.budget else None,
