@@ -87,7 +87,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.timeout(2400)  # six heavy processes; about two minutes on a quiet 2-core machine
+@pytest.mark.timeout(2400)  # six heavy processes: 58 s on a quiet 2-core machine, half an hour at load average 27
 def test_simulate_serve_ingest_and_jobs_share_one_data_dir(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = _env(data)
