@@ -16,9 +16,10 @@ import html
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -43,7 +44,7 @@ class ApiServices:
     token: str | None = None
 
 
-SERVICES: web.AppKey["ApiServices"] = web.AppKey("services")
+SERVICES: web.AppKey[ApiServices] = web.AppKey("services")
 
 
 def _dumps(obj: Any) -> str:

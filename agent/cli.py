@@ -8,9 +8,9 @@ from agent.commands import database
 from agent.commands import escalations as escalation_commands
 from agent.commands import evaluation as evaluation_commands
 from agent.commands import integrations as integration_commands
+from agent.commands import knowledge as knowledge_commands
 from agent.commands import outbox as outbox_commands
 from agent.commands import routing as routing_commands
-from agent.commands import knowledge as knowledge_commands
 from agent.commands import serve as serve_commands
 from agent.commands import voice as voice_commands
 

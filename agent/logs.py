@@ -12,7 +12,8 @@ import logging
 import re
 import sys
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 _PATTERNS = [
     (re.compile(r"\b(sk|pk|rk)-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_\-]{12,}"), "****"),

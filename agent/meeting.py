@@ -133,7 +133,7 @@ class MeetingCopilot:
 
     @classmethod
     async def start(cls, deps: MeetingDeps, *, organization_id: str, room: str, sink: SuggestionSink,
-                    modality: str = "video") -> "MeetingCopilot":
+                    modality: str = "video") -> MeetingCopilot:
         store = ConversationStore(deps.pool, organization_id)
         session_id = await store.start_session(room=room, kind="meeting", modality=modality)  # type: ignore[arg-type]
         return cls(deps, organization_id=organization_id, session_id=session_id, sink=sink)

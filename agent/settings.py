@@ -8,9 +8,9 @@ setting its variable; with nothing set, callwise runs on its embedded defaults (
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -190,7 +190,7 @@ class Settings(BaseSettings):
         return v
 
     @model_validator(mode="after")
-    def _pool(self) -> "Settings":
+    def _pool(self) -> Settings:
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("CALLWISE_DB_POOL_MIN must not exceed CALLWISE_DB_POOL_MAX")
         return self

@@ -20,12 +20,12 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import AsyncIterable
 from contextlib import AsyncExitStack
-from typing import Any, AsyncIterable
+from typing import Any
 
 from livekit import rtc
-from livekit.agents import (Agent, AgentServer, AgentSession, AutoSubscribe, JobContext, JobProcess, cli,
-                            room_io)
+from livekit.agents import Agent, AgentServer, AgentSession, AutoSubscribe, JobContext, JobProcess, cli, room_io
 from livekit.agents import stt as lk_stt
 
 from agent.caller import CallerId

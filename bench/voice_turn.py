@@ -109,7 +109,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             else:  # meeting: transcription only, per channel
                 texts, kinds = [], []
                 found = []
-                for clip, name in zip(load_channels(path), call["channels"]):
+                for clip, name in zip(load_channels(path), call["channels"], strict=False):
                     async for utt in vad_utterances(clip, vad, name):
                         text, ms = await transcribe(stt, utt)
                         decode_ms += ms

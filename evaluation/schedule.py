@@ -51,7 +51,7 @@ async def run_daily(at: str, job: Callable[[], Awaitable[object]], *, tz: str = 
         try:
             await asyncio.wait_for(stop.wait(), timeout=delay)
             break  # stopped while waiting
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         try:
             await job()

@@ -13,6 +13,7 @@ processes refreshing at once cannot store a dead refresh token over a live one.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 from collections.abc import Mapping
@@ -236,7 +237,7 @@ class CredentialStore:
             "update integration_credentials set status = 'needs_reauth', last_error = $3, updated_at = now() "
             "where organization_id = $1 and provider = $2", organization_id, provider, error[:500])
 
-    async def configured(self, organization_id: str) -> set[str]:
+    async def configured(self, organization_id: str) -> builtins.set[str]:  # `set` is a method here
         rows = await self.pool.fetch(
             "select provider from integration_credentials where organization_id = $1 and status = 'active'",
             organization_id)

@@ -9,8 +9,8 @@ chunked section by section without holding its text in memory.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
 
 from knowledge.types import Section
 
@@ -94,7 +94,7 @@ def split_text(
         if window:
             out.append((sep.join(p for p, _ in window), window_tokens))
 
-    for part, n in zip(parts, counts):
+    for part, n in zip(parts, counts, strict=True):
         if n > max_tokens:
             flush()
             window.clear()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 Ranked = Sequence[tuple[Hashable, float]]
 
@@ -11,7 +11,7 @@ def rrf(lists: Sequence[Ranked], k: int = 60, weights: Sequence[float] | None = 
     """score(d) = sum_i w_i / (k + rank_i(d)), ranks from 1; ties keep first-seen order."""
     weights = weights or [1.0] * len(lists)
     scores: dict[Hashable, float] = {}
-    for ranked, w in zip(lists, weights):
+    for ranked, w in zip(lists, weights, strict=True):
         for rank, (key, _) in enumerate(ranked, start=1):
             scores[key] = scores.get(key, 0.0) + w / (k + rank)
     return sorted(scores.items(), key=lambda kv: -kv[1])

@@ -157,7 +157,7 @@ async def call_once(fn: Callable[[], Awaitable[T]], *, timeout_s: float | None,
         raise ProviderError(f"timed out after {timeout_s:g}s", retryable=True, status=None) from None
     except ProviderError as exc:
         breaker.failure()
-        raise _scrubbed(exc)
+        raise _scrubbed(exc) from None  # the cause may carry the secret being scrubbed
     except asyncio.CancelledError:
         breaker.release()
         raise

@@ -8,16 +8,17 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 from routing.budget import ContextBudget, retry_budget
-from routing.complexity import MODERATE_MAX, SIMPLE_MAX, analyze
 from routing.calibration import load_calibration
+from routing.complexity import MODERATE_MAX, SIMPLE_MAX, analyze
 from routing.confidence import from_logprobs, parse_score, self_eval_messages
 from routing.costs import CostEvent, CostSink, NullCostSink
 from routing.pricing import Price
-from routing.prompts import FittedPrompt, PromptLibrary, PostgresPromptStore, clip_question, evidence_sources
+from routing.prompts import FittedPrompt, PostgresPromptStore, PromptLibrary, clip_question, evidence_sources
 from routing.providers.base import Provider, ProviderError
 from routing.resilience import CircuitBreaker, RetryPolicy, TurnDeadline, call_with_retries
 from routing.types import CustomerContext, Generation, Grounding, Message, Modality, RoutedAnswer, SourceDoc
@@ -74,7 +75,7 @@ class AnswerStream:
         self._task: asyncio.Task[RoutedAnswer] | None = None
         self.result: RoutedAnswer | None = None
 
-    def __aiter__(self) -> "AnswerStream":
+    def __aiter__(self) -> AnswerStream:
         return self
 
     async def _emit(self, delta: str) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
 Modality = Literal["voice", "video", "screen_share", "text"]

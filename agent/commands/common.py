@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import Any, Awaitable, Callable, NoReturn, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -68,7 +69,7 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
         fail(str(exc))
     except KeyboardInterrupt:
         err_console.print("interrupted")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
 
 
 def echo_json(obj: Any) -> None:

@@ -48,7 +48,7 @@ class PipelineLLM(llm.LLM):
     def chat(self, *, chat_ctx: llm.ChatContext, tools: list[Any] | None = None,
              conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
              parallel_tool_calls: NotGivenOr[bool] = NOT_GIVEN, tool_choice: NotGivenOr[Any] = NOT_GIVEN,
-             extra_kwargs: NotGivenOr[dict[str, Any]] = NOT_GIVEN) -> "PipelineStream":
+             extra_kwargs: NotGivenOr[dict[str, Any]] = NOT_GIVEN) -> PipelineStream:
         return PipelineStream(self, chat_ctx=chat_ctx, tools=tools or [], conn_options=conn_options)
 
 

@@ -72,7 +72,7 @@ class EspeakTTS(tts.TTS):
         return "espeak-ng"
 
     def synthesize(self, text: str, *,
-                   conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> "EspeakStream":
+                   conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> EspeakStream:
         return EspeakStream(tts=self, input_text=text, conn_options=conn_options)
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any
 
 from agent.escalation import EscalationPolicy, EscalationRules
 from agent.meeting import MeetingDeps
-from agent.turn import SupportDeps
 from agent.runtime import Runtime, open_runtime
 from agent.settings import Settings
+from agent.turn import SupportDeps
 from agent.wiring.integrations import caller_service, handoff_escalator
 
 

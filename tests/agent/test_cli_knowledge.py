@@ -11,8 +11,8 @@ from tests.knowledge.conftest import write_corpus
 
 @pytest.fixture
 def cli_env(pg_url, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    from knowledge.embeddings import Embedder
     import agent.wiring.knowledge as wiring
+    from knowledge.embeddings import Embedder
 
     for k in ("CALLWISE_DEFAULT_ORG", "QDRANT_URL", "CALLWISE_QDRANT_URL", "COHERE_API_KEY", "CALLWISE_COHERE_API_KEY"):
         monkeypatch.delenv(k, raising=False)

@@ -5,8 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agent.meeting import (SUGGESTION_TOPIC, MeetingCopilot, MeetingDeps, RoomSuggestionSink, action_items,
-                           competitor_mentions, is_question, sentiment)
+from agent.meeting import (
+    SUGGESTION_TOPIC,
+    MeetingCopilot,
+    MeetingDeps,
+    RoomSuggestionSink,
+    action_items,
+    competitor_mentions,
+    is_question,
+    sentiment,
+)
 
 
 class FakeLocalParticipant:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
@@ -11,7 +11,7 @@ from evaluation.schedule import next_run, parse_hhmm, run_daily
 
 
 def test_next_run() -> None:
-    utc = timezone.utc
+    utc = UTC
     assert next_run(datetime(2026, 3, 1, 1, 0, tzinfo=utc), time(2, 0)) == datetime(2026, 3, 1, 2, 0, tzinfo=utc)
     assert next_run(datetime(2026, 3, 1, 2, 0, tzinfo=utc), time(2, 0)) == datetime(2026, 3, 2, 2, 0, tzinfo=utc)
     assert next_run(datetime(2026, 12, 31, 23, 0, tzinfo=utc), time(2, 0)) == datetime(2027, 1, 1, 2, 0, tzinfo=utc)
@@ -22,7 +22,7 @@ def test_next_run() -> None:
 
 
 async def test_run_daily_runs_and_survives_a_failing_job() -> None:
-    start = datetime(2026, 1, 1, 1, 59, 59, 850000, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, 1, 59, 59, 850000, tzinfo=UTC)
     calls: list[int] = []
 
     async def job() -> None:

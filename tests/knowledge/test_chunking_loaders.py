@@ -1,5 +1,4 @@
 import tracemalloc
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +18,7 @@ def test_recursive_split_respects_limits_and_overlap(embedder):
         assert abs(embedder.count_tokens(piece) - n) <= 2
     # consecutive pieces overlap, by at most 20% of the limit
     words = [p.split() for p, _ in pieces]
-    for a, b in zip(words, words[1:]):
+    for a, b in zip(words, words[1:], strict=False):
         shared = next((k for k in range(min(len(a), len(b)), 0, -1) if a[-k:] == b[:k]), 0)
         assert embedder.count_tokens(" ".join(b[:shared])) <= 0.2 * 256
 

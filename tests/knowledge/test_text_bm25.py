@@ -1,7 +1,6 @@
 import random
 
 import pytest
-
 from rank_bm25 import BM25Okapi
 
 from knowledge.bm25 import BM25Index

@@ -12,7 +12,6 @@ from routing.pricing import Price
 from routing.providers.extractive import ExtractiveProvider
 from routing.providers.openai import OpenAIProvider
 from routing.router import APOLOGY, DISCLAIMER, EMPTY_REPLY, CascadingRouter, Tier
-from routing.types import SourceDoc
 from tests.routing.conftest import FAST_RETRY, hashing_embed
 from tests.vendors.openai import FakeOpenAI
 

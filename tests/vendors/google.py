@@ -11,7 +11,8 @@ Errors use Google's ``{"error": {"code", "message", "status"}}``. Point the SDK 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tests.vendors._http import FakeServer, Reply, Request, sse
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import math
 import re
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tests.vendors._http import FakeServer, Reply, Request, sse
 
