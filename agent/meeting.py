@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 
 from agent.sentiment import sentiment as score_sentiment
 from agent.store import ConversationStore, InsightRecord, TurnRecord
+from routing.calibration import load_calibration
 from routing.types import Message, sources_from
 
 log = logging.getLogger("callwise.meeting")
@@ -193,8 +194,10 @@ class MeetingCopilot:
             return None
         answer = await self.deps.router.answer(question, sources, modality="text", organization_id=self.organization_id,
                                                session_id=self.session_id)
-        if answer.tier is None or (answer.confidence is not None
-                                   and answer.confidence < self.deps.min_answer_confidence):
+        # the router's confidence is a calibrated probability of being right (routing.calibration): below the
+        # calibrated escalation floor a rep is better served by no suggestion than a probably wrong one
+        floor = load_calibration().escalate_below(self.deps.min_answer_confidence)
+        if answer.tier is None or (answer.confidence is not None and answer.confidence < floor):
             await self.store.record_unresolved(question, reason="low_confidence", session_id=self.session_id)
             return None
         if sources[0].title and sources[0].title not in self._topics:

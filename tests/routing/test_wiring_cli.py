@@ -97,7 +97,7 @@ def test_cli_ask_json_and_costs(pg_url: str, tmp_path: Path, monkeypatch: pytest
 
     with FakeOpenAI("Refunds take 5 to 7 business days [1].", logprob=-0.01) as fake:
         tiers = tmp_path / "tiers.yaml"
-        tiers.write_text(f"tier1: {{provider: openai_compatible, model: local-model, base_url: '{fake.base_url}', "
+        tiers.write_text(f"tier1: {{provider: openai_compatible, model: local-model, base_url: '{fake.base_url}', logprobs: true, "
                          "prices: {input: 0.1, output: 0.4}}\n")
         env = {"CALLWISE_DATABASE_URL": pg_url, "CALLWISE_DATA_DIR": str(tmp_path / "data"),
                "CALLWISE_TIERS_FILE": str(tiers), "CALLWISE_LOG_LEVEL": "ERROR"}
