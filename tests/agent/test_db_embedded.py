@@ -138,7 +138,8 @@ def test_db_stop_stops_it_for_everyone(tmp_path: Path) -> None:
     env.pop("DATABASE_URL", None)
     res = subprocess.run([sys.executable, "-m", "agent.cli", "db", "stop"], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=120)
-    assert res.returncode == 0 and f"in use by pid {os.getpid()}" in res.stdout, res.stdout + res.stderr
+    said = " ".join(res.stdout.split())  # rich wraps long lines at the terminal width
+    assert res.returncode == 0 and f"in use by pid {os.getpid()}" in said, res.stdout + res.stderr
     assert not _server_running(tmp_path)
     assert pg.stop() is False  # nothing left to stop; the registration is gone
     assert not list(pg.users_dir.glob("*"))
