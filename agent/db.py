@@ -71,7 +71,7 @@ def _free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -91,7 +91,7 @@ def _start_time(pid: int) -> str:
 
 
 def _user_alive(pid: int, started: str) -> bool:
-    return _pid_alive(pid) and (not started or _start_time(pid) in ("", started))
+    return pid_alive(pid) and (not started or _start_time(pid) in ("", started))
 
 
 @dataclass(frozen=True)
@@ -302,7 +302,7 @@ class EmbeddedPostgres:
         self._prepare_permissions()
         self._init_cluster()
         running = PostmasterPid.read(self.pgdata)
-        if running and _pid_alive(running.pid):
+        if running and pid_alive(running.pid):
             if not self._accepts(running.port):
                 raise DatabaseError(
                     f"the embedded data directory {self.pgdata} is locked by another process (pid {running.pid}) "
@@ -369,7 +369,7 @@ class EmbeddedPostgres:
 
     def _pg_stop(self) -> bool:
         running = PostmasterPid.read(self.pgdata)
-        if running is None or not _pid_alive(running.pid):
+        if running is None or not pid_alive(running.pid):
             return False
         res = self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
         if res.returncode != 0:

@@ -29,6 +29,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from agent.db import pid_alive
+
 log = logging.getLogger("callwise.reaper")
 
 HEARTBEAT_S = 10.0
@@ -110,16 +112,6 @@ async def unregister_worker(pool: Any) -> None:
         await reg.close()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 async def dead_workers(pool: Any, *, dead_after_s: float = DEAD_AFTER_S) -> list[str]:
     """Ids of workers that hold active sessions but are gone (never this process's own)."""
     own = {r.id for r in _REGISTRATIONS.values()}
@@ -136,7 +128,7 @@ async def dead_workers(pool: Any, *, dead_after_s: float = DEAD_AFTER_S) -> list
         if r["host"] is None:
             dead.append(wid)  # unregistered: shut down (or reaped) without closing the session
         elif r["host"] == host:
-            if not _pid_alive(r["pid"]):  # authoritative on this host: a busy loop is not a dead worker
+            if not pid_alive(r["pid"]):  # authoritative on this host: a busy loop is not a dead worker
                 dead.append(wid)
         elif r["age"] is not None and r["age"] > dead_after_s:
             dead.append(wid)

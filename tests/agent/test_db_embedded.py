@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from agent.db import DatabaseError, EmbeddedPostgres, PostmasterPid, _pg_bin, _pid_alive, create_pool
+from agent.db import DatabaseError, EmbeddedPostgres, PostmasterPid, _pg_bin, create_pool, pid_alive
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,7 +44,7 @@ def _starter(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
 
 def _server_running(data_dir: Path) -> bool:
     pm = PostmasterPid.read(data_dir / "pg")
-    return pm is not None and _pid_alive(pm.pid)
+    return pm is not None and pid_alive(pm.pid)
 
 
 async def test_password_required_and_kept_private(tmp_path: Path) -> None:

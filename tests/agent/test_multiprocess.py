@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.db import PostmasterPid, _pid_alive
+from agent.db import PostmasterPid, pid_alive
 from tests.knowledge.conftest import write_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,4 +136,4 @@ def test_simulate_serve_ingest_and_jobs_share_one_data_dir(tmp_path: Path) -> No
 
 def _running(data: Path) -> bool:
     pm = PostmasterPid.read(data / "pg")
-    return pm is not None and _pid_alive(pm.pid)
+    return pm is not None and pid_alive(pm.pid)
