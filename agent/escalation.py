@@ -642,10 +642,15 @@ _REASON_TEXT: dict[str, str] = {
 }
 
 
+def reason_sentence(reason: str) -> str:
+    """Why a person is being brought in, in one spoken sentence (shared with ``agent.handoff``)."""
+    return _REASON_TEXT.get(reason, "Let me bring in a colleague.")
+
+
 def customer_message(reason: str, handoff: Handoff, *, with_reason: bool = True) -> str:
     """What the customer hears: why (unless already said, e.g. by the router's apology), and what
     happens next."""
-    first = _REASON_TEXT.get(reason, "Let me bring in a colleague.") + " " if with_reason else ""
+    first = reason_sentence(reason) + " " if with_reason else ""
     if handoff == "live":
         return f"{first}I'm connecting you with a member of our support team now; please stay on the line."
     return (f"{first}Our team is offline right now, so I've opened a case and a member of our support "

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agent.cases import Case, CaseDesk, spoken_case_number
-from agent.escalation import Escalation, EscalationRules
+from agent.escalation import Escalation, EscalationRules, reason_sentence
 
 log = logging.getLogger("callwise.handoff")
 
@@ -37,23 +37,8 @@ CallerKind = Literal["sip", "app"]
 Say = Callable[[str], Awaitable[None]]
 
 # ------------------------------------------------------------------------------------------------ sentences
-_REASON_TEXT: dict[str, str] = {
-    "explicit_request": "Of course, I'll get you to a person.",
-    "frustration": "I'm sorry this has been so frustrating. Let me bring in a colleague.",
-    "billing_dispute": "A billing specialist needs to look at that charge.",
-    "security_privacy": "Account security and privacy matters go straight to our specialist team.",
-    "legal_refund": "That needs a member of our team to review and authorise.",
-    "outage": "Thanks for reporting this; I'm flagging it to our on-call team.",
-    "repeated_failure": "I haven't been able to solve this for you, so I'm bringing in a colleague.",
-    "low_confidence": "I'm not certain enough to answer that correctly, so I'm bringing in a colleague.",
-    "router_failure": "I'm sorry, I'm having technical trouble answering right now.",
-}
-
+# (why a person is brought in: agent.escalation.reason_sentence)
 KEEPALIVE = "I'm still finding a colleague for you; thanks for waiting."
-
-
-def reason_sentence(reason: str) -> str:
-    return _REASON_TEXT.get(reason, "Let me bring in a colleague.")
 
 
 def _reference(ref: str) -> str:
