@@ -54,6 +54,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
+from agent.cases import spoken_case_number
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -629,35 +631,38 @@ class EscalationRules:
         return "live" if inside else "callback"
 
 
+#: why a person is needed, in one spoken sentence. It promises nothing: what happens next (a case, a
+#: transfer, a colleague asked to join) is said by whoever did it, and only once it is done
 _REASON_TEXT: dict[str, str] = {
-    "explicit_request": "Of course, I'll get you to a person.",
-    "frustration": "I'm sorry this has been so frustrating. Let me bring in a colleague.",
+    "explicit_request": "Of course.",
+    "frustration": "I'm sorry this has been so frustrating.",
     "billing_dispute": "A billing specialist needs to look at that charge.",
-    "security_privacy": "Account security and privacy matters go straight to our specialist team.",
+    "security_privacy": "Account security and privacy matters need our specialist team.",
     "legal_refund": "That needs a member of our team to review and authorise.",
-    "outage": "Thanks for reporting this; I'm flagging it to our on-call team.",
-    "repeated_failure": "I haven't been able to solve this for you, so I'm bringing in a colleague.",
-    "low_confidence": "I'm not certain enough to answer that correctly, so I'm bringing in a colleague.",
+    "outage": "Thanks for reporting this.",
+    "repeated_failure": "I'm sorry I haven't been able to solve this for you.",
+    "low_confidence": "I'm not certain enough to answer that correctly.",
     "router_failure": "I'm sorry, I'm having technical trouble answering right now.",
 }
 
 
 def reason_sentence(reason: str) -> str:
-    """Why a person is being brought in, in one spoken sentence (shared with ``agent.handoff``)."""
-    return _REASON_TEXT.get(reason, "Let me bring in a colleague.")
+    """Why a person is needed, in one spoken sentence (shared with ``agent.handoff``); never a promise."""
+    return _REASON_TEXT.get(reason, "This needs a member of our support team.")
 
 
-def customer_message(reason: str, handoff: Handoff, *, with_reason: bool = True) -> str:
-    """What the customer hears: why (unless already said, e.g. by the router's apology), and what
-    happens next."""
+def recorded_message(reason: str, case_label: str | None, *, with_reason: bool = True) -> str:
+    """What the built-in escalator (no handoff service wired) says: only what it did. With a case on
+    the desk, that it was recorded and its number; without one (nothing stored, or storing failed),
+    that it could not pass the call on."""
     first = reason_sentence(reason) + " " if with_reason else ""
-    if handoff == "live":
-        return f"{first}I'm connecting you with a member of our support team now; please stay on the line."
-    return (f"{first}Our team is offline right now, so I've opened a case and a member of our support "
-            "team will call you back during service hours.")
+    if case_label:
+        return (f"{first}I've recorded your request for our support team as case number "
+                f"{spoken_case_number(case_label)}.")
+    return f"{first}I'm sorry, I can't pass this to our support team from here; please contact them directly."
 
 
-def already_escalated_message(handoff: Handoff) -> str:
-    if handoff == "live":
-        return "A member of our support team has been asked to join this call and will be with you shortly."
-    return "I've already opened a case for you; a member of our support team will call you back during service hours."
+def already_recorded_message(case_label: str | None) -> str:
+    if case_label:
+        return f"Your request is already recorded for our support team as case number {spoken_case_number(case_label)}."
+    return "I've already noted that, but I can't pass it to our support team from here."

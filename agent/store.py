@@ -34,6 +34,8 @@ class TurnRecord:
     cost_usd: float = 0.0
     error: str | None = None
     passages: list[dict[str, Any]] = field(default_factory=list)  # what the answering model saw
+    #: why the confidence is what it is (routing.confidence.Confidence.as_dict: value, method, signals)
+    confidence_detail: dict[str, Any] | None = None
 
 
 @dataclass
@@ -116,15 +118,16 @@ class ConversationStore:
                                self.organization_id, session_id)
             row = await conn.fetchrow(
                 "insert into turns (organization_id, session_id, seq, speaker, role, text, sources, tier, "
-                "confidence, low_confidence, escalated, latencies, cost_usd, error, passages) "
+                "confidence, low_confidence, escalated, latencies, cost_usd, error, passages, confidence_detail) "
                 "select $1, $2, coalesce(max(seq) + 1, 0), $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11::jsonb, $12, $13, "
-                "$14::jsonb "
+                "$14::jsonb, $15::jsonb "
                 "from turns where organization_id = $1 and session_id = $2 returning id",
                 self.organization_id, session_id, turn.speaker, turn.role, turn.text,
                 json.dumps(turn.sources, default=str), turn.tier, _clamp01(turn.confidence),
                 turn.low_confidence, turn.escalated, json.dumps({k: round(float(v), 2) for k, v in
                                                                  turn.latencies.items() if v is not None}),
                 max(0.0, float(turn.cost_usd or 0.0)), turn.error, json.dumps(turn.passages, default=str),
+                None if turn.confidence_detail is None else json.dumps(turn.confidence_detail, default=str),
             )
             turn_id = str(row["id"])
             if interaction_id:

@@ -8,7 +8,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from routing.types import Message
 
@@ -46,6 +46,13 @@ class Confidence:
     def __post_init__(self) -> None:
         if not 0.0 <= self.value <= 1.0 or math.isnan(self.value):
             raise ValueError(f"confidence must be in [0, 1], got {self.value!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """What is stored with the turn (``turns.confidence_detail``): why an answer was or was not
+        disclaimed can be read back without re-running it."""
+        return {"value": round(self.value, 4), "method": self.method,
+                "raw": None if self.raw is None else round(self.raw, 4), "calibrated": self.calibrated,
+                "disclaim_below": self.disclaim_below, "signals": dict(self.signals)}
 
 
 def from_logprobs(logprobs: Sequence[float] | None) -> float | None:

@@ -15,7 +15,7 @@ from typing import Any
 from routing.budget import ContextBudget, retry_budget
 from routing.calibration import load_calibration
 from routing.complexity import MODERATE_MAX, SIMPLE_MAX, analyze
-from routing.confidence import from_logprobs, parse_score, self_eval_messages
+from routing.confidence import Confidence, from_logprobs, parse_score, self_eval_messages
 from routing.costs import CostEvent, CostSink, NullCostSink
 from routing.pricing import Price
 from routing.prompts import FittedPrompt, PostgresPromptStore, PromptLibrary, clip_question, evidence_sources
@@ -25,10 +25,11 @@ from routing.types import CustomerContext, Generation, Grounding, Message, Modal
 
 log = logging.getLogger(__name__)
 
-APOLOGY = ("I'm sorry, I'm having trouble answering right now. Let me connect you with a member of our "
-           "team who can help.")
-DISCLAIMER = ("I'm not completely sure about this, so please double-check, or I can connect you with a "
-              "colleague.")
+#: no promise here either: the escalation that follows a failed answer says what was done
+APOLOGY = "I'm sorry, I'm having trouble answering right now."
+#: promises only what the system does: asking for a person is an escalation rule (explicit_request),
+#: and the escalator says what really happened (a case recorded, a transfer, a colleague asked to join)
+DISCLAIMER = "I'm not completely sure about this, so please double-check it, or ask me for a person."
 EMPTY_REPLY = "Sorry, I didn't catch a question. Could you say that again?"
 _RANK = {"tier1": 1, "tier2": 2, "tier3": 3}
 
@@ -54,6 +55,7 @@ class _Attempt:
     gen: Generation
     confidence: float | None
     method: str
+    detail: dict[str, Any] | None = None  # Confidence.as_dict(), stored with the turn
 
 
 @dataclass(frozen=True)
@@ -322,16 +324,16 @@ class CascadingRouter:
                                                                              else " (no capable provider)"))
 
     async def _confidence(self, tier: Tier, gen: Generation, query: str, sources: Sequence[SourceDoc],
-                          ids: dict[str, Any]) -> tuple[float | None, str, float]:
+                          ids: dict[str, Any]) -> tuple[Confidence | None, str, float]:
         # each raw score becomes an estimated probability of being right where
         # routing/data/calibration.json has fitted parameters for its method (issue 10)
         if gen.confidence is not None:
             c = load_calibration().extractive(query, gen, sources)
-            return c.value, c.method, 0.0
+            return c, c.method, 0.0
         lp = from_logprobs(gen.logprobs)
         if lp is not None:
             c = load_calibration().score("logprobs", lp)
-            return c.value, c.method, 0.0
+            return c, c.method, 0.0
         if not self._cheapest(judge=True):
             return None, "none", 0.0
         # over the answer and the passages it rests on only, not the whole prompt again (issue 14)
@@ -344,7 +346,7 @@ class CascadingRouter:
             return None, "self_eval_failed", 0.0
         score = parse_score(text)
         c = load_calibration().score("self_eval", 0.0 if score is None else score)
-        return c.value, c.method, cost
+        return c, c.method, cost
 
     async def _safe_run(self, query: str, sources: Sequence[SourceDoc], modality: Modality,
                         customer: CustomerContext | None, organization_id: str, session_id: str | None,
@@ -458,13 +460,14 @@ class CascadingRouter:
                 if emit is not None and answer_out:
                     break  # partial words were spoken; do not start a second answer
                 continue
-            conf, method, eval_cost = await self._confidence(tier, gen, query, fitted.sources, ids)
+            c, method, eval_cost = await self._confidence(tier, gen, query, fitted.sources, ids)
+            conf = None if c is None else c.value
             cost += eval_cost
             cost += await self._record(tier, gen, purpose="answer", confidence=conf, escalated_from=escalated_from, **ids)
             tokens["in"] += gen.input_tokens
             tokens["out"] += gen.output_tokens
             tokens["cached"] += gen.cached_tokens
-            attempts.append(_Attempt(tier, gen, conf, method))
+            attempts.append(_Attempt(tier, gen, conf, method, c.as_dict() if c is not None else {"method": method}))
             accepted = conf is not None and conf >= load_calibration().disclaim_below(method, self.threshold)
             if accepted or stream_now:
                 break
@@ -498,7 +501,7 @@ class CascadingRouter:
             output_tokens=tokens["out"], cached_tokens=tokens["cached"], cost_usd=round(cost, 10),
             latency_ms=elapsed(), ttft_ms=ttft, complexity=cx,
             error="; ".join(errors) or None, interaction_id=interaction_id, confidence_method=final.method,
-            context=context)
+            confidence_detail=final.detail, context=context)
 
     @staticmethod
     async def _hold_at(deadline: TurnDeadline, hold: Callable[[], Awaitable[None]]) -> None:

@@ -112,6 +112,8 @@ class RoutedAnswer:
     error: str | None = None
     interaction_id: str | None = None
     confidence_method: str | None = None
+    #: the final answer's ``routing.confidence.Confidence.as_dict()`` (value, method, signals), stored with the turn
+    confidence_detail: dict[str, Any] | None = None
     #: per attempted tier, what the context budget kept and cut (routing.budget.FitReport.as_dict)
     context: dict[str, Any] = field(default_factory=dict)
 

@@ -2,18 +2,22 @@
 never waits on a model) and on the answer (router failure, low confidence, repeated non-answers).
 
 Both hand the decision to an ``Escalator``: it picks the handoff and says what the customer hears.
-``RulesEscalator`` is the built-in one (live inside service hours, callback outside, one handoff
-per call); a case desk / live transfer implements the same protocol and is given as
-``SupportDeps.escalator``. Persistence stores the escalation row after the turn, then calls
-``Escalator.recorded`` with its id.
+The live wiring gives ``agent.handoff.HandoffEscalator`` (case desk, transfer, on-duty notice) as
+``SupportDeps.escalator``; ``RulesEscalator`` is the built-in fallback when none is wired (tests, the
+nightly run). Persistence stores the escalation row after the turn (unless the escalator opened the
+case already: ``case_id``), then calls ``Escalator.recorded`` with its id.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
-from agent.escalation import Escalation, EscalationRules, already_escalated_message, customer_message
+from agent.cases import CaseDesk
+from agent.escalation import Escalation, EscalationRules, already_recorded_message, recorded_message
 from agent.turn.context import TurnContext
+
+log = logging.getLogger("callwise.turn")
 
 
 class Escalator(Protocol):
@@ -27,7 +31,11 @@ class Escalator(Protocol):
 
 
 class RulesEscalator:
-    """One handoff per call: ``live`` inside service hours, ``callback`` outside."""
+    """One escalation per call, recorded and nothing more: it opens a case on the desk (status
+    ``waiting``, ``handoff_status`` ``recorded``: nothing was sent to anyone) and tells the caller
+    exactly that, with the case number. It transfers no one and notifies no one, so it never says it
+    does; without a stored call (the nightly run) or when the case cannot be stored, it says it
+    could not pass the call on."""
 
     def __init__(self, rules: EscalationRules) -> None:
         self.rules = rules
@@ -37,15 +45,33 @@ class RulesEscalator:
         out.escalated = True
         if call.escalation is not None:  # later triggers are noted on the turn
             out.escalation = {**call.escalation, "repeat_reason": esc.reason}
-            return already_escalated_message(call.escalation["handoff"])
-        handoff = self.rules.handoff()
+            return already_recorded_message(call.escalation.get("case"))
         call.state.escalated = True
-        call.escalation = {"reason": esc.reason, "handoff": handoff, **esc.details}
+        case = None
+        if call.persist and call.session_id is not None:
+            try:
+                async with ctx.deps.pool.acquire() as conn:
+                    case = await CaseDesk(ctx.deps.pool, call.organization_id).open(
+                        conn, session_id=call.session_id, reason=esc.reason, handoff="callback",
+                        details={**esc.details, "transcript": ctx.text}, status="waiting",
+                        handoff_status="recorded")
+            except Exception:  # noqa: BLE001 - nothing stored: the caller is told so, not promised a case
+                log.exception("could not record the escalation")
+        call.escalation = {"reason": esc.reason, "handoff": "callback" if case else "none", **esc.details}
+        if case is not None:
+            call.escalation.update(case_id=case.id, case=case.label, handoff_status="recorded")
+        else:
+            call.escalation["handoff_status"] = "not_recorded"
         out.escalation = dict(call.escalation)
-        return customer_message(esc.reason, handoff, with_reason=with_reason)
+        return recorded_message(esc.reason, case.label if case else None, with_reason=with_reason)
 
     async def recorded(self, ctx: TurnContext, escalation_id: str) -> None:
-        return None
+        """Link the case to the agent's turn, now that the turn is stored."""
+        if ctx.outcome.turn_id is None:
+            return
+        await ctx.deps.pool.execute(
+            "update escalations set turn_id = $3 where organization_id = $1 and id = $2 and turn_id is null",
+            ctx.call.organization_id, escalation_id, ctx.outcome.turn_id)
 
 
 def escalator_of(ctx: TurnContext) -> Any:

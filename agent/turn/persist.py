@@ -1,6 +1,7 @@
 """Persistence, the last stage: it runs for every turn, also when a provider failed or the customer
 barged in (the spoken part is stored, marked ``interrupted``). Stores the answer turn (text,
-sources, the passages the model saw, tier, confidence, latencies, cost linked by interaction id),
+sources, the passages the model saw, tier, confidence and its detail (method and signals, so QA
+can see why an answer was disclaimed), latencies, cost linked by interaction id),
 the escalation row and its room event, the unresolved question; then updates the call's memory."""
 
 from __future__ import annotations
@@ -48,11 +49,13 @@ class Persist:
                 speaker="agent", role="assistant", text=out.answer or "", sources=out.sources, tier=out.tier,
                 confidence=out.confidence, low_confidence=out.low_confidence, escalated=out.escalated,
                 latencies=out.latencies, cost_usd=out.cost_usd, error=out.error,
-                passages=ctx.passages if ctx.router_ran else []),
+                passages=ctx.passages if ctx.router_ran else [],
+                confidence_detail=getattr(ctx.answer, "confidence_detail", None) if ctx.router_ran else None),
                 interaction_id=ctx.interaction_id if ctx.answer is not None else None)
             out.turn_id = turn_id
             esc = out.escalation
-            if esc is not None and "repeat_reason" not in esc:
+            # "none": nothing was or could be recorded, and the caller was told so
+            if esc is not None and "repeat_reason" not in esc and esc.get("handoff") in ("live", "callback"):
                 details = {k: v for k, v in esc.items() if k not in ("reason", "handoff")}
                 if esc.get("case_id"):  # the escalator opened the case before speaking (agent.handoff)
                     escalation_id = str(esc["case_id"])

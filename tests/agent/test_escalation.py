@@ -13,9 +13,10 @@ from agent.escalation import (
     EscalationRules,
     SimilarTurns,
     amounts,
-    customer_message,
     frustration_indicators,
     frustration_points,
+    reason_sentence,
+    recorded_message,
     rule_text,
 )
 
@@ -160,9 +161,16 @@ def test_service_hours_decide_live_or_callback() -> None:
     assert ny.handoff(datetime(2025, 7, 1, 23, 0, tzinfo=UTC)) == "callback"
 
 
-def test_customer_hears_what_happens_next() -> None:
-    assert "connecting you" in customer_message("explicit_request", "live")
-    assert "call you back" in customer_message("outage", "callback")
+def test_customer_hears_only_what_happened() -> None:
+    """The built-in escalator connects no one: it says a case was recorded (with its number) or that
+    it could not pass the call on; the reason sentence shared with agent.handoff promises nothing."""
+    said = recorded_message("explicit_request", "CW-1042")
+    assert said.endswith("case number C W 1 0 4 2.") and "connect" not in said
+    assert "can't pass this" in recorded_message("outage", None)
+    for reason in ("explicit_request", "frustration", "billing_dispute", "security_privacy", "legal_refund",
+                   "outage", "repeated_failure", "low_confidence", "router_failure"):
+        sentence = reason_sentence(reason)
+        assert not any(p in sentence for p in ("connect", "bring", "flagging", "straight to", "transfer"))
 
 
 def test_policy_from_settings() -> None:

@@ -70,7 +70,10 @@ async def test_escalation_on_words_hands_over_once(support_deps, org_id) -> None
     await EscalateOnWords().run(ctx)
     assert ctx.done and ctx.outcome.kind == "escalation" and ctx.outcome.escalated
     assert ctx.call.escalation["reason"] == "explicit_request"
-    assert "member of our support team" in "".join(ctx.spoken)
+    # no stored call, no handoff service: nothing was recorded or sent, and the caller is told so
+    said = "".join(ctx.spoken)
+    assert "can't pass this to our support team" in said and "connect" not in said
+    assert ctx.call.escalation["handoff"] == "none" and ctx.call.escalation["handoff_status"] == "not_recorded"
     later = TurnContext(call=ctx.call, text="my account was hacked", outcome=TurnOutcome(transcript="x"))
     await EscalateOnWords().run(later)
     assert later.outcome.escalation["repeat_reason"] == "security_privacy"
@@ -171,7 +174,30 @@ async def test_rules_on_the_answer(support_deps, kb_org) -> None:
     failed.router_ran, failed.answer, failed.outcome.error = True, None, "RuntimeError: boom"
     await EscalateOnAnswer().run(failed)
     assert failed.outcome.escalation["reason"] == "router_failure"
-    assert "member of our support team" in "".join(failed.spoken)
+    assert "our support team" in "".join(failed.spoken)
+
+
+async def test_the_built_in_escalator_says_only_what_it_did(support_deps, org_id, pg_pool) -> None:
+    """No handoff service wired: the case is recorded on the desk before the caller hears its number,
+    and nothing promises a transfer, a colleague joining or a call back, because nothing does them."""
+    sid = await _session(pg_pool, org_id)
+    ctx = make(support_deps, org_id, "I want to speak to a human please", session_id=sid)
+    await EscalateOnWords().run(ctx)
+    said = "".join(ctx.spoken)
+    case = await pg_pool.fetchrow("select * from escalations where organization_id = $1 and session_id = $2",
+                                  org_id, sid)
+    assert case is not None and case["status"] == "waiting" and case["handoff_status"] == "recorded"
+    number = " ".join(f"CW{case['case_number']}")
+    assert said == f"Of course. I've recorded your request for our support team as case number {number}."
+    for promise in ("connect", "transfer", "call you back", "join", "stay on the line", "bring in"):
+        assert promise not in said
+    ctx.outcome.answer = said
+    await Persist().run(ctx)  # the case opened before speaking is linked to the turn, not stored twice
+    rows = await pg_pool.fetch("select turn_id from escalations where session_id = $1", sid)
+    assert len(rows) == 1 and str(rows[0]["turn_id"]) == ctx.outcome.turn_id
+    again = TurnContext(call=ctx.call, text="this is useless", outcome=TurnOutcome(transcript="x"))
+    await EscalateOnWords().run(again)
+    assert "already recorded" in "".join(again.spoken) and number in "".join(again.spoken)
 
 
 async def test_persist_stores_the_answer_with_the_passages_the_model_saw(support_deps, kb_org, pg_pool) -> None:
@@ -187,3 +213,9 @@ async def test_persist_stores_the_answer_with_the_passages_the_model_saw(support
     assert [p["text"] for p in passages] == [s.text for s in ctx.sources]
     assert passages[0]["document"] == "examples/kb/billing/refunds.md" and passages[0]["chunk_id"]
     assert ctx.call.memory.last_question == ctx.query and len(ctx.call.memory.turns) == 2
+    # the confidence is stored with its method and signals, so QA can read why it was (not) disclaimed
+    detail = json.loads(row["confidence_detail"])
+    assert detail["method"] == "extractive" and detail["calibrated"] is True
+    assert abs(detail["value"] - row["confidence"]) < 1e-4 and detail["disclaim_below"] > 0
+    assert {"best", "margin", "term_overlap"} <= set(detail["signals"])
+    assert row["low_confidence"] == (detail["value"] < detail["disclaim_below"])
