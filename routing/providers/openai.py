@@ -25,9 +25,32 @@ def translate_error(exc: Exception) -> ProviderError:
         return ProviderError(f"HTTP {exc.status_code}: {exc.message}", status=exc.status_code,
                              retryable=is_retryable_status(exc.status_code), retry_after=retry_after,
                              overflow=is_overflow(exc.status_code, str(exc.message)))
-    if isinstance(exc, openai.APIConnectionError):  # includes timeouts
-        return ProviderError(f"{type(exc).__name__}: {exc}", retryable=True)
+    if isinstance(exc, openai.APIConnectionError) or "TransportError" in _kinds(exc):  # timeouts included;
+        return ProviderError(f"{type(exc).__name__}: {exc}", retryable=True)  # a stream's read errors come unwrapped
     return ProviderError(f"malformed response: {type(exc).__name__}: {exc}", retryable=False)
+
+
+def _kinds(exc: BaseException | None) -> set[str]:
+    """The class names in an exception's MRO: the openai SDK 3.x raises httpx2's exceptions, 1.x
+    httpx's, with the same names."""
+    return {c.__name__ for c in type(exc).__mro__} if exc is not None else set()
+
+
+def dropped_before_output(exc: Exception) -> bool:
+    """A stream that failed after the server took the request: the connection read failed or was
+    closed mid-response, or a 5xx. Not a timeout (asking again would wait as long) and not a refused
+    connection (nothing is listening: an outage)."""
+    if isinstance(exc, openai.APITimeoutError):
+        return False
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code >= 500
+    kinds = _kinds(exc.__cause__ if isinstance(exc, openai.APIConnectionError) else exc)
+    return "TransportError" in kinds and not kinds & {"ConnectError", "TimeoutException"}
+
+
+def _stale_connection(exc: Exception) -> bool:
+    kinds = _kinds(exc.__cause__ if isinstance(exc, openai.APIConnectionError) else exc)
+    return bool(kinds & {"RemoteProtocolError", "ReadError"})
 
 
 class OpenAIProvider(Provider):
@@ -104,6 +127,12 @@ class OpenAIProvider(Provider):
                         parts.append(delta)
                         yield delta
         except Exception as exc:  # noqa: BLE001
+            if not parts and dropped_before_output(exc):
+                # llama.cpp's server fails a streamed prompt over its window after the request was
+                # accepted: an empty 200, a dropped connection or a 500, at random. Ask once without
+                # streaming: a length rejection comes back with the window's numbers, a dead server
+                # refuses the connection (an outage stays an outage)
+                raise await self._why_empty(messages, temperature, f"{type(exc).__name__}: {exc}") from exc
             raise translate_error(exc) from exc
         if finish is None:  # every complete stream ends with a finish_reason; a killed server just stops
             if not parts:
@@ -127,17 +156,22 @@ class OpenAIProvider(Provider):
             finish_reason=finish,
         )
 
-    async def _why_empty(self, messages: Sequence[Message], temperature: float) -> ProviderError:
-        """The error behind an empty stream: a length rejection (with the server's window), a dead
-        server, or an unexplained empty answer."""
-        try:
-            await self.client.chat.completions.create(**self._params(messages, temperature, 1, False))
-        except Exception as exc:  # noqa: BLE001
-            err = translate_error(exc)
-            if err.overflow:
-                return err
-            return ProviderError(f"the stream ended before any output ({err})", retryable=err.retryable)
-        return ProviderError("the stream ended before any output", retryable=True)
+    async def _why_empty(self, messages: Sequence[Message], temperature: float, seen: str = "") -> ProviderError:
+        """The error behind a stream that ended before any output (``seen``: how it ended, when not
+        simply empty): a length rejection (with the server's window), a dead server, or unexplained."""
+        how = f"the stream ended before any output{f' ({seen})' if seen else ''}"
+        for attempt in range(3):
+            try:
+                await self.client.chat.completions.create(**self._params(messages, temperature, 1, False))
+            except Exception as exc:  # noqa: BLE001
+                if attempt < 2 and _stale_connection(exc):
+                    continue  # the pooled keep-alive connection died with the stream: once more, on a new one
+                err = translate_error(exc)
+                if err.overflow:
+                    return err
+                return ProviderError(f"{how}; asked again: {err}", retryable=err.retryable, status=err.status)
+            break
+        return ProviderError(how, retryable=True)
 
     async def aclose(self) -> None:
         await self.client.close()

@@ -74,3 +74,19 @@ async def test_retry_after_header_is_read(fake_openai: FakeOpenAI) -> None:
     with pytest.raises(ProviderError) as info:
         await p.generate(MSGS)
     assert info.value.retry_after == 0.5
+
+
+async def test_openai_compatible_sends_alternating_turns(fake_openai: FakeOpenAI) -> None:
+    """Local servers render the model's own chat template, and many assume alternating turns (Qwen 2.5
+    echoed the question block when the sources and the question came as two user messages): runs of
+    one role go as one message, the question last."""
+    msgs = [Message("system", "Rules."), Message("system", "Voice."), Message("user", "Earlier question"),
+            Message("assistant", "Earlier answer"), Message("user", "<sources>...</sources>"),
+            Message("user", "<customer_question>How?</customer_question>")]
+    await OpenAICompatibleProvider("qwen", base_url=fake_openai.base_url).generate(msgs)
+    sent = fake_openai.chat_requests[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+    assert sent[0]["content"] == "Rules.\n\nVoice."
+    assert sent[-1]["content"] == "<sources>...</sources>\n\n<customer_question>How?</customer_question>"
+    await OpenAIProvider("gpt-4o-mini", api_key="t", base_url=fake_openai.base_url).generate(msgs)
+    assert len(fake_openai.chat_requests[-1].body["messages"]) == 6  # OpenAI's own API takes them as they are
