@@ -33,12 +33,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from retrieval_quality import DATA, METRICS, PUBLIC, SETS, Tally, load_set, page_metrics, write_corpus  # noqa: E402
 
-HEADERS = ("path", "title+path", "title+path x2", "title x3")
+HEADERS = ("path", "title+path", "title+path x2", "title x3", "title+path+lead")
 PAGES = {"first": ("first", 0.0, 1), "rrf2x3": ("rrf", 2.0, 3), "rrf5x3": ("rrf", 5.0, 3)}
 
 
-def chunk_corpus(corpus: list[dict], count, title_root: bool) -> list[tuple[str, str, tuple[str, ...], str]]:  # type: ignore[no-untyped-def]
-    """(page id, child text, title path, page title) for every child chunk, as the ingestor makes them."""
+def chunk_corpus(corpus: list[dict], count, title_root: bool) -> list[tuple[str, str, tuple[str, ...], str, str]]:  # type: ignore[no-untyped-def]
+    """(page id, child text, title path, page title, lead sentence) for every child chunk, as the ingestor makes them."""
     import knowledge.loaders as loaders
     from knowledge.chunking import Chunker, ChunkingConfig
 
@@ -49,15 +49,16 @@ def chunk_corpus(corpus: list[dict], count, title_root: bool) -> list[tuple[str,
         chunker = Chunker(count, ChunkingConfig())
         for source, page in mapping.items():
             doc = loaders.open_document(Path(source), source)
-            for parent in chunker.chunk(doc.sections()):
-                for c in parent.children:
-                    out.append((page, c.text, c.title_path, doc.title))
+            mine = [(c.text, c.title_path) for parent in chunker.chunk(doc.sections()) for c in parent.children]
+            out.extend((page, text, path, doc.title, doc.summary) for text, path in mine)
     return out
 
 
-def index_text_for(variant: str, text: str, path: tuple[str, ...], title: str) -> str:
+def index_text_for(variant: str, text: str, path: tuple[str, ...], title: str, lead: str = "") -> str:
     from knowledge.chunking import index_text
 
+    if variant == "title+path+lead":
+        return index_text(text, path, lead)
     if variant in ("path", "title+path"):
         return index_text(text, path)
     if variant == "title+path x2":
@@ -80,8 +81,8 @@ def run_set(name: str, count, k: int, candidates: int) -> dict:  # type: ignore[
         chunks = chunked[header != "path"]
         idx = BM25Index()
         docs: list[str] = []
-        for i, (page, text, path, title) in enumerate(chunks):
-            idx.add(i, index_text_for(header, text, path, title), group=page)
+        for i, (page, text, path, title, lead) in enumerate(chunks):
+            idx.add(i, index_text_for(header, text, path, title, lead), group=page)
             docs.append(page)
         for clean in (False, True):
             hits_by_q = {}

@@ -146,7 +146,11 @@ class Chunker:
             yield ParentPiece(parent_text, self.count([parent_text])[0], group[0][2], children)
 
 
-def index_text(text: str, title_path: Iterable[str]) -> str:
-    """What BM25 and the embedder see for a child: its heading path, then its text."""
+def index_text(text: str, title_path: Iterable[str], lead: str = "") -> str:
+    """What BM25 and the embedder see for a child: its heading path, the page's lead sentence, its text.
+
+    The lead (``loaders.lead_sentence``) is left out of the chunk that already holds it.
+    """
     path = " > ".join(p for p in title_path if p)
-    return f"{path}\n{text}" if path else text
+    head = "\n".join(h for h in (path, "" if not lead or lead[:40] in text else lead) if h)
+    return f"{head}\n{text}" if head else text

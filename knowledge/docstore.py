@@ -69,8 +69,8 @@ class PgDocumentStore:
         )
         return str(row["id"])
 
-    async def set_title(self, conn: Any, document_id: str, title: str) -> None:
-        await conn.execute("update documents set title = $2 where id = $1", document_id, title)
+    async def set_title(self, conn: Any, document_id: str, title: str, summary: str = "") -> None:
+        await conn.execute("update documents set title = $2, summary = $3 where id = $1", document_id, title, summary)
 
     async def delete_chunks(self, conn: Any, document_id: str) -> None:
         await conn.execute("delete from chunks where document_id = $1", document_id)
@@ -102,13 +102,15 @@ class PgDocumentStore:
         )
         return int(row["n"]), str(row["ts"])
 
-    async def children(self, organization_id: str) -> list[tuple[str, str, str, tuple[str, ...]]]:
-        """(chunk_id, document_id, text, title_path) of every child chunk: what BM25 indexes."""
+    async def children(self, organization_id: str) -> list[tuple[str, str, str, tuple[str, ...], str]]:
+        """(chunk_id, document_id, text, title_path, page lead sentence) of every child chunk: what BM25 indexes."""
         rows = await self.pool.fetch(
-            "select id, document_id, text, title_path from chunks where organization_id = $1 and kind = 'child'",
+            """select c.id, c.document_id, c.text, c.title_path, d.summary from chunks c
+               join documents d on d.id = c.document_id and d.organization_id = c.organization_id
+               where c.organization_id = $1 and c.kind = 'child'""",
             organization_id,
         )
-        return [(str(r["id"]), str(r["document_id"]), r["text"], tuple(r["title_path"])) for r in rows]
+        return [(str(r["id"]), str(r["document_id"]), r["text"], tuple(r["title_path"]), r["summary"]) for r in rows]
 
     async def chunk_texts(self, organization_id: str, chunk_ids: list[str]) -> dict[str, ChunkText]:
         if not chunk_ids:

@@ -170,7 +170,7 @@ class Ingestor:
                     written += await self._flush(conn, organization_id, doc, doc_id, batch, seq)
                 if not written:
                     raise LoadError("no extractable text")
-                await self.docs.set_title(conn, doc_id, doc.title or doc.path.stem)
+                await self.docs.set_title(conn, doc_id, doc.title or doc.path.stem, doc.summary)
                 await tx.commit()
             except BaseException:
                 await tx.rollback()
@@ -196,7 +196,8 @@ class Ingestor:
                                               c.token_count, c.title_path, parent_id=pid))
                 owners.append(pi)
                 seq["child"] += 1
-        texts = [index_text(c.text, c.title_path) for c in child_rows]
+        texts = [index_text(c.text, c.title_path) for c in child_rows]  # what the embedder reads
+        lex_texts = [index_text(c.text, c.title_path, doc.summary) for c in child_rows]  # what BM25 reads
         vecs = await asyncio.to_thread(self.embedder.encode, texts)
         if self._in_postgres:
             owner_arr = np.asarray(owners)
@@ -206,13 +207,13 @@ class Ingestor:
                 mean = mine.mean(axis=0) if len(mine) else np.zeros(vecs.shape[1], dtype=np.float32)
                 pvecs.append(mean / (np.linalg.norm(mean) or 1.0))
             await self.vectors.store.write_chunks(  # type: ignore[attr-defined]
-                conn, organization_id, doc.source, parent_rows, child_rows, texts, vecs,
+                conn, organization_id, doc.source, parent_rows, child_rows, lex_texts, vecs,
                 np.asarray(pvecs, dtype=np.float32).reshape(len(parent_rows), vecs.shape[1]))
-            return [(c.id, t) for c, t in zip(child_rows, texts, strict=True)]  # no in-memory index to update (for_update: None)
+            return [(c.id, t) for c, t in zip(child_rows, lex_texts, strict=True)]  # no in-memory index to update (for_update: None)
         sparse = getattr(self.vectors, "has_sparse", False)  # the Qdrant server store keeps BM25 weights too
         points = [VectorPoint(c.id, v, organization_id, doc_id, "child",
                               bm25_document_sparse(organization_id, t) if sparse else None)
-                  for c, v, t in zip(child_rows, vecs, texts, strict=True)]
+                  for c, v, t in zip(child_rows, vecs, lex_texts, strict=True)]
         owner_arr = np.asarray(owners)
         for pi, prow in enumerate(parent_rows):
             mine = vecs[owner_arr == pi]
@@ -223,4 +224,4 @@ class Ingestor:
         await self.docs.insert_chunks(conn, organization_id, doc.source, parent_rows)
         await self.docs.insert_chunks(conn, organization_id, doc.source, child_rows)
         await asyncio.to_thread(self.vectors.upsert, points)
-        return [(c.id, t) for c, t in zip(child_rows, texts, strict=True)]
+        return [(c.id, t) for c, t in zip(child_rows, lex_texts, strict=True)]

@@ -48,8 +48,8 @@ class BM25Registry:
 
         def build() -> BM25Index:
             idx = BM25Index(self.params)
-            for chunk_id, document_id, text, title_path in rows:
-                idx.add(chunk_id, index_text(text, title_path), group=document_id)
+            for chunk_id, document_id, text, title_path, lead in rows:
+                idx.add(chunk_id, index_text(text, title_path, lead), group=document_id)
             return idx
 
         return await asyncio.to_thread(build)

@@ -39,6 +39,7 @@ class LoadedDocument:
     size_bytes: int
     content_hash: str
     title: str = ""
+    summary: str = ""  # the page's lead sentence (``lead_sentence``), set while its sections are read
     metadata: dict[str, object] = field(default_factory=dict)
 
     def sections(self) -> Iterator[Section]:
@@ -108,6 +109,37 @@ class LoadedDocument:
 TITLE_ROOT = True
 
 
+_MD_INLINE = re.compile(r"[*_`]+|!?\[([^\]]*)\]\([^)]*\)")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'])")
+SUMMARY_WORDS = 30
+
+
+def lead_sentence(paragraph: str) -> str:
+    """The first prose sentence of a paragraph, or "" when the paragraph is not prose.
+
+    A page's lead sentence says what the page is for ("git-blame - Show what revision and author
+    last modified each line of a file", "This article explains when Orbitly issues refunds"), in the
+    words a caller uses more often than the headings do; it heads every chunk's index text.
+    Measured with ``bench/lexical_headers.py`` (BM25, typed, page ranking rrf2x3 with query clean-up),
+    mean over the public manuals: nDCG@10 0.548 -> 0.569, right page first 0.384 -> 0.424 (held-out
+    0.376 -> 0.397; spoken 0.482 -> 0.479, flat); it won on every set typed (Git 0.453 -> 0.492) and
+    on Orbitly spoken (0.641 -> 0.658). Only the BM25 text carries it: the embedded text is unchanged.
+    Code, synopses, tables and lists are not prose: a line starting with a list or table marker, or
+    text with bracket syntax, is skipped, as is anything under four words.
+    """
+    text = " ".join(ln.strip() for ln in paragraph.splitlines() if ln.strip())
+    if not text or text[0] in "|<>-*+=#{[(" or text[:2].rstrip(".").isdigit():
+        return ""
+    if text.count("[") + text.count("{") + text.count("<") >= 2 or "()" in text:
+        return ""
+    text = _MD_INLINE.sub(lambda m: m.group(1) or "", text)
+    first = _SENTENCE_END.split(text, maxsplit=1)[0].strip()
+    words = first.split()
+    if len(words) < 4:
+        return ""
+    return " ".join(words[:SUMMARY_WORDS])
+
+
 def _same_title(title: str, heading: str) -> bool:
     a, b = title.casefold().strip(), heading.casefold().strip()
     return a in b or b in a
@@ -128,8 +160,16 @@ def parse_lines(lines: Iterator[str], doc: LoadedDocument, *, markdown: bool) ->
             return (doc.title, *heads)  # the page title roots the section path (contextual chunk headers)
         return heads
 
+    para: list[str] = []
+
+    def end_paragraph() -> None:
+        if para and not doc.summary:
+            doc.summary = lead_sentence("".join(para))
+        para.clear()
+
     def emit() -> Iterator[Section]:
         nonlocal buf, size
+        end_paragraph()
         text = "".join(buf).strip()
         buf, size = [], 0
         if text:
@@ -147,7 +187,8 @@ def parse_lines(lines: Iterator[str], doc: LoadedDocument, *, markdown: bool) ->
             elif line.lower().startswith("title:"):
                 doc.title = line.split(":", 1)[1].strip().strip("\"'")
             continue
-        if markdown and _FENCE.match(line):
+        fence = bool(markdown and _FENCE.match(line))
+        if fence:
             in_fence = not in_fence
         m = _HEADING.match(line) if markdown and not in_fence else None
         if m:
@@ -161,6 +202,11 @@ def parse_lines(lines: Iterator[str], doc: LoadedDocument, *, markdown: bool) ->
             continue
         buf.append(line)
         size += len(line)
+        if not doc.summary:
+            if fence or in_fence or not line.strip():
+                end_paragraph()
+            else:
+                para.append(line)
         if (size >= SECTION_CHARS and not line.strip()) or size >= _HARD_CHARS:
             yield from emit()
     yield from emit()

@@ -126,3 +126,29 @@ def test_a_50mb_document_is_chunked_without_loading_it_whole(embedder, tmp_path)
         tracemalloc.stop()
     assert all(p.children for p in first)
     assert peak < 8 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_a_man_page_lead_is_its_name_line_not_its_synopsis(tmp_path):
+    from knowledge.loaders import lead_sentence
+
+    md = ("---\ntitle: git-blame(1)\n---\n# git-blame(1) Manual Page\n\n## NAME\n\ngit-blame -\n"
+          "Show what revision and author last modified each line of a file\n\n## SYNOPSIS\n\n```\n"
+          "git blame [-c] [-b] [-l] [--root] <file>\n```\n\n## DESCRIPTION\n\nAnnotates each line.\n")
+    (tmp_path / "git-blame.md").write_text(md)
+    doc = open_document(tmp_path / "git-blame.md", "git-blame.md")
+    list(doc.sections())
+    assert doc.summary == "git-blame - Show what revision and author last modified each line of a file"
+    assert lead_sentence("git blame [-c] [-b] [-l] [--root] <file>") == ""  # a synopsis is not prose
+    assert lead_sentence("| a | b |") == "" and lead_sentence("- a list item here now") == ""
+    assert lead_sentence("Too short.") == ""
+    assert lead_sentence("The **sqlite3** module [docs](x.html) wraps SQLite. It is small.") == \
+        "The sqlite3 module docs wraps SQLite."
+
+
+def test_the_lead_heads_other_chunks_index_text_once():
+    from knowledge.chunking import index_text
+
+    lead = "git-blame - Show what revision and author last modified each line of a file"
+    assert index_text("-L <range> limits", ("git-blame(1)", "OPTIONS"), lead) == \
+        f"git-blame(1) > OPTIONS\n{lead}\n-L <range> limits"
+    assert index_text(f"{lead}.", ("git-blame(1)", "NAME"), lead).count("Show what") == 1

@@ -144,3 +144,22 @@ async def test_killed_ingest_leaves_each_document_old_or_new(kb, pg_pool, pg_url
     await kb.ingestor.ingest(root, org_id)
     await _consistent(pg_pool, org_id)
     assert (await kb.retriever.retrieve("alphaversion", org_id, mode="bm25")).chunks == []
+
+
+async def test_a_page_is_found_by_words_only_its_lead_sentence_has(kb, org_id, tmp_path, pg_pool):
+    """The lead sentence heads every chunk's BM25 text, so a question in its words finds the options chunk too."""
+    root = tmp_path / "man"
+    root.mkdir()
+    options = "\n\n".join(f"--flag{i}\n    Sets option number {i} of the annotation output format." for i in range(150))
+    (root / "git-blame.md").write_text(
+        "# git-blame(1)\n\n## NAME\n\ngit-blame - Show what revision and author last modified each line of a file\n\n"
+        f"## OPTIONS\n\n{options}\n")
+    (root / "git-log.md").write_text("# git-log(1)\n\n## NAME\n\ngit-log - Show commit logs\n\nLists commits.\n")
+    (root / "git-tag.md").write_text("# git-tag(1)\n\n## NAME\n\ngit-tag - Create or list tags\n\nTags commits.\n")
+    await kb.ingestor.ingest(root, org_id)
+    assert await pg_pool.fetchval("select summary from documents where organization_id = $1 and source like '%blame.md'",
+                                  org_id) == "git-blame - Show what revision and author last modified each line of a file"
+    res = await kb.retriever.retrieve("who last modified each line", org_id, mode="bm25", top_k=10)
+    blame = [c for c in res.chunks if c.document.endswith("git-blame.md")]
+    assert len(blame) >= 2  # the NAME chunk and an OPTIONS chunk that never says "modified"
+    assert any("modified" not in c.text for c in blame)
