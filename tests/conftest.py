@@ -51,3 +51,17 @@ async def org_id(pg_pool) -> str:  # type: ignore[no-untyped-def]
     slug = "t-" + uuid.uuid4().hex[:12]
     row = await pg_pool.fetchrow("insert into organizations (slug, name) values ($1, $1) returning id", slug)
     return str(row["id"])
+
+
+@pytest.fixture(scope="session")
+def llama_gemma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """llama.cpp's own OpenAI-compatible server with the packaged Gemma 3 270M and a 1,024-token
+    window, started once for the session (``tests.vendors.llama_server``); skips where the
+    ``local-llm`` extra is missing. Tests that kill a server start their own."""
+    from tests.vendors.llama_server import HAS_LLAMA_SERVER, SKIP_REASON, LlamaServer, gemma_path
+
+    if not HAS_LLAMA_SERVER:
+        pytest.skip(SKIP_REASON)
+    model = gemma_path(tmp_path_factory.mktemp("models"))
+    with LlamaServer.start(model, n_ctx=1024, log_dir=tmp_path_factory.mktemp("llama")) as srv:
+        yield srv

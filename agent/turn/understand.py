@@ -12,14 +12,24 @@ Offline and deterministic (no model call on the hot path):
   to Free; without them, the 30-day full refund sentence; a generative tier has the statement in
   the history anyway);
 * everything else passes through unchanged.
+
+With a generative tier in the router (a cloud key or an OpenAI-compatible server), a follow-up is
+first rewritten into a standalone question by one short call to the cheapest such tier
+(``routing.condense``), within ``condense_timeout_s``; on a timeout, an error or an unusable rewrite
+the turn goes on with the offline carry-over above.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
 from agent.turn.context import TurnContext
+from routing.condense import CONDENSE_TIMEOUT_S, condenser_for
+from routing.types import Message
+
+log = logging.getLogger(__name__)
 
 ACKNOWLEDGEMENT = "Thanks, I've noted that. What would you like to know?"
 GREETING_REPLY = "Hello! What can I help you with today?"
@@ -144,14 +154,19 @@ class UnderstandQuery:
 
     name = "understand"
 
+    def __init__(self, condense_timeout_s: float = CONDENSE_TIMEOUT_S) -> None:
+        self.condense_timeout_s = condense_timeout_s
+
     async def run(self, ctx: TurnContext) -> None:
         memory = ctx.call.memory
         facts = memory.facts[-1:] if memory.last_user_kind() == "acknowledgement" else []
         u = understand(ctx.guarded, last_question=memory.last_question, facts=facts)
         if u.kind == "question":
             ctx.query, ctx.answer_query = u.query, u.answer_query
-            if u.carried:
-                ctx.outcome.query = u.query
+            if memory.last_question and is_follow_up(ctx.guarded):
+                await self._condense(ctx)
+            if ctx.query != ctx.guarded:
+                ctx.outcome.query = ctx.query
             return
         ctx.query = ctx.guarded
         if u.kind == "statement" and not is_greeting(ctx.guarded):
@@ -160,3 +175,18 @@ class UnderstandQuery:
         else:
             await ctx.say(GREETING_REPLY)
         ctx.finish("acknowledgement")
+
+    async def _condense(self, ctx: TurnContext) -> None:
+        """A follow-up rewritten by the cheapest generative tier; the offline carry-over stays when
+        there is none, or it is too slow or its answer is not a usable question."""
+        condenser = condenser_for(ctx.deps.router, timeout_s=self.condense_timeout_s)
+        if condenser is None:
+            return
+        memory = ctx.call.memory
+        history = memory.history(max_tokens=300) or [Message("user", memory.last_question or "")]
+        res = await condenser.standalone(ctx.guarded, history)
+        ctx.outcome.latencies["condense_ms"] = res.ms
+        if res.question is None:
+            log.info("condense fell back to key terms (%s): %s", res.model, res.reason)
+            return
+        ctx.query = ctx.answer_query = res.question

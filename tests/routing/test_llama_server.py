@@ -44,10 +44,11 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return gemma_path(tmp_path_factory.mktemp("models"))
 
 
-@pytest.fixture(scope="module")
-def server(model: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    with LlamaServer.start(model, n_ctx=N_CTX, log_dir=tmp_path_factory.mktemp("llama")) as srv:
-        yield srv
+@pytest.fixture
+def server(llama_gemma: LlamaServer) -> LlamaServer:
+    """The session's Gemma server (tests/conftest.py), whose window is N_CTX."""
+    assert llama_gemma.n_ctx == N_CTX
+    return llama_gemma
 
 
 def provider(srv: LlamaServer, timeout_s: float = SLOW) -> OpenAICompatibleProvider:
