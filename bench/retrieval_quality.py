@@ -236,7 +236,7 @@ class Tally:
                 for g, s in self.sums.items()}
 
 
-async def evaluate_set(bs: BeirSet, variants: list[Variant], *, k: int, candidates: int, title_root: bool,
+async def evaluate_set(bs: BeirSet, variants: list[Variant], *, k: int, candidates: int, title_root: bool, lead: bool,
                        embedding_model: str | None, cache_dir: Path | None) -> dict[str, Any]:
     import knowledge.loaders as loaders
     from agent.runtime import open_runtime
@@ -248,6 +248,7 @@ async def evaluate_set(bs: BeirSet, variants: list[Variant], *, k: int, candidat
     from knowledge.retriever import Retriever
 
     loaders.TITLE_ROOT = title_root
+    loaders.LEAD_SENTENCE = lead
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="callwise-bench-") as tmp:
         kwargs: dict[str, Any] = {"data_dir": Path(tmp) / "data"}
@@ -364,6 +365,7 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=25, help="chunks retrieved per question (BM25 and vector each)")
     ap.add_argument("--experiments", action="store_true", help="run every variant tried for issue 9, not only the modes")
     ap.add_argument("--no-title-root", action="store_true", help="ingest without the page title heading each chunk")
+    ap.add_argument("--no-lead", action="store_true", help="ingest without the page's lead sentence heading each chunk's BM25 text")
     ap.add_argument("--pages", default="default", help="page ranking for the mode rows: default | first | rrf:K:DEPTH")
     ap.add_argument("--clean", choices=("default", "on", "off"), default="default", help="query clean-up for the mode rows")
     ap.add_argument("--embedding-model", default=None, help="a sentence-transformers path (default: the product's)")
@@ -394,12 +396,12 @@ def main() -> None:
     for d in dirs:
         bs = load_set(d, args.distractors)
         results[bs.name] = asyncio.run(evaluate_set(bs, variants, k=args.k, candidates=args.candidates,
-                                                    title_root=not args.no_title_root,
+                                                    title_root=not args.no_title_root, lead=not args.no_lead,
                                                     embedding_model=args.embedding_model,
                                                     cache_dir=args.cache_dir))
     public = [n for n in results if n in PUBLIC]
     summary = {"mean_public": mean_over(results, public), "mean_all": mean_over(results, list(results))}
-    config = {"distractors": "all" if args.distractors is None else args.distractors, "k": args.k, "candidates": args.candidates, "title_root": not args.no_title_root,
+    config = {"distractors": "all" if args.distractors is None else args.distractors, "k": args.k, "candidates": args.candidates, "title_root": not args.no_title_root, "lead": not args.no_lead,
               "pages": page_cfg, "clean": clean, "embedding_model": args.embedding_model or "all-MiniLM-L6-v2"}
     if args.json:
         print(json.dumps({"config": config, "sets": results, **summary}, indent=1))

@@ -112,6 +112,7 @@ TITLE_ROOT = True
 _MD_INLINE = re.compile(r"[*_`]+|!?\[([^\]]*)\]\([^)]*\)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'])")
 SUMMARY_WORDS = 30
+LEAD_SENTENCE = True  # benchmarks switch it off to measure the product without it
 
 
 def lead_sentence(paragraph: str) -> str:
@@ -163,7 +164,7 @@ def parse_lines(lines: Iterator[str], doc: LoadedDocument, *, markdown: bool) ->
     para: list[str] = []
 
     def end_paragraph() -> None:
-        if para and not doc.summary:
+        if para and not doc.summary and LEAD_SENTENCE:
             doc.summary = lead_sentence("".join(para))
         para.clear()
 
