@@ -165,7 +165,7 @@ class BM25Index:
                     continue
                 idf = self._idf(self._df[tid], n)
                 slots, weights = self._weights(tid, avgdl)
-                if scores is None:
+                if scores is None or touched is None:
                     scores = np.zeros(len(self._keys), dtype=np.float64)
                     touched = np.zeros(len(self._keys), dtype=bool)
                 scores[slots] += idf * weights

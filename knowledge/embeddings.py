@@ -36,8 +36,11 @@ class Embedder:
         self.batch_size = batch_size
         self._lock = threading.Lock()
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
-        self.dim: int = int(get_dim())
-        self.max_seq_length: int = int(self._model.max_seq_length)
+        dim, seq = get_dim(), self._model.max_seq_length
+        if dim is None or seq is None:
+            raise ValueError(f"{self.model_path}: the model declares no embedding dimension or sequence length")
+        self.dim: int = int(dim)
+        self.max_seq_length: int = int(seq)
         # A private copy of the fast tokenizer without padding/truncation: exact counts, no warnings.
         self._counter = copy.deepcopy(self._model.tokenizer.backend_tokenizer)
         self._counter.no_padding()

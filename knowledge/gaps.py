@@ -56,7 +56,7 @@ def cluster_questions(questions: Sequence[Question], embeddings: np.ndarray, *, 
     if not 0 < eps < 2:
         raise ValueError("eps is a cosine distance in (0, 2)")
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    x = x / np.where(norms == 0, 1, norms)
+    x = (x / np.where(norms == 0, 1, norms)).astype(np.float32)
     weights = np.array([max(1, q.occurrences) for q in questions], dtype=float)
     labels = DBSCAN(eps=eps, min_samples=min_occurrences, metric="cosine").fit_predict(x, sample_weight=weights)
 

@@ -91,7 +91,7 @@ class LoadedDocument:
             reader = PdfReader(str(self.path))
             if reader.is_encrypted:
                 raise LoadError("encrypted PDF")
-            meta_title = (reader.metadata or {}).get("/Title") if reader.metadata else None
+            meta_title = reader.metadata.get("/Title") if reader.metadata else None
         except PdfReadError as exc:
             raise LoadError(f"unreadable PDF: {exc}") from exc
         if meta_title and str(meta_title).strip():

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,15 +117,16 @@ class Retriever:
             bm25_hits, vec_hits = await asyncio.gather(run_bm25(), run_vector())
 
         t = time.perf_counter()
+        ranked: Sequence[tuple[Hashable, float]]
         if mode == "bm25":
-            fused = bm25_hits
+            ranked = bm25_hits
         elif mode == "vector":
-            fused = vec_hits
+            ranked = vec_hits
         elif cfg.fusion == "weighted":
-            fused = weighted(bm25_hits, vec_hits, cfg.alphas.get(qtype, 0.5))
+            ranked = weighted(bm25_hits, vec_hits, cfg.alphas.get(qtype, 0.5))
         else:
-            fused = rrf([bm25_hits, vec_hits], k=cfg.rrf_k)
-        fused = [(str(k), s) for k, s in fused[:n_cand]]
+            ranked = rrf([bm25_hits, vec_hits], k=cfg.rrf_k)
+        fused = [(str(k), s) for k, s in ranked[:n_cand]]
         timings["fusion"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
@@ -181,10 +183,9 @@ class Retriever:
             await self.vectors.prefetch(organization_id, [c.chunk_id for c in cands] + [
                 c.parent_id for c in cands if c.parent_id])
         try:
-            if qvec is None:
-                qvec = await asyncio.to_thread(self.embedder.encode_query, query)
+            qv = qvec if qvec is not None else await asyncio.to_thread(self.embedder.encode_query, query)
             ranked = await asyncio.wait_for(
-                self.reranker.rerank(query, qvec, cands, len(cands), organization_id),
+                self.reranker.rerank(query, qv, cands, len(cands), organization_id),
                 timeout=self.config.rerank_timeout_s,
             )
         except TimeoutError:

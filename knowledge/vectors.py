@@ -11,6 +11,7 @@ on the query side), so lexical search is shared by every process as well (:class
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -128,11 +129,11 @@ class EdgeVectorStore:
     def vectors(self, organization_id: str, ids: list[str]) -> dict[str, np.ndarray]:
         if not ids:
             return {}
-        recs = self._shard.retrieve(ids, True, True)
+        recs = self._shard.retrieve(list[int | uuid.UUID | str](ids), True, True)
         return {
             str(r.id): np.asarray(r.vector[self.VECTOR], dtype=np.float32)
             for r in recs
-            if r.payload and r.payload.get("organization_id") == organization_id
+            if isinstance(r.vector, dict) and r.payload and r.payload.get("organization_id") == organization_id
         }
 
     def count(self, organization_id: str) -> int:
