@@ -90,7 +90,8 @@ _SECURITY = _rx(
     r"\bcompromised\b",
     r"\bunauthori[sz]ed (?:access|login|log-?in|sign-?in|user|person)",
     rf"\b{_SOMEONE}(?: else)?{_S}\b(?:logged in|signed in|log in|got in(?:to)?|into {_ME} account|broke in"
-    r"|stole|impersonat|trying to (?:get in|log in|access|hack)|outside (?:our|my) (?:company|org|team))",
+    r"|stole|impersonat|trying to (?:get in|log in|access|hack)|outside (?:our|my) (?:company|org|team)"
+    r"|(?:been |is )?(?:reading|looking (?:at|through)|going through|accessing) (?:my|our) (?:private|personal))",
     r"\b(?:ex-employee|former (?:employee|colleague|contractor|staff)|someone who left)\b" + _S
     + r"\b(?:access|log ?in|logged in|sign in|signed in)",
     r"\b(?:stolen|leaked|phished) (?:password|credentials|login|account|data|api key)",
@@ -112,7 +113,12 @@ _SECURITY = _rx(
     r" (?:you (?:have|hold|keep|store)|about me|on me)\b",
     r"\b(?:changed|reset|turned off|disabled|removed|deleted)\b[^.?!]{0,40}?\b(?:i|we) (?:didn't|did not|never) "
     r"(?:do|change|ask for|request) (?:that|it|this)\b",
-    r"\b(?:messages?|emails?|posts?|comments?)\b[^.?!]{0,40}?\b(?:i|we) (?:didn't|did not|never) (?:write|send|sent|post)",
+    r"\b(?:messages?|emails?|posts?|comments?|views?|logins?|log-?ins|sessions?|edits?|downloads?|exports?)\b"
+    r"[^.?!]{0,40}?\b(?:i|we) (?:didn't|did not|never) (?:write|send|sent|post|make|made|do|did|start|started)\b",
+    r"\b(?:laptop|phone|computer|device|tablet|ipad|mac|macbook)\b[^.?!]{0,20}?\b(?:was|got|has been|were) stolen\b"
+    r"|\bstole (?:my|our) (?:laptop|phone|computer|device|tablet)\b",
+    r"\b(?:token|api key|key|secret|password|credentials)s? (?:was |were |got |has been |have been |may have )?"
+    r"(?:leaked|exposed|stolen|compromised)\b|\bleaked (?:our|my|the) (?:api )?(?:token|key|secret|password)s?\b",
     r"\b(?:a |an )?(?:user|account|member|person)\b[^.?!]{0,20}?\b(?:nobody|no one|none of us) (?:knows|recogni[sz]es)\b",
     r"\bwhat (?:personal )?(?:data|information) (?:do )?you (?:hold|have|keep|store) (?:about|on) me\b",
     r"\b(?:didn't|did not|never) consent\b|\bsharing my (?:data|information|details) with\b",
@@ -131,25 +137,32 @@ _LEGAL_REFUND = _rx(
     r"\blawsuit\b|\blitigation\b|\bsuing\b|\bsue (?:you|your|orbitly|them|the company)\b"
     r"|\b(?:going to|gonna|will|'ll|we'll|i'll|to) sue\b",
     r"\blegal (?:action|proceedings|steps)\b|\bbreach of contract\b|\bsmall claims\b|\b(?:take|taking) (?:you|this|them) to court\b",
-    r"\bombudsman\b|\bconsumer protection\b|\btrading standards\b|\bbetter business bureau\b",
+    r"\bombudsman\b|\bconsumer (?:protection|law|rights)\b|\btrading standards\b|\bbetter business bureau\b",
+    r"\b(?:i'm|i am|we're|we are) (?:legally )?entitled to (?:a |my |our )?(?:full )?refund\b",
     r"\bformal(?:ly)? complain",
     r"\b(?:i|we)\b[^.?!]{0,25}?\b(?:file|lodge|make|submit|raise|register) an? (?:official |formal )?complaint",
     r"\b(?:i|we) (?:want|need|demand|expect|would like|'d like|am asking for|are asking for)"
     r"(?: to get| to have)? (?:a |my |our |the |an? )?(?:full |partial |immediate )?refund\b",
     r"\brefund (?:me|us|the|my|our|it|this|that)\b",
+    r"(?:^|[.!?]\s+|\bplease )(?:please )?(?:process|issue|give|send|do) (?:me |us )?(?:a |my |our |the )?(?:full |partial )?refund\b",
+    r"\breimburse (?:me|us)\b|\b(?:want|need|demand|expect) (?:to be )?reimbursed\b",
+    rf"\b(?:escalat\w*|tak\w*|rais\w*|refer\w*|pass\w*) (?:this|it|the matter) (?:to|with) (?:my|our) {_LAWYER}",
     r"\b(?:can|could|would|will) you (?:please |just )?(?:process|issue|give|send|do|authori[sz]e|approve) "
     r"(?:me |us )?(?:a |my |our |the )?(?:full |partial )?refund",
     r"\b(?:want|need|demand|like|expect|get) (?:my|our) money back\b|\bgive (?:me|us) (?:my|our) money back\b",
     r"\bcharge ?back\b",
 )
-_HUMAN = (r"(?:real |live |actual )?(?:customer (?:service|support) |support |sales |billing )?"
+#: one group: its alternatives must not leak into the patterns that embed it (they did, so any
+#: mention of "your support team" or "customer service" read as a request for a human)
+_HUMAN = (r"(?:(?:real |live |actual )?(?:customer (?:service|support) |support |sales |billing )?"
           r"(?:human being|human|person|people|agent|representative|rep|manager|supervisor|operator|colleague"
           r"|somebody|someone|anybody|anyone|member of (?:staff|your team|the team)|staff member)s?"
-          r"|customer (?:service|support|care)\b|your (?:support|sales|billing) team")
+          r"|customer (?:service|support|care)\b|your (?:support|sales|billing) (?:team|department|people)"
+          r"|(?:the )?(?:support|sales|billing) department)")
 _EXPLICIT = _rx(
     rf"\b(?:speak|talk|chat|speaking|talking)(?: directly)? (?:to|with) (?:a |an |the |your |some |one of your )?{_HUMAN}\b",
     r"\b(?:real|live|actual) (?:human|person|agent|people)\b(?! handoffs?\b| feature| chat widget| routing)",
-    rf"\b(?:get|connect|transfer|put|hand|pass|switch) (?:me|us) (?:to|through to|with|over to|on to) "
+    rf"\b(?:get|connect|transfer|put|hand|pass|switch) (?:me|us) (?:to|through to|with|over to|on to|in touch with) "
     rf"(?:a |an |the |your |one of your )?{_HUMAN}\b",
     r"\b(?:get|give|find) me (?:a |an |some |your )?(?:human|person|agent|representative|rep|manager|supervisor|operator"
     r"|someone|somebody)\b(?! seats?\b| licen[cs]es?\b| roles?\b| accounts?\b| access\b| views?\b)",
@@ -166,8 +179,10 @@ _EXPLICIT = _rx(
     r"(?:^|[.!?,]\s+)(?:a |an )?(?:human|person|real person|agent|representative|operator)[.!?]?\s*$",
     r"\bno more bots?\b|\b(?:don't|do not) want to (?:talk|speak) to (?:a |the |your )?(?:bot|robot|machine|computer)\b"
     r"|\bnot (?:a |the )?(?:bot|robot|machine|computer|the assistant)\b",
-    r"\b(?:someone|somebody|a person|an agent)\b[^.?!]{0,30}?\bcall (?:me|us) back\b",
+    r"\b(?:someone|somebody|a person|an agent)\b[^.?!]{0,30}?\bcall (?:me|us)\b",
     rf"\b(?:be |get )?transferred (?:to|over to) (?:a |an |the |your )?{_HUMAN}",
+    rf"\b(?:be |get |been )?connected (?:to|with) (?:a |an |the |your |some )?{_HUMAN}",
+    r"\b(?:a|an|some) (?:real )?(?:human|person|human being) (?:to )?(?:look at|check|review|handle|deal with|sort)\b",
     rf"\b(?:have|get) a word with (?:a |an |the |your )?{_HUMAN}",
     r"\b(?:get|put) (?:someone|somebody|a person|a human|an agent) on the (?:phone|line)\b",
     rf"\bpass (?:me|us) (?:on|over) to (?:a |an |the |your )?{_HUMAN}",
@@ -187,10 +202,14 @@ _OUTAGE = _rx(
     r"\b(?:working|loading|broken|down|failing|stopped|timing out|errors?|crashing)\b[^.?!]{0,25}?\bfor "
     + _EVERYONE + r"\b",
     r"\b(?:nobody|no one|none of us|none of our (?:team|users|staff))\b[^.?!]{0,25}?\b(?:can|could|is able to|are able to)"
-    r" (?:log ?in|sign in|access|connect|reach|load|use)",
+    r" (?:log ?in|sign in|access|connect|reach|load|use|open)",
+    r"\b(?:is|are) (?:orbitly|your (?:service|servers?|system|platform|api|site|app)|the (?:service|app|site|api)) "
+    r"having (?:problems|issues|trouble|an outage|an incident)\b|\b(?:are|is) (?:you|you guys|y'all|orbitly)(?: all)? down\b",
+    r"\bevery (?:single )?(?:request|call|page|endpoint)\b[^.?!]{0,40}?\b(?:fail|failing|fails|errors?|times? out|timing out)\b",
+    r"\b(?:error|errors|failing|down|broken)\b[^.?!]{0,30}?\bfor all (?:of )?(?:our |the |my )?(?:users|members|people|staff)\b",
     r"\bservice unavailable\b|\b50[234]s?\b(?: errors?)?|\bgateway time-?out\b",
     r"\beverything(?:'s| is) (?:timing out|failing|broken|down|erroring|erroring out)\b",
-    r"\b(?:won't|will not|doesn't|does not|isn't|is not) (?:load|open|work)(?:ing)?(?: at all)?\b[^.?!]{0,20}?\bfor "
+    r"\b(?:won't|will not|doesn't|does not|isn't|is not) (?:load|open|work|connect|start|sync)(?:ing)?(?: at all)?\b[^.?!]{0,20}?\bfor "
     + _EVERYONE + r"\b",
     r"\b(?:across|for) all (?:of )?our (?:services|users|accounts|teams|offices)\b|\ball (?:of )?our users (?:are|can't|cannot)\b",
     r"\b(?:a |an )?(?:problem|issue|outage) with your (?:service|servers?|system|platform|api|site)\b",
@@ -213,6 +232,8 @@ _BILLING_CUE = _rx(
     r"\b(?:not|isn't|is not|don't think (?:it'?s|that'?s|is)) (?:correct|right)\b|\bduplicate (?:payment|charge|invoice)s?\b"
     r"|\b(?:reversed|reverse (?:it|that|the charge))\b",
     r"\brefund\b",
+    r"\bcontest(?:ing|ed)?\b|\b(?:two|2|duplicate|identical|double) (?:identical |duplicate )?(?:charges|payments|transactions)\b",
+    r"\b(?:charged|billed)\b[^.?!]{0,40}?\b(?:i|we) (?:had )?(?:already )?cancell?ed\b",
 )
 _AMOUNT = re.compile(
     r"(?:\$|usd ?|€|£)\s*(\d[\d,]{0,15}(?:\.\d{1,2})?)|(?<![\d,.])(\d[\d,]{0,15}(?:\.\d{1,2})?)\s*"
@@ -231,12 +252,15 @@ _FRUSTRATION: list[tuple[int, list[re.Pattern[str]]]] = [
         r"\b(?:fuck(?:ing|ed)?|f\*+(?:ing)?|bullshit|shit|crap)\b",
         r"\b(?:at|reached) my wits'? end\b|\b(?:at|reached) my wit'?s end\b|\bwhat the fuck\b",
         r"\b(?:complete|total|absolute|utter) (?:waste of (?:my |our )?(?:time|money)|joke|nightmare|disaster)\b",
+        r"\bi(?:'ve| have) had it\b|\binfuriat(?:ing|ed)\b|\b(?:you're|you are|this is|stop) wasting (?:my|our) time\b",
+        r"\b(?:the )?(?:most useless|worst|most incompetent|most frustrating)\b[^.?!]{0,40}?\b(?:i've|i have) ever\b",
+        r"\b(?:a |an )?(?:terrible|awful|horrible|appalling|dreadful) experience\b",
     )),
     (2, _rx(
         r"\bi(?:'m| am)(?:,? (?:so|really|absolutely|extremely|very|beyond|getting|just|honestly|now))* "
-        r"(?:frustrated|annoyed|stressed out|losing my patience)\b",
+        r"(?:frustrated|annoyed|stressed out|losing my patience|not happy|unhappy)\b",
         r"\b(?:useless|pathetic|ridiculous|unacceptable|outrageous|disgusting|incompetent|terrible|awful|horrible"
-        r"|garbage|rubbish|nonsense|stupid|hopeless|angry|furious|livid|fuming|disaster)\b",
+        r"|garbage|rubbish|nonsense|stupid|hopeless|angry|furious|livid|fuming|disaster|nightmare)\b",
         r"\bwhat the (?:hell|heck)\b|\bfed up\b",
         r"\bworst\b(?! case| part| that can| thing that)",
         r"\bthis is (?:insane|a joke|madness|absurd|crazy)\b|\ba joke\b",
@@ -260,7 +284,7 @@ _CAPS_ALLOWED = {"API", "SSO", "URL", "CSV", "PDF", "SMS", "USD", "EUR", "GBP", 
 _THANKS = re.compile(r"\b(?:thank|thanks|thx|great|awesome|love|perfect|appreciate|amazing|brilliant|cool)\b", re.IGNORECASE)
 _EXCLAIM_RUN = re.compile(r"!{2,}")
 _NOT_RESOLVED = _rx(
-    r"\b(?:that|this|it)(?:'s| is)? (?:still )?(?:didn't|did not|doesn't|does not|won't|will not|isn't|is not) "
+    r"\b(?:that|this|it|(?:your )?answer)(?:'s| is)? (?:still )?(?:didn't|did not|doesn't|does not|won't|will not|isn't|is not) "
     r"(?:help|work|fix|solve|answer|change|working|helping|helpful)",
     r"\bstill (?:not|doesn't|does not|isn't|is not|can't|cannot|won't|broken|failing|the same|getting|having|no\b|nothing"
     r"|not working|shows? the same|showing the same)",
@@ -276,6 +300,11 @@ _NOT_RESOLVED = _rx(
     r"|\bstill happening\b|\b(?:didn't|did not|doesn't|does not) change anything\b|\bnot (?:answering|what i asked)\b",
     r"\b(?:same answer|same thing) (?:as before|again)\b|\byou (?:already )?(?:told|said) (?:me )?that\b"
     r"|\bkeep (?:saying|telling me) the same\b",
+    r"\b(?:that|it|this) (?:didn't|did not) do anything\b|\bnothing(?:'s| has) changed\b|\bstill the same\b"
+    r"|\bsame (?:error|problem|issue|message)\b[^.?!]{0,10}?$|\bno luck\b",
+    r"\b(?:i've|i have|we've|we have|i|we) already\b[^.?!]{0,40}?\b(?:like|as) you (?:said|suggested|told me|asked)\b",
+    r"(?:^|[.!?]\s+)(?:nope[,.]?\s+)?(?:tried (?:it|that)|(?:it |that )?(?:didn't|did not) work)\b",
+    r"\bthat'?s not the (?:fix|solution|answer)\b",
 )
 
 _WORD_NUMBERS = {
@@ -468,12 +497,14 @@ class SimilarTurns:
     ``bench/data/escalation/turns.jsonl``'s dev split, shipped as ``agent/data/escalation_examples.jsonl``)
     and names them, so a decision still says why. A reason wins when the nearest example has it, its
     similarity is at least ``min_similarity``, and it carries the largest similarity-weighted vote.
-    ``k`` 9 and ``min_similarity`` 0.6: on the dev split scored leave-one-out, the classifier alone
-    (without the rules) recalls the most escalations with at most 3% false alarms (42%, 2.7%).
+    ``k`` 9; ``min_similarity`` 0.65 (0.6 before the first fresh set joined the dev split): with the
+    rules revised on that set, the dev split scored leave-one-out keeps 100% recall and its false
+    alarms fall from 2.9% to 2.1% ("Is there a refund for downtime under the SLA?" read as a refund
+    demand at 0.69 no longer fires; at 0.7, 0.7%, but fewer unseen phrasings would reach a vote).
     """
 
     def __init__(self, embed_fn: EmbedFn, examples: Sequence[tuple[str, str | None]] | None = None, *,
-                 k: int = 9, min_similarity: float = 0.6) -> None:
+                 k: int = 9, min_similarity: float = 0.65) -> None:
         import numpy as np
 
         if examples is None:
