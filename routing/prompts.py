@@ -69,6 +69,10 @@ DEFAULT_TEMPLATES: tuple[PromptTemplate, ...] = (
     PromptTemplate("modality.text", 1, "Reply in short paragraphs or a short numbered list; cite sources like [1]."),
     PromptTemplate("sources", 1, "<sources>\n$sources\n</sources>", ("sources",)),
     PromptTemplate("question", 1, "<customer_context>\n$customer\n</customer_context>\n\n<customer_question>\n$question\n</customer_question>", ("customer", "question")),
+    # after the question, for the spoken channels: small local models (Qwen 2.5 1.5B) follow the system
+    # prompt's voice rules poorly once 1,500+ tokens of sources sit between them and the question
+    PromptTemplate("reminder.voice", 1, "Reply to the customer directly, as you would say it on the phone: two or three short, complete sentences, $words words at most. No lists, no code, no markdown, no URLs; say any command in words.", ("words",)),
+    PromptTemplate("reminder.video", 1, "Reply to the customer directly, as you would say it on a video call: a few short, complete sentences, $words words at most. No lists, no code, no markdown, no URLs; say any command in words.", ("words",)),
 )
 
 _TAGS = r"sources|source|customer_context|customer_question|question|answer|system"
@@ -126,13 +130,23 @@ class PromptLibrary:
     def sources_block(self, sources: Sequence[SourceDoc]) -> str:
         return self.get("sources").render(sources=format_sources(sources))
 
-    def build(self, query: str, sources: Sequence[SourceDoc], *, tier: str, modality: Modality,
-              customer: CustomerContext | None = None) -> list[Message]:
+    def question(self, query: str, modality: Modality, customer: CustomerContext | None = None,
+                 max_tokens: int | None = None) -> str:
+        """The last user message: the customer block and the question, then, on a spoken channel,
+        a one-line reminder of how to answer (the template ``reminder.<modality>``)."""
         cust = customer.lines() if customer else []
-        question = self.get("question").render(
+        text = self.get("question").render(
             customer=escape_data("\n".join(cust) if cust else "(none)"),
             question=escape_data(clip_question(query)),
         )
+        reminder = self.templates.get(f"reminder.{modality}")
+        if reminder is not None:
+            text += "\n\n" + reminder.render(words=str(spoken_words(max_tokens or 160, modality)))
+        return text
+
+    def build(self, query: str, sources: Sequence[SourceDoc], *, tier: str, modality: Modality,
+              customer: CustomerContext | None = None) -> list[Message]:
+        question = self.question(query, modality, customer)
         return [
             Message("system", self.system_prompt(tier, modality), cache=True),
             Message("user", self.sources_block(sources), cache=True),
@@ -146,11 +160,7 @@ class PromptLibrary:
         at most ``history_share`` of the limit), sources fitted to what is left, the question.
         With no budget (or no limit) everything is sent, as ``build`` does."""
         max_out = budget.max_output if budget is not None else None
-        cust = customer.lines() if customer else []
-        question = self.get("question").render(
-            customer=escape_data("\n".join(cust) if cust else "(none)"),
-            question=escape_data(clip_question(query)),
-        )
+        question = self.question(query, modality, customer, max_out)
         system = self.system_prompt(tier, modality, max_out)
         limit = budget.prompt_limit if budget is not None else None
         report = FitReport(budget=budget.describe() if budget is not None else {})
@@ -234,10 +244,14 @@ def evidence_sources(answer: str, sources: Sequence[SourceDoc], *, max_sources: 
 def length_instruction(max_tokens: int, modality: Modality) -> str:
     """A length the model can meet inside its token cap (about 0.75 words a token, with room to
     finish): the answer then ends on a whole sentence instead of being cut off mid-word."""
+    return f"Keep the whole answer under {spoken_words(max_tokens, modality)} words and always end on a complete sentence."
+
+
+def spoken_words(max_tokens: int, modality: Modality) -> int:
+    """Words an answer may use inside ``max_tokens`` (about 0.5 a token leaves room to finish);
+    at most 80 on a spoken channel."""
     words = max(15, int(max_tokens * 0.5))
-    if modality in ("voice", "video"):
-        words = min(words, 80)
-    return f"Keep the whole answer under {words} words and always end on a complete sentence."
+    return min(words, 80) if modality in ("voice", "video") else words
 
 
 class PostgresPromptStore:
