@@ -80,9 +80,39 @@ def test_each_trigger_fires_with_its_reason(text: str, reason: str) -> None:
     "My colleague Sue can't log in. Can you check her seat?",
     "If I add 20 seats, will I be charged $240 right away or at renewal?",
     "Our lawyer needs a copy of the data processing agreement. Where do I download it?",
+    # "your support team" inside a question is not a request for one (the alternatives of the human
+    # pattern used to leak out of their group)
+    "Can your support team see my private docs?",
+    "Does customer service work on weekends?",
 ])
 def test_ordinary_questions_do_not_escalate(text: str) -> None:
     assert RULES.check_user_turn(text, CallState()) is None
+
+
+@pytest.mark.parametrize("text, reason", [
+    # phrasings of the first fresh set, written after the rules froze and missed then (63.4% recall)
+    ("Okay, this isn't working for me. Can I please be connected to somebody on your side?", "explicit_request"),
+    ("Yeah, can you put me in touch with a support person?", "explicit_request"),
+    ("This is absolutely infuriating.", "frustration"),
+    ("You're wasting my time.", "frustration"),
+    ("My laptop was stolen and it's still signed in to Orbitly.", "security_privacy"),
+    ("I think our API token leaked on a public GitHub repo.", "security_privacy"),
+    ("I'm entitled to a refund under consumer law.", "legal_refund"),
+    ("Reimburse us for the months we couldn't use it.", "legal_refund"),
+    ("are you down", "outage"),
+    ("Every single request to your API is failing with a 500.", "outage"),
+    ("We see two identical charges of $1,100 this month.", "billing_dispute"),
+])
+def test_speech_phrasings_of_the_first_fresh_set(text: str, reason: str) -> None:
+    esc = RULES.check_user_turn(text, CallState())
+    assert esc is not None and esc.reason == reason and esc.matched
+
+
+def test_repeated_failure_in_plain_speech() -> None:
+    state = CallState()
+    assert RULES.check_user_turn("Nah, that didn't do anything.", state) is None
+    esc = RULES.check_user_turn("Still the same, nothing's changed.", state)
+    assert esc is not None and esc.reason == "repeated_failure"
 
 
 def test_frustration_accumulates_over_the_call() -> None:
