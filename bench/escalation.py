@@ -31,6 +31,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -77,7 +78,7 @@ def predict(rules: EscalationRules, turns: list[str]) -> tuple[str | None, int |
 
 
 def score(items: list[dict], rules: EscalationRules) -> dict:
-    per = {r: Counter() for r in REASONS}
+    per: dict[str, Counter[str]] = {r: Counter() for r in REASONS}
     positives = negatives = recalled = detected = false_alarms = early = 0
     errors = []
     for it in items:
@@ -122,7 +123,7 @@ def timing() -> dict:
     rules = EscalationRules()
     big = ("I was wondering how billing works for our team of forty people and " * 1500)[:100_000]
     spelled = ("one two three four five six seven eight nine " * 400)[:16_000] + " apples"
-    out = {"max_rule_chars": MAX_RULE_CHARS}
+    out: dict[str, float] = {"max_rule_chars": MAX_RULE_CHARS}
     for name, text in (("turn_100kB_ms", big), ("spelled_16k_ms", spelled)):
         best = float("inf")
         for _ in range(5):
@@ -164,7 +165,7 @@ def main() -> None:
         rules = EscalationRules(similar=SimilarTurns(Embedder().encode, shipped, **kw))
     splits = [args.split] if args.split else ["heldout", "fresh", "dev", "fresh-1"]
     splits = [s for s in splits if load(s)]
-    report = {s: score(load(s), rules) for s in splits}
+    report: dict[str, Any] = {s: score(load(s), rules) for s in splits}
     report["similarity"] = None if rules.similar is None else {
         "examples": len(rules.similar.examples), "k": rules.similar.k, "min_similarity": rules.similar.min_similarity}
     report["timing"] = timing()
