@@ -119,6 +119,7 @@ def load_baseline(path: Path) -> type:
     spec = importlib.util.spec_from_file_location("extractive_baseline", path)
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up while the class is made
     spec.loader.exec_module(mod)
     return mod.ExtractiveProvider  # type: ignore[no-any-return]
 
