@@ -74,7 +74,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     judge, why = judge_config(Settings())
     if judge is None:
         raise SystemExit(f"no judge: {why}")
-    labels = load_labels(Path(args.labels))[: args.limit or None]
+    if args.from_rows:  # summarise earlier runs (--verbose outputs, e.g. two halves judged side by side)
+        return summary(judge.describe(), [r for f in args.from_rows for r in json.loads(Path(f).read_text())["rows"]],
+                       args)
+    labels = load_labels(Path(args.labels))[args.offset:][: args.limit or None]
     runner = RagasRunner(Embedder().encode, judge, concurrency=1, metric_timeout_s=args.metric_timeout)
     rows = []
     for i, ex in enumerate(labels, 1):
@@ -86,9 +89,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         rows.append({"id": ex["id"], "label": ex["label"], "scores": scores, "seconds": round(secs, 1),
                      "errors": rep.errors.get(ex["id"], {})})
         print(f"[{i}/{len(labels)}] {ex['id']}: {scores} {secs:.0f}s", file=sys.stderr)
+    return summary(judge.describe(), rows, args)
+
+
+def summary(judge: dict[str, Any], rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
     secs = [r["seconds"] for r in rows]
     return {
-        "judge": judge.describe(), "examples": len(rows),
+        "judge": judge, "examples": len(rows),
         "labels": {lab: sum(r["label"] == lab for r in rows) for lab in ("right", "wrong", "unsupported")},
         "faithfulness": agreement(rows, "faithfulness", args.threshold),
         "answer_relevancy": agreement(rows, "answer_relevancy", args.threshold),
@@ -106,7 +113,10 @@ def main() -> None:
                     help="tiers file with the judge tier (default: the local llama.cpp server as tier2)")
     ap.add_argument("--judge-tier", default="tier2")
     ap.add_argument("--labels", default=str(ROOT / "bench/data/judge/labels.jsonl"))
+    ap.add_argument("--offset", type=int, default=0, help="skip the first N labelled examples")
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--from-rows", nargs="+", default=None, metavar="JSON",
+                    help="no judging: summarise the rows of earlier --verbose --json outputs")
     ap.add_argument("--threshold", type=float, default=0.5, help="a score at or above it counts as 'right'")
     ap.add_argument("--metric-timeout", type=float, default=600.0, help="seconds per metric per example")
     ap.add_argument("--json", action="store_true")
