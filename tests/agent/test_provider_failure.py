@@ -42,7 +42,7 @@ async def test_failing_router_persists_the_turn_and_escalates(support_deps, kb_o
     await call.end()
 
     assert out.escalated and out.escalation["reason"] == "router_failure"
-    assert "sorry" in out.answer.lower() and "member of our support team" in out.answer
+    assert "sorry" in out.answer.lower() and "recorded your request for our support team as case number" in out.answer
     assert out.sources, "retrieval still ran; the sources are kept with the failed turn"
     turn = await pg_pool.fetchrow("select * from turns where organization_id = $1 and session_id = $2 and role = "
                                   "'assistant'", kb_org, call.session_id)
