@@ -127,7 +127,9 @@ def fit(items: list[dict[str, Any]]) -> dict[str, Any]:
                 "disclaim_below": round(disclaim, 4), "escalate_below": round(min(escalate, disclaim), 4),
                 "fitted_on": {"items": len(train), "right": int(y.sum()), "wrong": int(len(y) - y.sum()),
                               "data": "bench/data/confidence/items.jsonl (split=fit)",
-                              "how": "sklearn StandardScaler + LogisticRegression(C=1.0), features and C chosen by 5-fold CV on the fit half; thresholds: at most "
+                              "how": "sklearn StandardScaler + LogisticRegression(C=1.0), features and C chosen by 5-fold CV on the fit half "
+                                     "(C 0.3/1/3; with or without type_missing, heading_sim, top_score, margin: within one or "
+                                     "two wrong answers of each other, all features kept); thresholds: at most "
                                      f"{MAX_RIGHT_DISCLAIMED:.0%} of right answers disclaimed, "
                                      f"{MAX_RIGHT_ESCALATED:.0%} escalated, on the fit half"},
             },
@@ -153,8 +155,9 @@ def report(items: list[dict[str, Any]]) -> dict[str, Any]:
         raw = [float(it["raw_confidence"]) for it in sub]
         table, ece = reliability(probs, labels)
         raw_table, raw_ece = reliability(raw, labels)
-        escalated_right = sum(p < spec.escalate_below for p, y in zip(probs, labels, strict=False) if y == 1)
-        escalated_wrong = sum(p < spec.escalate_below for p, y in zip(probs, labels, strict=False) if y == 0)
+        floor = spec.escalate_below if spec.escalate_below is not None else 0.0
+        escalated_right = sum(p < floor for p, y in zip(probs, labels, strict=False) if y == 1)
+        escalated_wrong = sum(p < floor for p, y in zip(probs, labels, strict=False) if y == 0)
         out[half] = {
             "n": len(sub), "right": sum(labels), "accuracy": round(sum(labels) / len(sub), 3) if sub else None,
             "calibrated": {"ece": ece, "reliability": table, **rates(probs, labels, spec.disclaim_below),
@@ -230,8 +233,8 @@ async def collect(org: str, ingest: bool) -> None:
                     "raw_confidence": gen.confidence, "signals": gen.signals,
                     "sources": [{"document": s.document, "title": s.title, "score": s.score, "text": s.text}
                                 for s in sources[: getattr(provider, "max_sources", 3)]]}
-            prev = old.get(q["id"])
-            keep = prev is not None and prev.get("answer") == gen.text
+            prev = old.get(q["id"]) or {}
+            keep = prev.get("answer") == gen.text
             item["right"] = prev.get("right") if keep else None
             item["label_note"] = prev.get("label_note", "") if keep else ""
             out.append(item)

@@ -16,8 +16,11 @@ on a labelled set of questions, passages, produced answers and right/wrong judge
 - ``term_overlap``: share of the question's content words found in the answer,
 - ``source_overlap``: share of the question's content words found in the top source,
 - ``abstained``: 1 when the answerer said it found nothing,
-- ``number_missing``: 1 when the question asks for a quantity ("how many", "how long", "what
-  version") and the answer has no number in it,
+- ``type_missing``: 1 when the question expects a kind of answer (a duration for "how long", a
+  number for "how many", a time for "when" or "can I still"; ``routing.answer_type``) and the
+  answer has none,
+- ``heading_sim``: similarity of the question to the section heading the best unit is under
+  (the answerer's signal; a page without headings gets the mean over the units),
 - ``question_like``: share of the answer's sentences that are questions (a FAQ heading read back),
 - ``answer_words``: log of the answer's length in words.
 
@@ -38,6 +41,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from routing import answer_type
 from routing.confidence import Confidence, Method
 from routing.types import Generation, SourceDoc
 
@@ -46,11 +50,7 @@ PARAMS_PATH = Path(__file__).resolve().parent / "data" / "calibration.json"
 #: cross-validation on the fit half caught fewer wrong answers at the same share of right ones
 #: disclaimed (0.67 against 0.71; rank-fusion scores barely vary between a good and a bad top hit)
 EXTRACTIVE_FEATURES = ("best", "margin", "best_source_rank", "term_overlap", "source_overlap",
-                       "abstained", "number_missing", "question_like", "answer_words")
-_ASKS_NUMBER = re.compile(r"\bhow (?:many|much|long|big|often|old|large|tall|far)\b|\bwhat (?:version|percentage|size)\b"
-                          r"|\b(?:maximum|minimum|max|min|limit)\b", re.IGNORECASE)
-_NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty"
-                     r"|fifty|sixty|hundred|thousand|million|billion|once|twice|half)\b", re.IGNORECASE)
+                       "abstained", "type_missing", "question_like", "answer_words", "heading_sim")
 _SENTENCE = re.compile(r"[^.?!]+[.?!]?")
 
 _STOP = frozenset("""a an the of to and or by for in on with not that is are be as at from if this it its can may will
@@ -76,7 +76,11 @@ def overlap(question: str, text: str) -> float:
 
 def extractive_features(question: str, answer: str, sources: Sequence[SourceDoc],
                         signals: Mapping[str, float] | None, *, abstained: bool) -> dict[str, float]:
-    """The calibration features of one extractive answer (see the module docstring)."""
+    """The calibration features of one extractive answer (see the module docstring), over the
+    question the answerer matched (``focus``: a statement before the question left out)."""
+    from routing.providers.extractive import focus
+
+    question = focus(question)
     s = dict(signals or {})
     best = float(s.get("best", 0.0))
     second = float(s.get("second", 0.0))
@@ -89,10 +93,10 @@ def extractive_features(question: str, answer: str, sources: Sequence[SourceDoc]
         "term_overlap": 0.0 if abstained else overlap(question, answer),
         "source_overlap": overlap(question, (top.title + " " + top.text) if top is not None else ""),
         "abstained": 1.0 if abstained else 0.0,
-        "number_missing": 1.0 if (not abstained and _ASKS_NUMBER.search(question) and not _NUMBER.search(answer))
-        else 0.0,
+        "type_missing": 1.0 if (not abstained and answer_type.missing(question, answer)) else 0.0,
         "question_like": 0.0 if abstained else question_share(answer),
         "answer_words": 0.0 if abstained else math.log1p(len(answer.split())),
+        "heading_sim": float(s.get("heading_sim", 0.0)),
     }
 
 

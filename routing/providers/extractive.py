@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from routing import answer_type
 from routing.providers.base import Provider, Stopwatch
 from routing.text import approx_tokens, sentences, speakable_problems, strip_markdown
 from routing.types import Generation, Grounding, Message
@@ -26,6 +27,29 @@ from routing.types import Generation, Grounding, Message
 EmbedFn = Callable[[list[str]], np.ndarray]
 
 NOT_FOUND = "I couldn't find that in our help centre."
+#: ranking weights (see ``ExtractiveProvider.__init__``), chosen on the fit half of the confidence set
+#: and checked on the public manuals' golden answers (bench/offline_answerers.py)
+HEADING_WEIGHT = 0.15
+TYPE_WEIGHT = 0.05
+_QUESTION = re.compile(r"[^.?!]*\?")
+_REFERS_BACK = re.compile(r"\b(?:it|its|this|that|these|those|they|them|one|ones|there)\b", re.IGNORECASE)
+
+
+def focus(query: str) -> str:
+    """The question of a turn that also says something else ("It turns out we don't really need it.
+    Can I still get a full refund?" -> the second sentence), matched against the sources on its
+    own: the statement's words otherwise pull in sentences about them. Kept whole when the turn
+    asks nothing or when its question points back into the turn ("How do I change it?"), and
+    carried terms in brackets after the question stay."""
+    asked = [m.group(0).strip() for m in _QUESTION.finditer(query)]
+    asked = [a for a in asked if len(a.split()) >= 3]
+    if not asked or any(_REFERS_BACK.search(a) for a in asked):
+        return query
+    rest = _QUESTION.sub(" ", query).strip()
+    if not rest or rest.startswith("("):
+        return query
+    tail = query[query.rfind("?") + 1:].strip()
+    return " ".join(asked + ([tail] if tail.startswith("(") else []))
 
 
 @dataclass(frozen=True)
@@ -36,6 +60,7 @@ class Unit:
     text: str
     spoken: str
     complete: bool  # a whole prose sentence (not a list fragment or a sentence cut by chunking)
+    heading: str = ""  # the heading of the section it is under ("How long refunds take"), if the source has one
 
 
 # --- reading a source into blocks -------------------------------------------------------------
@@ -72,7 +97,9 @@ def _code_line(line: str) -> bool:
         return False
     if _PROMPT.match(s) or s.endswith((";", "{", "}", "(", "\\")) or _SIGNATURE.match(s) or _OPTION.match(s):
         return True
-    if set(speakable_problems(s)) & {"syntax synopsis", "markup"}:
+    # read with Markdown emphasis removed: a prose line stating a fact in bold ("usually need
+    # **5-7 business days**") is still prose, and its sentences are said without the asterisks
+    if set(speakable_problems(strip_markdown(s))) & {"syntax synopsis", "markup"}:
         return True
     if (_SQL_START.match(s) or _COMMAND_START.match(s)) and not _SENT_END.search(s):
         return True
@@ -263,7 +290,10 @@ def answer_units(text: str, *, max_words: int = 60) -> list[Unit]:
     blocks = _blocks(text)
     units: list[Unit] = []
     consumed: set[int] = set()
+    heading = ""
     for b, block in enumerate(blocks):
+        if block.kind == "heading":
+            heading = " ".join(block.lines)
         if block.kind != "prose" or b in consumed:
             continue
         sents = _sentences(_prose(block))
@@ -298,7 +328,7 @@ def answer_units(text: str, *, max_words: int = 60) -> list[Unit]:
                     said, complete = said[:-1] + ".", False
             if _words(said) < 4 or _words(said) > max_words or speakable_problems(said):
                 continue
-            units.append(Unit(len(units), said, said, complete))
+            units.append(Unit(len(units), said, said, complete, heading))
     return units
 
 
@@ -309,7 +339,8 @@ class ExtractiveProvider(Provider):
     def __init__(self, embed_fn: EmbedFn, *, model: str = "extractive-v1", max_sentences: int = 3,
                  max_sources: int = 3, margin: float = 0.12, min_similarity: float = 0.3,
                  full_confidence_at: float = 1.0, cache_size: int = 50_000, max_words: int = 60,
-                 fragment_penalty: float = 0.05) -> None:
+                 fragment_penalty: float = 0.05, heading_weight: float = HEADING_WEIGHT,
+                 type_weight: float = TYPE_WEIGHT) -> None:
         """``full_confidence_at``: similarity that maps to confidence 1.0 (1.0 = the raw cosine).
 
         ``min_similarity`` 0.3: on the golden set every in-scope question's best sentence scored
@@ -318,6 +349,14 @@ class ExtractiveProvider(Provider):
         ``max_words`` bounds what is said (about 20 seconds of speech); ``fragment_penalty`` is
         taken off the similarity of a unit that is not a whole prose sentence, so a complete
         sentence wins a near tie. Confidence stays the raw similarity of the best unit.
+
+        Units are ranked by more than their own similarity (``_rank``): ``heading_weight`` times
+        how much closer the question is to the unit's section heading than to the sources'
+        headings on average ("how long does it take for the money to come back" is closer to
+        "How long refunds take" than to "After 30 days: prorated credit, not cash"), and
+        ``type_weight`` for a unit holding what the question asks for (a duration for "how long",
+        a number for "how many", a time for "when"; ``routing.answer_type``), taken off one that
+        does not.
 
         Source sentences repeat from turn to turn (the same help articles come back), so their
         embeddings are kept in an LRU of ``cache_size`` sentences; only the question and unseen
@@ -332,6 +371,8 @@ class ExtractiveProvider(Provider):
         self.full_confidence_at = full_confidence_at
         self.max_words = max_words
         self.fragment_penalty = fragment_penalty
+        self.heading_weight = heading_weight
+        self.type_weight = type_weight
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -385,15 +426,20 @@ class ExtractiveProvider(Provider):
                     cands.append((rank, unit))
         if not cands or not g.query.strip():
             return NOT_FOUND, 0.0, used if cands else 0
-        qvec = self._embed([g.query])[0]
+        question = focus(g.query)
+        qvec = self._embed([question])[0]
         sims = self._embed_cached([u.text for _, u in cands]) @ qvec
-        scores = sims - np.array([0.0 if u.complete else self.fragment_penalty for _, u in cands], dtype=np.float32)
+        heads, kind, fits = self._rank_signals(question, qvec, [u for _, u in cands])
+        scores = (sims - np.array([0.0 if u.complete else self.fragment_penalty for _, u in cands], dtype=np.float32)
+                  + self.heading_weight * (heads - float(heads.mean())) + self.type_weight * fits)
         order = np.argsort(-scores, kind="stable")
         top = int(order[0])
         best = float(sims[top])
         if signals is not None:
             signals.update(best=best, second=float(sims[int(order[1])]) if len(order) > 1 else 0.0,
-                           best_source_rank=float(cands[top][0]), units=float(len(cands)))
+                           best_source_rank=float(cands[top][0]), units=float(len(cands)),
+                           heading_sim=float(heads[top]), heading_lead=float(heads[top] - heads.max(initial=0.0)),
+                           type_expected=0.0 if kind is None else 1.0, type_fit=float(fits[top]))
         if best < self.min_similarity:
             return NOT_FOUND, max(0.0, best), used
         best_rank = cands[top][0]
@@ -403,13 +449,35 @@ class ExtractiveProvider(Provider):
             if len(chosen) >= self.max_sentences:
                 break
             rank, unit = cands[int(i)]
-            # stay with the best source, where neighbouring sentences carry the answer's detail
+            # stay with the best source, where neighbouring sentences carry the answer's detail (keeping
+            # to the best unit's section as well lost identifiers on the public manuals, whose
+            # definition lists read as many small sections: bench/offline_answerers.py, 45 questions,
+            # items present 0.464 -> 0.417)
             if rank == best_rank and float(scores[i]) >= float(scores[top]) - self.margin \
                     and words + _words(unit.spoken) <= self.max_words:
                 chosen.append(int(i))
                 words += _words(unit.spoken)
         chosen.sort(key=lambda i: (cands[i][0], cands[i][1].pos))
         return " ".join(cands[i][1].spoken for i in chosen), best, used
+
+    def _rank_signals(self, question: str, qvec: np.ndarray,
+                      units: list[Unit]) -> tuple[np.ndarray, answer_type.AnswerType | None, np.ndarray]:
+        """Per unit: the question's similarity to its section heading (the mean over the headed
+        units for one without a heading, so it is neither helped nor hurt), the answer type the
+        question expects, and +1 / -1 / 0 for a unit that has it / lacks it / nothing expected."""
+        headings = [u.heading for u in units]
+        distinct = [h for h in dict.fromkeys(headings) if h]
+        heads = np.zeros(len(units), dtype=np.float32)
+        if distinct:
+            hsim = dict(zip(distinct, (self._embed_cached(distinct) @ qvec).tolist(), strict=True))
+            known = [hsim[h] for h in headings if h]
+            fill = float(np.mean(known))
+            heads = np.array([hsim[h] if h else fill for h in headings], dtype=np.float32)
+        kind = answer_type.expected(question)
+        fits = np.zeros(len(units), dtype=np.float32)
+        if kind is not None:
+            fits = np.array([1.0 if answer_type.has(kind, u.text) else -1.0 for u in units], dtype=np.float32)
+        return heads, kind, fits
 
     def _summarize(self, text: str) -> tuple[str, float, int]:
         sents = sentences(text)

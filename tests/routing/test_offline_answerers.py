@@ -179,3 +179,54 @@ def test_speakable_problems() -> None:
     assert "markup" in speakable_problems("Use **bold** or <b>this</b>.")
     assert "table debris" in speakable_problems("plan | seats | price | limit")
     assert speakable_problems("Refunds take 5 to 7 business days (after approval).") == []
+
+
+# --- what the answerer prefers: the section and the kind of answer asked for (issue 10) ------------
+def test_a_fact_in_bold_is_prose_not_code() -> None:
+    from routing.providers.extractive import answer_units
+
+    text = ("How long refunds take\nApproved refunds go back to the original payment method. Banks usually need "
+            "**5-7 business days** before it appears on your statement.\n")
+    units = answer_units(text)
+    said = [u.spoken for u in units]
+    assert "Banks usually need 5-7 business days before it appears on your statement." in said
+    assert all(u.heading == "How long refunds take" for u in units) and not any("*" in s for s in said)
+
+
+def test_answer_types() -> None:
+    from routing import answer_type
+
+    assert answer_type.expected("Okay, and how long does it take for the money to come back?") == "duration"
+    assert answer_type.expected("How many seats can we add?") == "number"
+    assert answer_type.expected("Can I still get a full refund?") == "time"
+    assert answer_type.expected("How do I reset my password?") is None
+    assert answer_type.has("duration", "Banks need 5-7 business days.")
+    assert not answer_type.has("duration", "We no longer return money to your card.")
+    assert answer_type.missing("How long is the link valid?", "Open the link from the email.")
+    big = "how long " * 20_000  # linear patterns: a long turn is read at once
+    assert answer_type.expected(big) == "duration"
+
+
+def test_focus_keeps_the_question_of_a_turn_that_says_more() -> None:
+    from routing.providers.extractive import focus
+
+    assert focus("It turns out we don't really need it. Can I still get a full refund?") == \
+        "Can I still get a full refund?"
+    assert focus("My invoice has the wrong address. How do I change it?") == \
+        "My invoice has the wrong address. How do I change it?"  # the question points back
+    assert focus("How do I reset? (password account)") == "How do I reset? (password account)"
+
+
+async def test_the_section_that_answers_wins_over_shared_words(minilm) -> None:
+    """The sentence under the heading that matches the question and holding the duration asked for
+    is the best unit, over one sharing the question's words ("return money to your card") from
+    another section (which may still be said beside it: same source, within the margin)."""
+    from routing.types import SourceDoc
+
+    kb = Path(__file__).resolve().parents[2] / "examples" / "kb" / "billing" / "refunds.md"
+    src = (SourceDoc(1, "billing/refunds.md", "Refund policy", kb.read_text(encoding="utf-8")),)
+    p = ExtractiveProvider(minilm)
+    gen = await p.generate([], grounding=Grounding(
+        "Okay, and how long does it take for the money to come back to my card?", src))
+    assert "5-7 business days" in gen.text
+    assert gen.signals is not None and gen.signals["type_fit"] == 1.0 and gen.signals["heading_lead"] == 0.0
