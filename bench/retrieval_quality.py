@@ -191,9 +191,10 @@ class Variant:
     reranker: str = "default"  # default (what the product builds) | none | embedding | embedding:<child>:<fusion>
     clean: bool = False
     pages: tuple[tuple[str, str, float, int], ...] = (("first", "first", 0.0, 1),)  # (label, method, k, depth)
+    fusion: tuple[tuple[str, Any], ...] = ()  # RetrieverConfig overrides: ("rrf_k", 10), ("rrf_weights", (1, 2))
 
-    def retrieval_key(self) -> tuple[str, str, bool]:
-        return (self.mode, self.reranker, self.clean)
+    def retrieval_key(self) -> tuple[Any, ...]:
+        return (self.mode, self.reranker, self.clean, self.fusion)
 
 
 PAGE_FIRST = ("first", "first", 0.0, 1)
@@ -218,6 +219,10 @@ def experiment_variants() -> list[Variant]:
     for v in ("bm25", "vector", "hybrid"):
         out.append(Variant(v + "+clean", v, "none", True, pages))
     out.append(Variant("rerank_emb_child.5_fuse.5+clean", "hybrid+rerank", "embedding:0.5:0.5", True, pages))
+    default_pages = (("rrf2x3", "rrf", 2.0, 3),)
+    for name, fusion in (("hybrid_vec1.5", (("rrf_weights", (1.0, 1.5)),)), ("hybrid_vec2", (("rrf_weights", (1.0, 2.0)),)),
+                         ("hybrid_rrfk10", (("rrf_k", 10),)), ("hybrid_weighted", (("fusion", "weighted"),))):
+        out.append(Variant(name + "+clean", "hybrid", "none", True, default_pages, fusion))
     return out
 
 
@@ -285,14 +290,15 @@ async def evaluate_set(bs: BeirSet, variants: list[Variant], *, k: int, candidat
 
             if kb.retriever.reranker is None:  # the product's rows share the experiments' retrievals
                 variants = [dataclasses.replace(v, reranker="none") if v.reranker == "default" else v for v in variants]
-            cache: dict[tuple[str, str, bool], dict[tuple[str, str], list[Any]]] = {}
-            timing: dict[tuple[str, str, bool], float] = {}
+            cache: dict[tuple[Any, ...], dict[tuple[str, str], list[Any]]] = {}
+            timing: dict[tuple[Any, ...], float] = {}
             for v in variants:
                 key = v.retrieval_key()
                 if key in cache:
                     continue
                 base = kb.retriever
-                cfg = dataclasses.replace(base.config, rerank_timeout_s=max(base.config.rerank_timeout_s, 30.0))
+                cfg = dataclasses.replace(base.config, rerank_timeout_s=max(base.config.rerank_timeout_s, 30.0),
+                                          **dict(v.fusion))
                 retriever = Retriever(base.docs, base.vectors, base.embedder, base.bm25, reranker_for(v.reranker), cfg)
                 results: dict[tuple[str, str], list[Any]] = {}
                 t = time.perf_counter()

@@ -30,6 +30,7 @@ class RetrieverConfig:
     top_k: int = 5
     fusion: str = "rrf"  # "rrf" | "weighted"
     rrf_k: int = 60
+    rrf_weights: tuple[float, float] = (1.0, 1.0)  # (BM25, vector)
     alphas: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ALPHAS))
     rerank_timeout_s: float = 2.0
     dedupe_parents: bool = True
@@ -125,7 +126,7 @@ class Retriever:
         elif cfg.fusion == "weighted":
             ranked = weighted(bm25_hits, vec_hits, cfg.alphas.get(qtype, 0.5))
         else:
-            ranked = rrf([bm25_hits, vec_hits], k=cfg.rrf_k)
+            ranked = rrf([bm25_hits, vec_hits], k=cfg.rrf_k, weights=cfg.rrf_weights)
         fused = [(str(k), s) for k, s in ranked[:n_cand]]
         timings["fusion"] = (time.perf_counter() - t) * 1000
 
