@@ -223,6 +223,8 @@ def experiment_variants() -> list[Variant]:
     for name, fusion in (("hybrid_vec1.5", (("rrf_weights", (1.0, 1.5)),)), ("hybrid_vec2", (("rrf_weights", (1.0, 2.0)),)),
                          ("hybrid_rrfk10", (("rrf_k", 10),)), ("hybrid_weighted", (("fusion", "weighted"),))):
         out.append(Variant(name + "+clean", "hybrid", "none", True, default_pages, fusion))
+    out.append(Variant("rerank_emb_child.5_fuse.5_rrfk10+clean", "hybrid+rerank", "embedding:0.5:0.5", True,
+                       default_pages, (("rrf_k", 10),)))
     return out
 
 
@@ -370,6 +372,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--candidates", type=int, default=25, help="chunks retrieved per question (BM25 and vector each)")
     ap.add_argument("--experiments", action="store_true", help="run every variant tried for issue 9, not only the modes")
+    ap.add_argument("--variants", default=None, help="with --experiments: only these variant names (comma-separated)")
     ap.add_argument("--no-title-root", action="store_true", help="ingest without the page title heading each chunk")
     ap.add_argument("--no-lead", action="store_true", help="ingest without the page's lead sentence heading each chunk's BM25 text")
     ap.add_argument("--pages", default="default", help="page ranking for the mode rows: default | first | rrf:K:DEPTH")
@@ -396,7 +399,8 @@ def main() -> None:
     clean = query_mod.CLEAN_BY_DEFAULT if args.clean == "default" else args.clean == "on"
     variants = product_variants(page_cfg, clean)
     if args.experiments:
-        variants += experiment_variants()
+        wanted = set(args.variants.split(",")) if args.variants else None
+        variants += [v for v in experiment_variants() if wanted is None or v.name in wanted]
     dirs = args.data or [DATA / s for s in args.sets.split(",")]
     results: dict[str, Any] = {}
     for d in dirs:
