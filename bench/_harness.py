@@ -1,4 +1,4 @@
-"""Shared set-up for bench/chaos.py and bench/concurrency.py: a database (DATABASE_URL, or the
+"""Shared set-up for the benches (chaos, concurrency, followups, voice_turn): a database (DATABASE_URL, or the
 embedded server under --data-dir), an organization with a part of the sample knowledge base
 ingested, the support scripts of examples/calls/scripts.json, and percentiles."""
 
@@ -59,6 +59,23 @@ async def open_org(stack: AsyncExitStack, data_dir: Path, slug: str) -> tuple[An
     finally:
         os.chdir(cwd)
     return settings, rt.pool, knowledge, org_id
+
+
+async def ensure_example_kb(comp: Any, org_id: str) -> float | None:
+    """Ingest the whole sample knowledge base into an organization that has no documents yet;
+    returns the seconds it took, or None when the organization already had some."""
+    import time
+
+    if await comp.pool.fetchval("select count(*) from documents where organization_id = $1", org_id):
+        return None
+    t = time.perf_counter()
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        await comp.knowledge.ingestor.ingest("examples/kb", org_id)
+    finally:
+        os.chdir(cwd)
+    return round(time.perf_counter() - t, 1)
 
 
 def cpu_note() -> str:

@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +56,8 @@ def pairs(limit: int | None) -> list[tuple[str, str, str, str]]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from _harness import ensure_example_kb  # bench-local helper
+
     from agent.settings import Settings
     from agent.turn.understand import is_statement, understand
     from agent.wiring.agent import open_components
@@ -65,15 +66,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"pairs": 0, "follow_ups": FOLLOW_UPS}
     async with open_components(settings) as comp:
         org_id = await comp.runtime.org_id(args.org)
-        if not await comp.pool.fetchval("select count(*) from documents where organization_id = $1", org_id):
-            t = time.perf_counter()
-            cwd = os.getcwd()
-            os.chdir(ROOT)
-            try:
-                await comp.knowledge.ingestor.ingest("examples/kb", org_id)
-            finally:
-                os.chdir(cwd)
-            out["ingest_s"] = round(time.perf_counter() - t, 1)
+        ingest_s = await ensure_example_kb(comp, org_id)
+        if ingest_s is not None:
+            out["ingest_s"] = ingest_s
         retriever = comp.knowledge.retriever
         kept = {"as_heard": 0, "standalone": 0}
         rewritten = 0

@@ -51,6 +51,7 @@ def pct(values: list[float]) -> dict[str, float | None]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     import jiwer
+    from _harness import ensure_example_kb  # bench-local helper
 
     from agent.audio import load_audio, load_channels
     from agent.pipeline import SupportCall
@@ -67,15 +68,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"stt": stt_choice(settings), "cpu_count": os.cpu_count(), "calls": []}
     async with open_components(settings) as comp:
         org_id = await comp.runtime.org_id(args.org)
-        if not await comp.pool.fetchval("select count(*) from documents where organization_id = $1", org_id):
-            t = time.perf_counter()
-            cwd = os.getcwd()
-            os.chdir(ROOT)
-            try:
-                await comp.knowledge.ingestor.ingest("examples/kb", org_id)
-            finally:
-                os.chdir(cwd)
-            out["ingest_s"] = round(time.perf_counter() - t, 1)
+        ingest_s = await ensure_example_kb(comp, org_id)
+        if ingest_s is not None:
+            out["ingest_s"] = ingest_s
         stt, vad = build_stt(settings), build_vad(settings)
         deps = comp.support_deps()
 
