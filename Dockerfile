@@ -4,12 +4,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends espeak-ng sox l
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml requirements-nodeps.txt README.md ./
-COPY agent agent
-COPY knowledge knowledge
-COPY routing routing
-COPY evaluation evaluation
-COPY integrations integrations
-COPY migrations migrations
+COPY src src
 COPY examples examples
 RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu . \
     && pip install --no-cache-dir --no-deps -r requirements-nodeps.txt

@@ -42,9 +42,9 @@ def support_scripts() -> list[list[str]]:
 
 async def open_org(stack: AsyncExitStack, data_dir: Path, slug: str) -> tuple[Any, Any, Any, str]:
     """(settings, pool, knowledge, org_id) with the KB subset ingested (unchanged files are skipped)."""
-    from agent.runtime import open_runtime
-    from agent.settings import Settings
-    from agent.wiring.knowledge import build_knowledge
+    from callwise.wiring.knowledge import build_knowledge
+    from callwise.wiring.runtime import open_runtime
+    from callwise.wiring.settings import Settings
 
     settings = Settings(data_dir=data_dir)
     rt = await stack.enter_async_context(open_runtime(settings))

@@ -83,11 +83,11 @@ class ChaosOpenAI(FakeOpenAI):
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from agent.escalation import EscalationPolicy, EscalationRules
-    from agent.pipeline import SupportCall, SupportDeps
-    from routing.costs import PostgresCostSink
-    from routing.providers.openai import OpenAIProvider
-    from routing.router import CascadingRouter, Tier
+    from callwise.calls import SupportCall, SupportDeps
+    from callwise.handoff.escalation import EscalationPolicy, EscalationRules
+    from callwise.routing.costs import PostgresCostSink
+    from callwise.routing.providers.openai import OpenAIProvider
+    from callwise.routing.router import CascadingRouter, Tier
 
     rng = random.Random(args.seed)
     servers = [ChaosOpenAI(f"Tier {i} says: refunds take five to seven business days.", random.Random(args.seed + i),

@@ -9,7 +9,7 @@ extractive answerer) and the real support turn stages:
 * text: each call plays a support script of examples/calls/scripts.json; time to first word is
   from the moment a customer turn is handed to the turn (its end of speech) to the first answer text;
 * audio: each call plays one of the sample recordings through the worker's own Silero VAD and
-  faster-whisper STT (`agent.simulate.simulate_support`, one STT model shared by every call as a
+  faster-whisper STT (`callwise.agent.simulate.simulate_support`, one STT model shared by every call as a
   worker shares it); time to first word is STT decode + turn to first answer text (the VAD's
   silence wait, a constant of the endpointing setting, is not included).
 
@@ -43,7 +43,7 @@ async def _integrity(pool: Any, sessions: list[str]) -> tuple[int, int]:
 
 
 async def text_level(n: int, deps: Any, org_id: str, pool: Any) -> dict[str, Any]:
-    from agent.pipeline import SupportCall
+    from callwise.calls import SupportCall
 
     scripts = support_scripts()
     ttfw: list[float] = []
@@ -77,7 +77,7 @@ async def text_level(n: int, deps: Any, org_id: str, pool: Any) -> dict[str, Any
 
 
 async def audio_level(n: int, deps: Any, org_id: str, pool: Any, stt: Any, vad: Any) -> dict[str, Any]:
-    from agent.simulate import simulate_support
+    from callwise.agent.simulate import simulate_support
 
     t0 = time.perf_counter()
     reports = await asyncio.gather(*(simulate_support(ROOT / "examples" / "calls" / WAVS[i % len(WAVS)], deps=deps,
@@ -98,9 +98,9 @@ async def audio_level(n: int, deps: Any, org_id: str, pool: Any, stt: Any, vad: 
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from agent.escalation import EscalationPolicy, EscalationRules
-    from agent.pipeline import SupportDeps
-    from agent.wiring.routing import build_router
+    from callwise.calls import SupportDeps
+    from callwise.handoff.escalation import EscalationPolicy, EscalationRules
+    from callwise.wiring.routing import build_router
 
     levels = [x for x in (int(v) for v in args.levels.split(",")) if x <= args.calls]
     out: dict[str, Any] = {"machine": cpu_note(), "target_ms": TARGET_MS, "text": [], "audio": []}
@@ -114,7 +114,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             out["text"].append(await text_level(n, deps, org_id, pool))
             _progress(args, "text", out["text"][-1])
         if not args.no_audio:
-            from agent.wiring.voice import build_stt, build_vad
+            from callwise.agent.voice import build_stt, build_vad
 
             stt, vad = build_stt(settings), build_vad(settings)
             await audio_level(1, deps, org_id, pool, stt, vad)  # warm-up

@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from routing.calibration import EXTRACTIVE_FEATURES, PARAMS_PATH, LogisticModel, extractive_features  # noqa: E402
-from routing.types import SourceDoc  # noqa: E402
+from callwise.routing.calibration import EXTRACTIVE_FEATURES, PARAMS_PATH, LogisticModel, extractive_features  # noqa: E402
+from callwise.routing.types import SourceDoc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / "data" / "confidence"
@@ -139,7 +139,7 @@ def fit(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ report
 def report(items: list[dict[str, Any]]) -> dict[str, Any]:
-    from routing.calibration import load_calibration
+    from callwise.routing.calibration import load_calibration
 
     cal = load_calibration(str(PARAMS_PATH))
     spec = cal.methods.get("extractive")
@@ -199,12 +199,12 @@ def print_report(r: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------ collecting answers
 async def collect(org: str, ingest: bool) -> None:
-    from agent.runtime import open_runtime
-    from agent.settings import load_settings
-    from agent.wiring.knowledge import build_knowledge
-    from agent.wiring.routing import build_router
-    from routing.providers.extractive import NOT_FOUND
-    from routing.types import Grounding, sources_from
+    from callwise.routing.providers.extractive import NOT_FOUND
+    from callwise.routing.types import Grounding, sources_from
+    from callwise.wiring.knowledge import build_knowledge
+    from callwise.wiring.routing import build_router
+    from callwise.wiring.runtime import open_runtime
+    from callwise.wiring.settings import load_settings
 
     settings = load_settings()
     questions = read_jsonl(QUESTIONS)
@@ -262,7 +262,7 @@ def main() -> None:
         PARAMS_PATH.parent.mkdir(parents=True, exist_ok=True)
         PARAMS_PATH.write_text(json.dumps(params, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {PARAMS_PATH.relative_to(ROOT)}: {params['methods']['extractive']['fitted_on']}")
-        from routing.calibration import load_calibration
+        from callwise.routing.calibration import load_calibration
         load_calibration.cache_clear()
     r = report(items)
     if args.json:

@@ -4,7 +4,7 @@
 
 A local server in HubSpot's wire format (tests/vendors/hubspot.py) holds ``--callers`` contacts; for each
 ``--vendor-ms`` value it answers every request that much later (a stand-in for the network round trip to
-api.hubapi.com). The real path runs: ``agent.caller.CallerService`` -> ``integrations.crm.hubspot.HubSpotCRM``
+api.hubapi.com). The real path runs: ``callwise.calls.caller.CallerService`` -> ``callwise.integrations.crm.hubspot.HubSpotCRM``
 (the official SDK in a worker thread) -> search by phone -> ``end_users`` upsert and session link on the
 embedded Postgres.
 
@@ -32,10 +32,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.caller import CallerId, CallerService, CustomerCache  # noqa: E402
-from agent.runtime import open_runtime  # noqa: E402
-from agent.settings import Settings  # noqa: E402
-from integrations.crm.hubspot import HubSpotCRM, HubSpotTokens  # noqa: E402
+from callwise.calls.caller import CallerId, CallerService, CustomerCache  # noqa: E402
+from callwise.integrations.crm.hubspot import HubSpotCRM, HubSpotTokens  # noqa: E402
+from callwise.wiring.runtime import open_runtime  # noqa: E402
+from callwise.wiring.settings import Settings  # noqa: E402
 from tests.vendors._http import Reply  # noqa: E402
 from tests.vendors.hubspot import FakeHubSpot  # noqa: E402
 

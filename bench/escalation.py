@@ -35,7 +35,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.escalation import EXAMPLES_PATH, MAX_RULE_CHARS, CallState, EscalationRules, SimilarTurns, amounts, load_examples  # noqa: E402
+from callwise.handoff.escalation import (  # noqa: E402
+    EXAMPLES_PATH,
+    MAX_RULE_CHARS,
+    CallState,
+    EscalationRules,
+    SimilarTurns,
+    amounts,
+    load_examples,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / "data" / "escalation" / "turns.jsonl"
@@ -156,7 +164,7 @@ def main() -> None:
     rules = EscalationRules()
     if not args.rules_only:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from knowledge.embeddings import Embedder
+        from callwise.knowledge.embeddings import Embedder
 
         shipped = load_examples()
         if sorted(shipped, key=str) != sorted(examples_from(load("dev")), key=str):

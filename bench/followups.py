@@ -7,7 +7,7 @@ retrieval, not for this) that has a primary page (grade 2 in ``qrels/test.tsv``)
 the generic pronoun-led follow-ups below (written for this bench; they name no topic, so only the
 conversation can supply one). For each pair the follow-up is retrieved (top 3, the product's
 retriever over ``examples/kb``) twice: as heard (no memory) and as the turn pipeline's query
-understanding makes it standalone (``agent.turn.understand.understand`` with the first question as
+understanding makes it standalone (``callwise.calls.stages.understand.understand`` with the first question as
 the last question). ``topic kept`` = the first question's primary page is in the follow-up's top 3.
 This measures topic continuity, not whether the page answers the follow-up. Also reported: how
 often the standalone form differs from the words heard (``rewritten``), and the statement detector:
@@ -58,9 +58,9 @@ def pairs(limit: int | None) -> list[tuple[str, str, str, str]]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from _harness import ensure_example_kb  # bench-local helper
 
-    from agent.settings import Settings
-    from agent.turn.understand import is_statement, understand
-    from agent.wiring.agent import open_components
+    from callwise.calls.stages.understand import is_statement, understand
+    from callwise.wiring.agent import open_components
+    from callwise.wiring.settings import Settings
 
     settings = Settings(**({"data_dir": Path(args.data_dir)} if args.data_dir else {}))
     out: dict[str, Any] = {"pairs": 0, "follow_ups": FOLLOW_UPS}

@@ -6,7 +6,7 @@
 Each line of the labels file is a question, a passage of a public manual, an answer and a hand label:
 ``right`` (the passage supports it), ``wrong`` (the passage contradicts it) or ``unsupported`` (the
 passage does not say it, true or not), with a one-line reason. The judge is built exactly as the
-nightly run builds it (``agent.wiring.evaluation.judge_config`` from the tiers file and the judge tier)
+nightly run builds it (``callwise.wiring.evaluation.judge_config`` from the tiers file and the judge tier)
 and scores every example with the nightly's ``RagasRunner`` (faithfulness and answer relevancy: the
 metrics that judge an answer; the context metrics need a reference answer and judge retrieval, not
 the answer). An example is judged ``right`` when faithfulness >= ``--threshold``; agreement and
@@ -66,10 +66,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.tiers:
         os.environ["CALLWISE_TIERS_FILE"] = str(Path(args.tiers).resolve())
     os.environ["CALLWISE_JUDGE_TIER"] = args.judge_tier
-    from agent.settings import Settings
-    from agent.wiring.evaluation import judge_config
-    from evaluation.ragas_runner import RagasRunner, RagasSample
-    from knowledge.embeddings import Embedder
+    from callwise.evaluation.ragas_runner import RagasRunner, RagasSample
+    from callwise.knowledge.embeddings import Embedder
+    from callwise.wiring.evaluation import judge_config
+    from callwise.wiring.settings import Settings
 
     judge, why = judge_config(Settings())
     if judge is None:

@@ -5,10 +5,10 @@
 Embedding four corpora takes most of ``bench/retrieval_quality.py``'s run on two shared cores; the
 choices that only touch BM25 (what heads a chunk's index text, how much the title and headings
 weigh, query clean-up, how chunk ranks become page ranks) can be compared on the product's own
-parts without the model: each page goes through the product loader (``knowledge.loaders``, title
+parts without the model: each page goes through the product loader (``callwise.knowledge.loaders``, title
 in front matter as an HTML ``<title>`` would give it) and chunker (token counts from the
 embedder's tokenizer), each child's index text is built as the variant says, and BM25 is the
-product's ``knowledge.bm25.BM25Index`` (BM25Okapi, the formulas the Postgres store reproduces).
+product's ``callwise.knowledge.bm25.BM25Index`` (BM25Okapi, the formulas the Postgres store reproduces).
 
 Header variants: ``path`` (the product before issue 9: heading path, no page title),
 ``title+path`` (contextual chunk header: the page title roots the path, ``loaders.TITLE_ROOT``),
@@ -39,8 +39,8 @@ PAGES = {"first": ("first", 0.0, 1), "rrf2x3": ("rrf", 2.0, 3), "rrf5x3": ("rrf"
 
 def chunk_corpus(corpus: list[dict], count, title_root: bool) -> list[tuple[str, str, tuple[str, ...], str, str]]:  # type: ignore[no-untyped-def]
     """(page id, child text, title path, page title, lead sentence) for every child chunk, as the ingestor makes them."""
-    import knowledge.loaders as loaders
-    from knowledge.chunking import Chunker, ChunkingConfig
+    import callwise.knowledge.loaders as loaders
+    from callwise.knowledge.chunking import Chunker, ChunkingConfig
 
     loaders.TITLE_ROOT = title_root
     out = []
@@ -55,7 +55,7 @@ def chunk_corpus(corpus: list[dict], count, title_root: bool) -> list[tuple[str,
 
 
 def index_text_for(variant: str, text: str, path: tuple[str, ...], title: str, lead: str = "") -> str:
-    from knowledge.chunking import index_text
+    from callwise.knowledge.chunking import index_text
 
     if variant == "title+path+lead":
         return index_text(text, path, lead)
@@ -70,9 +70,9 @@ def index_text_for(variant: str, text: str, path: tuple[str, ...], title: str, l
 
 
 def run_set(name: str, count, k: int, candidates: int) -> dict:  # type: ignore[no-untyped-def]
-    from knowledge.bm25 import BM25Index
-    from knowledge.pages import PageConfig, rank_pages
-    from knowledge.query import clean_query
+    from callwise.knowledge.bm25 import BM25Index
+    from callwise.knowledge.pages import PageConfig, rank_pages
+    from callwise.knowledge.query import clean_query
 
     bs = load_set(DATA / name)
     results: dict[str, dict] = {}
@@ -117,7 +117,7 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=25)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    from knowledge.embeddings import Embedder
+    from callwise.knowledge.embeddings import Embedder
 
     count = Embedder().count_tokens_batch
     per_set = {}

@@ -14,7 +14,7 @@ each answerer from the same sources.
 
 Per answer: ``similarity`` (MiniLM cosine to the expected answer), ``items`` (share of the expected
 answer's numbers and listed identifiers present, case-insensitive; rows with none count as 1),
-``speakable`` (``routing.text.speakable_problems`` finds nothing: no unbalanced brackets, no syntax
+``speakable`` (``callwise.routing.text.speakable_problems`` finds nothing: no unbalanced brackets, no syntax
 synopsis, no markup, no table debris), ``correct`` (similarity >= 0.7 and every item present), words,
 latency, and whether the top source is one of the golden pages (``page_hit``). Reported per set and as
 the mean over the sets.
@@ -47,9 +47,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from routing.providers.extractive import ExtractiveProvider  # noqa: E402
-from routing.text import speakable_problems  # noqa: E402
-from routing.types import Grounding, sources_from  # noqa: E402
+from callwise.routing.providers.extractive import ExtractiveProvider  # noqa: E402
+from callwise.routing.text import speakable_problems  # noqa: E402
+from callwise.routing.types import Grounding, sources_from  # noqa: E402
 
 ANSWERS = ROOT / "bench" / "data" / "answers"
 PUBLIC_SETS = ("pydoc", "sqlite", "git")
@@ -73,7 +73,7 @@ def items_present(answer: str, expected: str, identifiers: list[str]) -> tuple[f
 
 def load_rows(name: str, limit: int) -> list[dict[str, Any]]:
     if name == "orbitly":
-        raw = [json.loads(x) for x in (ROOT / "evaluation/data/golden.jsonl").read_text().splitlines() if x.strip()]
+        raw = [json.loads(x) for x in (ROOT / "src/callwise/evaluation/data/golden.jsonl").read_text().splitlines() if x.strip()]
         rows = [{"_id": r["id"], "question": r["query"], "expected_answer": r["expected_answer"],
                  "pages": r.get("relevant_documents", []), "identifiers": []}
                 for r in raw if r.get("category") != "edge_case" and r.get("expected_answer")]
@@ -141,8 +141,8 @@ _STOP = set("the a an of to and or in on for is are be with your you it this tha
 def page_sources(row: dict[str, Any], corpus: dict[str, dict[str, Any]], chunker: Any, k: int = 3) -> list[Any]:
     """``--sources page``: the golden page(s) chunked by the product's loader and chunker, the ``k``
     parents sharing the most question words first (no embeddings, no database)."""
-    from knowledge.loaders import LoadedDocument, parse_lines
-    from routing.types import SourceDoc
+    from callwise.knowledge.loaders import LoadedDocument, parse_lines
+    from callwise.routing.types import SourceDoc
 
     words = {w for w in re.findall(r"[a-z0-9]+", row["question"].lower()) if w not in _STOP and len(w) > 2}
     cands: list[tuple[float, str, str, str]] = []
@@ -162,8 +162,8 @@ def page_sources(row: dict[str, Any], corpus: dict[str, dict[str, Any]], chunker
 
 async def run_pages(args: argparse.Namespace) -> dict[str, Any]:
     """``--sources page``: answer each question from its golden page(s), without ingest or retrieval."""
-    from knowledge.chunking import Chunker, ChunkingConfig
-    from knowledge.embeddings import Embedder
+    from callwise.knowledge.chunking import Chunker, ChunkingConfig
+    from callwise.knowledge.embeddings import Embedder
 
     emb = Embedder()
     embed = emb.encode
@@ -212,9 +212,9 @@ def summaries(results: dict[str, dict[str, list[dict[str, Any]]]], answerers: An
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from agent.runtime import open_runtime
-    from agent.settings import Settings
-    from agent.wiring.knowledge import build_knowledge, close_vector_stores
+    from callwise.wiring.knowledge import build_knowledge, close_vector_stores
+    from callwise.wiring.runtime import open_runtime
+    from callwise.wiring.settings import Settings
 
     settings = Settings(data_dir=args.data_dir)
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -226,7 +226,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if name == "extractive":
                 answerers[name] = ExtractiveProvider(embed)
             elif name == "local":
-                from routing.providers.local import LocalLlamaProvider, default_model_path
+                from callwise.routing.providers.local import LocalLlamaProvider, default_model_path
 
                 answerers[name] = LocalLlamaProvider(default_model_path(settings.data_dir / "models"))
                 answerers[name].warm()

@@ -6,7 +6,7 @@
 ``--n`` escalations are opened the way the handoff service opens them (a case and its ``zendesk.ticket``
 outbox row in one transaction, 8 writers at once) while ``--dispatchers`` dispatchers (separate
 ``Dispatcher`` objects, as separate workers would run them, sharing one queue through ``FOR UPDATE SKIP
-LOCKED``) deliver them through the real Zendesk handler (``integrations.actions``: ``external_id`` lookup
+LOCKED``) deliver them through the real Zendesk handler (``callwise.integrations.actions``: ``external_id`` lookup
 on retries, then ``POST /api/v2/tickets.json``) to a local server in Zendesk's wire format that answers
 503 to ``--fail-rate`` of the calls and is completely down from ``--down-at`` for ``--down-for`` seconds.
 
@@ -36,13 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aiohttp import web  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 
-from agent.cases import CaseDesk  # noqa: E402
-from agent.runtime import open_runtime  # noqa: E402
-from agent.settings import Settings  # noqa: E402
-from agent.store import ConversationStore, TurnRecord  # noqa: E402
-from integrations.actions import VendorConfig, build_handlers  # noqa: E402
-from integrations.credentials import CredentialStore  # noqa: E402
-from integrations.outbox import Backoff, Dispatcher, DispatchStats, enqueue  # noqa: E402
+from callwise.calls.store import ConversationStore, TurnRecord  # noqa: E402
+from callwise.handoff.cases import CaseDesk  # noqa: E402
+from callwise.integrations.actions import VendorConfig, build_handlers  # noqa: E402
+from callwise.integrations.credentials import CredentialStore  # noqa: E402
+from callwise.integrations.outbox import Backoff, Dispatcher, DispatchStats, enqueue  # noqa: E402
+from callwise.wiring.runtime import open_runtime  # noqa: E402
+from callwise.wiring.settings import Settings  # noqa: E402
 
 TOKEN = "bench-zendesk-token"
 

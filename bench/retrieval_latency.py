@@ -46,12 +46,12 @@ FIRST_QUERY = """
 import asyncio, json, sys, time
 t0 = time.perf_counter()
 import psutil
-from knowledge.embeddings import Embedder
-from knowledge.docstore import PgDocumentStore
-from knowledge.pgstore import PgKnowledgeStore, PgLexical, PgVectors
-from knowledge.retriever import Retriever
-from knowledge.embedders.reembed import model_name
-from agent.db import create_pool
+from callwise.knowledge.embeddings import Embedder
+from callwise.knowledge.docstore import PgDocumentStore
+from callwise.knowledge.pgstore import PgKnowledgeStore, PgLexical, PgVectors
+from callwise.knowledge.retriever import Retriever
+from callwise.knowledge.embedders.reembed import model_name
+from callwise.infra.db import create_pool
 
 async def main():
     emb = Embedder()
@@ -115,8 +115,8 @@ def pg_pss_mb(pgdata: Path) -> float:
 
 
 async def load_postgres(pool, org: str, n: int, base, words, rnd, model: str) -> dict:  # type: ignore[no-untyped-def]
-    from knowledge.pgstore import PgKnowledgeStore
-    from knowledge.types import ChunkRecord
+    from callwise.knowledge.pgstore import PgKnowledgeStore
+    from callwise.knowledge.types import ChunkRecord
 
     store = PgKnowledgeStore(pool, base.shape[1], model)
     t = time.perf_counter()
@@ -148,8 +148,8 @@ async def load_postgres(pool, org: str, n: int, base, words, rnd, model: str) ->
     await pool.execute("analyze chunks")
     out = {"load_s": load_s, "load_chunks_per_s": n / load_s, "index_build_s": time.perf_counter() - t,
            "reweighed_chunks": rewritten}
-    from knowledge.pgstore import LEXICAL_SQL, term_hash
-    from knowledge.text import tokenize
+    from callwise.knowledge.pgstore import LEXICAL_SQL, term_hash
+    from callwise.knowledge.text import tokenize
 
     terms = sorted({term_hash(org, t) for t in tokenize("How do I get a refund for my annual plan?")})
     plan = await pool.fetch("explain (analyze) " + LEXICAL_SQL, org, terms, [1] * len(terms), 0.25, 25)
@@ -158,7 +158,7 @@ async def load_postgres(pool, org: str, n: int, base, words, rnd, model: str) ->
 
 
 async def load_edge(pool, store, org: str, n: int, base, words, rnd) -> dict:  # type: ignore[no-untyped-def]
-    from knowledge.vectors import VectorPoint
+    from callwise.knowledge.vectors import VectorPoint
 
     t = time.perf_counter()
     per_doc, per_parent, batch = 20, 4, 5000
@@ -209,10 +209,10 @@ async def query_latency(retriever, org: str, queries: list[str], n_queries: int)
 async def one_size(kind: str, n: int, n_queries: int, queries: list[str], embedder, base, words) -> dict:  # type: ignore[no-untyped-def]
     import psutil
 
-    from agent.runtime import open_runtime
-    from agent.settings import Settings
-    from knowledge.docstore import PgDocumentStore
-    from knowledge.retriever import Retriever, RetrieverConfig
+    from callwise.knowledge.docstore import PgDocumentStore
+    from callwise.knowledge.retriever import Retriever, RetrieverConfig
+    from callwise.wiring.runtime import open_runtime
+    from callwise.wiring.settings import Settings
 
     rnd = random.Random(n)
     out: dict = {"store": kind, "chunks": n}
@@ -222,8 +222,8 @@ async def one_size(kind: str, n: int, n_queries: int, queries: list[str], embedd
             org = await rt.org_id("lat-" + uuid.uuid4().hex[:6])
             docs = PgDocumentStore(rt.pool)
             if kind == "postgres":
-                from knowledge.embedders.reembed import model_name
-                from knowledge.pgstore import PgKnowledgeStore, PgLexical, PgVectors
+                from callwise.knowledge.embedders.reembed import model_name
+                from callwise.knowledge.pgstore import PgKnowledgeStore, PgLexical, PgVectors
 
                 out.update(await load_postgres(rt.pool, org, n, base, words, rnd, model_name(embedder)))
                 proc = subprocess.run([sys.executable, "-c", FIRST_QUERY, rt.db.embedded.url, org, queries[0]],
@@ -234,8 +234,8 @@ async def one_size(kind: str, n: int, n_queries: int, queries: list[str], embedd
                 store = PgKnowledgeStore(rt.pool, embedder.dim, model_name(embedder))
                 retriever = Retriever(docs, PgVectors(store), embedder, PgLexical(store), None, RetrieverConfig())
             else:
-                from knowledge.lexical import BM25Registry
-                from knowledge.vectors import EdgeVectorStore
+                from callwise.knowledge.lexical import BM25Registry
+                from callwise.knowledge.vectors import EdgeVectorStore
 
                 edge = EdgeVectorStore(Path(tmp) / "qdrant", embedder.dim)
                 out.update(await load_edge(rt.pool, edge, org, n, base, words, rnd))
@@ -256,9 +256,9 @@ async def one_size(kind: str, n: int, n_queries: int, queries: list[str], embedd
 
 
 async def ingest_throughput(path: Path, embedder) -> dict:  # type: ignore[no-untyped-def]
-    from agent.runtime import open_runtime
-    from agent.settings import Settings
-    from agent.wiring.knowledge import build_knowledge
+    from callwise.wiring.knowledge import build_knowledge
+    from callwise.wiring.runtime import open_runtime
+    from callwise.wiring.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="callwise-ing-") as tmp:
         settings = Settings(data_dir=Path(tmp) / "data", _env_file=None, database_url=None, qdrant_url=None)
@@ -270,7 +270,7 @@ async def ingest_throughput(path: Path, embedder) -> dict:  # type: ignore[no-un
 
 
 async def run(sizes: list[int], stores: list[str], n_queries: int, ingest_path: Path | None) -> dict:
-    from knowledge.embeddings import Embedder
+    from callwise.knowledge.embeddings import Embedder
 
     embedder = Embedder()
     paragraphs, words = kb_material(ROOT / "examples" / "kb")

@@ -245,14 +245,14 @@ class Tally:
 
 async def evaluate_set(bs: BeirSet, variants: list[Variant], *, k: int, candidates: int, title_root: bool, lead: bool,
                        embedding_model: str | None, cache_dir: Path | None) -> dict[str, Any]:
-    import knowledge.loaders as loaders
-    from agent.runtime import open_runtime
-    from agent.settings import Settings
-    from agent.wiring import knowledge as wiring
-    from knowledge.pages import PageConfig, rank_pages
-    from knowledge.query import clean_query
-    from knowledge.rerank import EmbeddingReranker
-    from knowledge.retriever import Retriever
+    import callwise.knowledge.loaders as loaders
+    from callwise.knowledge.pages import PageConfig, rank_pages
+    from callwise.knowledge.query import clean_query
+    from callwise.knowledge.rerank import EmbeddingReranker
+    from callwise.knowledge.retriever import Retriever
+    from callwise.wiring import knowledge as wiring
+    from callwise.wiring.runtime import open_runtime
+    from callwise.wiring.settings import Settings
 
     loaders.TITLE_ROOT = title_root
     loaders.LEAD_SENTENCE = lead
@@ -385,8 +385,8 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="one JSON object: per set, per variant, per group")
     args = ap.parse_args()
 
-    from knowledge import pages as pages_mod
-    from knowledge import query as query_mod
+    from callwise.knowledge import pages as pages_mod
+    from callwise.knowledge import query as query_mod
 
     if args.pages == "default":
         d = pages_mod.DEFAULT

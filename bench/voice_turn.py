@@ -2,7 +2,7 @@
 
     python bench/voice_turn.py [--calls examples/calls] [--org bench-voice] [--data-dir DIR] [--json]
 
-Every support call in ``examples/calls/manifest.json`` is played through ``agent.simulate`` (the
+Every support call in ``examples/calls/manifest.json`` is played through ``callwise.agent.simulate`` (the
 worker's own VAD, STT plugin, escalation rules, retriever and router, driven directly; see that
 module), after the sample KB is ingested into ``--org`` when it has no documents (once; about a
 minute on 2 cores). The meeting call adds its utterances to the STT figures. Reported:
@@ -10,7 +10,7 @@ minute on 2 cores). The meeting call adds its utterances to the STT figures. Rep
 * STT real-time factor: decode time / duration of the VAD-cut utterances (and of the whole file,
   VAD included);
 * WER (jiwer) of the transcripts against the scripts, case, punctuation and number formatting
-  normalised (``agent.textnorm``);
+  normalised (``callwise.evaluation.wer``);
 * retrieval time, time to first answer token (router start -> first token), end of speech (VAD
   event) -> first answer token, and the same from the last spoken word (adds the VAD silence
   wait), p50 and p95 over answered turns (escalation and survey replies have no retrieval/router);
@@ -53,13 +53,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     import jiwer
     from _harness import ensure_example_kb  # bench-local helper
 
-    from agent.audio import load_audio, load_channels
-    from agent.pipeline import SupportCall
-    from agent.settings import Settings
-    from agent.simulate import simulate_support, transcribe, vad_utterances
-    from agent.textnorm import normalize_for_wer
-    from agent.wiring.agent import open_components
-    from agent.wiring.voice import build_stt, build_vad, stt_choice
+    from callwise.agent.simulate import simulate_support, transcribe, vad_utterances
+    from callwise.agent.voice import build_stt, build_vad, stt_choice
+    from callwise.calls import SupportCall
+    from callwise.evaluation.wer import normalize_for_wer
+    from callwise.infra.audio import load_audio, load_channels
+    from callwise.wiring.agent import open_components
+    from callwise.wiring.settings import Settings
 
     calls_dir = Path(args.calls)
     manifest = json.loads((calls_dir / "manifest.json").read_text())

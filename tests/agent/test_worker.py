@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from livekit import rtc
 
-from agent.worker import build_server, call_kind, valid_frames
+from callwise.agent.worker import build_server, call_kind, valid_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,6 +48,6 @@ async def test_bad_frames_are_skipped() -> None:
 
 def test_worker_without_livekit_says_what_to_set(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "CALLWISE_LIVEKIT"))}
-    proc = subprocess.run([sys.executable, "-m", "agent.cli", "worker", "start"], cwd=tmp_path, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "callwise.cli.main", "worker", "start"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60, env={**env, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2 and "LIVEKIT_URL" in proc.stderr

@@ -32,7 +32,6 @@ def test_livekit_dev_keys_match_the_worker():
     assert lk["keys"][key] == secret
 
 
-def test_dockerfile_copies_every_package():
+def test_dockerfile_copies_the_one_package():
     text = (ROOT / "Dockerfile").read_text()
-    for pkg in ("agent", "knowledge", "routing", "evaluation", "integrations", "migrations"):
-        assert f"COPY {pkg} {pkg}" in text
+    assert "COPY src src" in text

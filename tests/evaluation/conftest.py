@@ -10,6 +10,6 @@ import pytest
 
 @pytest.fixture(scope="session")
 def encode() -> Callable[[list[str]], np.ndarray]:
-    from knowledge.embeddings import Embedder
+    from callwise.knowledge.embeddings import Embedder
 
     return Embedder().encode

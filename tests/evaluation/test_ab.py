@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from scipy.stats import chi2_contingency
 
-from evaluation import ab
+from callwise.evaluation import ab
 
 
 def test_assignment_is_deterministic_and_split() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from evaluation.alerts import check_thresholds, deliver
-from integrations.slack import SlackWebhook
+from callwise.evaluation.alerts import check_thresholds, deliver
+from callwise.integrations.slack import SlackWebhook
 from tests.vendors.slack import serve_slack
 
 THRESHOLDS = {"faithfulness": 0.9, "answer_relevancy": 0.85, "context_precision": 0.8, "context_recall": 0.85}

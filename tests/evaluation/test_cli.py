@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agent.cli import app
+from callwise.cli.main import app
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def test_golden_import_export_roundtrip(cli_env: str, tmp_path: Path) -> None:
     out = tmp_path / "golden.jsonl"
     res = runner.invoke(app, ["eval", "golden", "export", "--org", cli_env, "--out", str(out)])
     assert res.exit_code == 0, res.output
-    from evaluation import golden
+    from callwise.evaluation import golden
 
     assert {e.id for e in golden.load(out).examples} == {e.id for e in golden.load().examples}
 

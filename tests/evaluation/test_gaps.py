@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from knowledge.gaps import Question, cluster_questions, fallback_label
+from callwise.knowledge.gaps import Question, cluster_questions, fallback_label
 
 
 def _around(direction: np.ndarray, n: int, rng: np.random.Generator, noise: float = 0.05) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation import golden
+from callwise.evaluation import golden
 
 EX = {"id": "g1", "query": "How long do refunds take?", "expected_answer": "Within 14 days.",
       "relevant_documents": ["examples/kb/billing/refunds.md"], "category": "simple", "expected_tier": "tier1",

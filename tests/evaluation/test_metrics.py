@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from evaluation.metrics import dedupe, mean_defined, mrr_at_k, ndcg_at_k, recall_at_k, retrieval_scores
+from callwise.evaluation.metrics import dedupe, mean_defined, mrr_at_k, ndcg_at_k, recall_at_k, retrieval_scores
 
 RANKED = ["d3", "d1", "d3", "d5", "d2"]  # d3 twice: counted once, at rank 1
 RELEVANT = {"d1", "d2", "d4"}

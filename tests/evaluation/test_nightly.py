@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.golden import GoldenExample, GoldenSet
-from evaluation.nightly import NightlyError, NightlyInputs, run_nightly, sample_production_turns
-from evaluation.ragas_runner import JudgeConfig, RagasRunner
-from integrations.slack import SlackWebhook
-from routing.pricing import Price
+from callwise.evaluation.golden import GoldenExample, GoldenSet
+from callwise.evaluation.nightly import NightlyError, NightlyInputs, run_nightly, sample_production_turns
+from callwise.evaluation.ragas_runner import JudgeConfig, RagasRunner
+from callwise.integrations.slack import SlackWebhook
+from callwise.routing.pricing import Price
 from tests.vendors.openai_judge import serve_judge
 from tests.vendors.slack import serve_slack
 
@@ -69,10 +69,10 @@ def kb_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, pg_pool):  # type: ignore[no-untyped-def]
     """The agent's own wiring: knowledge store, offline router, and the nightly pipeline over the stages."""
-    from agent.settings import Settings
-    from agent.wiring.evaluation import build_pipeline
-    from agent.wiring.knowledge import build_knowledge
-    from agent.wiring.routing import build_router
+    from callwise.wiring.evaluation import build_pipeline
+    from callwise.wiring.knowledge import build_knowledge
+    from callwise.wiring.routing import build_router
+    from callwise.wiring.settings import Settings
 
     # a live turn's first-word deadline is a latency policy, not what this test is about: on a loaded
     # 2-core runner the cold first answer can miss 2.5 s and would be an apology instead
@@ -101,8 +101,8 @@ async def _ingest(knowledge, root: Path, org_id: str) -> None:  # type: ignore[n
 
 async def _production_call(stack, pool, org_id: str) -> str:  # type: ignore[no-untyped-def]
     """A real support call (text) through the stages, stored: its answer turn keeps its passages."""
-    from agent.escalation import EscalationPolicy, EscalationRules
-    from agent.turn import SupportCall, SupportDeps
+    from callwise.calls import SupportCall, SupportDeps
+    from callwise.handoff.escalation import EscalationPolicy, EscalationRules
 
     settings, knowledge, router, _ = stack
     deps = SupportDeps(retriever=knowledge.retriever, router=router, pool=pool,

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from evaluation.ragas_runner import LLM_METRICS, OFFLINE_METRICS, JudgeConfig, RagasRunner, RagasSample
+from callwise.evaluation.ragas_runner import LLM_METRICS, OFFLINE_METRICS, JudgeConfig, RagasRunner, RagasSample
 from tests.vendors.llama_server import ALIAS, HAS_LLAMA_SERVER, SKIP_REASON, LlamaServer, gemma_path
 from tests.vendors.openai_judge import serve_judge
 
@@ -26,7 +26,7 @@ SAMPLES = [
 
 
 def test_shim_makes_ragas_importable() -> None:
-    from evaluation.ragas_shim import import_ragas
+    from callwise.evaluation.ragas_shim import import_ragas
 
     ragas = import_ragas()
     assert ragas.__version__ == "0.4.3"
@@ -104,7 +104,7 @@ async def test_llm_metrics_judged_by_a_real_llama_server(encode, tmp_path_factor
     numbers in [0, 1] or as per-example failures with the reason, never as silent zeros."""
     from pathlib import Path
 
-    from evaluation.golden import parse_lines
+    from callwise.evaluation.golden import parse_lines
 
     golden = parse_lines(SHORT_GOLDEN.splitlines())
     samples = []
@@ -115,7 +115,7 @@ async def test_llm_metrics_judged_by_a_real_llama_server(encode, tmp_path_factor
     model = gemma_path(tmp_path_factory.mktemp("models"))
     with LlamaServer.start(model, n_ctx=2048, log_dir=tmp_path_factory.mktemp("llama-judge")) as srv:
         judge = JudgeConfig(model=ALIAS, api_key="none", base_url=srv.base_url, max_tokens=64, timeout_s=120,
-                            mode="json")  # what agent.wiring.evaluation uses for an openai_compatible judge
+                            mode="json")  # what callwise.wiring.evaluation uses for an openai_compatible judge
         rep = await RagasRunner(encode, judge, concurrency=1, metric_timeout_s=240).evaluate(samples)
         log = srv.log_path.read_text()
     assert "POST /v1/chat/completions" in log, log[-1500:]

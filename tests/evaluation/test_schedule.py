@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from evaluation.schedule import next_run, parse_hhmm, run_daily
+from callwise.evaluation.schedule import next_run, parse_hhmm, run_daily
 
 
 def test_next_run() -> None:

@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.escalation import CallState, EscalationRules, amounts, frustration_indicators, is_not_resolved
-from agent.guard import guard, injection_markers, redact_pii
-from agent.survey import parse_answer, parse_rating
-from knowledge.text import tokenize
-from routing.confidence import from_logprobs, parse_score
+from callwise.calls.guard import guard, injection_markers, redact_pii
+from callwise.calls.survey import parse_answer, parse_rating
+from callwise.handoff.escalation import CallState, EscalationRules, amounts, frustration_indicators, is_not_resolved
+from callwise.knowledge.text import tokenize
+from callwise.routing.confidence import from_logprobs, parse_score
 
 FUZZ = settings(max_examples=60, deadline=timedelta(milliseconds=800),
                 suppress_health_check=[HealthCheck.too_slow], derandomize=True)

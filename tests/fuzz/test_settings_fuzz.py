@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from agent.settings import Settings, env_name
+from callwise.wiring.settings import Settings, env_name
 
 FIELDS = sorted(Settings.model_fields)
 VALUES = st.one_of(

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from integrations.outbox import Delivered, OutboxItem, PermanentError, RetryableError
+from callwise.integrations.outbox import Delivered, OutboxItem, PermanentError, RetryableError
 from tests.vendors._http import FakeServer, Reply, Request
 
 

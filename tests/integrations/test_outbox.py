@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from integrations.outbox import Backoff, Dispatcher, enqueue, list_items, retry
+from callwise.integrations.outbox import Backoff, Dispatcher, enqueue, list_items, retry
 from tests.integrations._vendor import IdempotentVendor, vendor_handler
 
 FAST = Backoff(base_s=0.05, max_s=0.2, jitter=0.0)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from agent.cases import CaseDesk
-from agent.store import ConversationStore
-from integrations.actions import VendorConfig, build_handlers
-from integrations.credentials import CredentialStore
-from integrations.outbox import Dispatcher, enqueue, list_items
+from callwise.calls.store import ConversationStore
+from callwise.handoff.cases import CaseDesk
+from callwise.integrations.actions import VendorConfig, build_handlers
+from callwise.integrations.credentials import CredentialStore
+from callwise.integrations.outbox import Dispatcher, enqueue, list_items
 from tests.vendors.zendesk import ZendeskServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,9 +24,9 @@ CHILD = textwrap.dedent("""
     import asyncio, os, signal, sys
     import asyncpg
     from cryptography.fernet import Fernet
-    from integrations.actions import VendorConfig, build_handlers
-    from integrations.credentials import CredentialStore
-    from integrations.outbox import Dispatcher
+    from callwise.integrations.actions import VendorConfig, build_handlers
+    from callwise.integrations.credentials import CredentialStore
+    from callwise.integrations.outbox import Dispatcher
 
     url, key, org, zendesk = sys.argv[1:5]
 

@@ -11,13 +11,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
 
-from agent.api import ApiServices, create_app
-from agent.api_webhooks import CREDS, PUBLIC_URL
-from agent.followup import request_survey
-from agent.store import ConversationStore
-from integrations.actions import VendorConfig, build_handlers
-from integrations.credentials import CredentialStore
-from integrations.outbox import Backoff, Dispatcher, list_items
+from callwise.api.app import ApiServices, create_app
+from callwise.calls.followup import request_survey
+from callwise.calls.store import ConversationStore
+from callwise.integrations.actions import VendorConfig, build_handlers
+from callwise.integrations.credentials import CredentialStore
+from callwise.integrations.outbox import Backoff, Dispatcher, list_items
 from tests.vendors import twilio as tw
 from tests.vendors.sendgrid import API_KEY, EventSigner, SendGridServer
 from tests.vendors.twilio import TwilioServer
@@ -50,9 +49,8 @@ async def world(pg_pool, fakes):
     cfg = VendorConfig(twilio_base_url=twilio.url, sendgrid_base_url=sendgrid.url, public_url=PUBLIC)
     dispatch = Dispatcher(pg_pool, build_handlers(pg_pool, creds, cfg), organization_id=org,
                           backoff=Backoff(base_s=0.05, max_s=0.1, jitter=0))
-    app = create_app(ApiServices(pg_pool, None, None, None, "api-token"))  # webhooks need no token, only a signature
-    app[PUBLIC_URL] = lambda: PUBLIC
-    app[CREDS] = lambda pool: creds
+    # webhooks need no token, only a signature
+    app = create_app(ApiServices(pg_pool, None, None, None, "api-token", public_url=PUBLIC, credentials=creds))
     client = TestClient(TestServer(app))
     await client.start_server()
     session = await ConversationStore(pg_pool, org).start_session(room="r", kind="support")
@@ -190,11 +188,11 @@ async def test_email_survey_and_signed_delivery_events(world):
 
 
 async def test_a_call_that_ends_unrated_gets_the_survey(world, tmp_path):
-    from agent.handoff_room import survey_if_unrated
-    from agent.settings import Settings
-    from agent.turn import SupportCall, SupportDeps
-    from integrations.credentials import CredentialStore
-    from routing.types import CustomerContext
+    from callwise.agent.handoff_room import survey_if_unrated
+    from callwise.calls import SupportCall, SupportDeps
+    from callwise.integrations.credentials import CredentialStore
+    from callwise.routing.types import CustomerContext
+    from callwise.wiring.settings import Settings
 
     w = world
     key = Fernet.generate_key().decode()

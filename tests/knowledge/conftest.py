@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.chunking import Chunker, ChunkingConfig
-from knowledge.docstore import PgDocumentStore
-from knowledge.embedders.reembed import model_name
-from knowledge.embeddings import Embedder
-from knowledge.ingest import Ingestor
-from knowledge.lexical import BM25Registry
-from knowledge.pgstore import PgKnowledgeStore, PgLexical, PgVectors
-from knowledge.retriever import Retriever, RetrieverConfig
-from knowledge.vectors import QdrantLexical
+from callwise.knowledge.chunking import Chunker, ChunkingConfig
+from callwise.knowledge.docstore import PgDocumentStore
+from callwise.knowledge.embedders.reembed import model_name
+from callwise.knowledge.embeddings import Embedder
+from callwise.knowledge.ingest import Ingestor
+from callwise.knowledge.lexical import BM25Registry
+from callwise.knowledge.pgstore import PgKnowledgeStore, PgLexical, PgVectors
+from callwise.knowledge.retriever import Retriever, RetrieverConfig
+from callwise.knowledge.vectors import QdrantLexical
 
 CORPUS: dict[str, str] = {
     "billing/refunds.md": """---

@@ -2,8 +2,8 @@ import tracemalloc
 
 import pytest
 
-from knowledge.chunking import Chunker, ChunkingConfig, split_text
-from knowledge.loaders import LoadError, discover, open_document
+from callwise.knowledge.chunking import Chunker, ChunkingConfig, split_text
+from callwise.knowledge.loaders import LoadError, discover, open_document
 from tests.knowledge.conftest import CORPUS, write_corpus
 
 PARAGRAPH = ("Orbitly syncs your calendar, contacts and call notes across devices. " * 6).strip()
@@ -129,7 +129,7 @@ def test_a_50mb_document_is_chunked_without_loading_it_whole(embedder, tmp_path)
 
 
 def test_a_man_page_lead_is_its_name_line_not_its_synopsis(tmp_path):
-    from knowledge.loaders import lead_sentence
+    from callwise.knowledge.loaders import lead_sentence
 
     md = ("---\ntitle: git-blame(1)\n---\n# git-blame(1) Manual Page\n\n## NAME\n\ngit-blame -\n"
           "Show what revision and author last modified each line of a file\n\n## SYNOPSIS\n\n```\n"
@@ -146,7 +146,7 @@ def test_a_man_page_lead_is_its_name_line_not_its_synopsis(tmp_path):
 
 
 def test_the_lead_heads_other_chunks_index_text_once():
-    from knowledge.chunking import index_text
+    from callwise.knowledge.chunking import index_text
 
     lead = "git-blame - Show what revision and author last modified each line of a file"
     assert index_text("-L <range> limits", ("git-blame(1)", "OPTIONS"), lead) == \

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from knowledge.embedders import EmbeddingError, build_cloud_embedder, embedder_from_settings
-from knowledge.embedders.cohere import CohereEmbedder
-from knowledge.embedders.openai import OpenAIEmbedder
-from knowledge.embedders.voyage import VoyageEmbedder
+from callwise.knowledge.embedders import EmbeddingError, build_cloud_embedder, embedder_from_settings
+from callwise.knowledge.embedders.cohere import CohereEmbedder
+from callwise.knowledge.embedders.openai import OpenAIEmbedder
+from callwise.knowledge.embedders.voyage import VoyageEmbedder
 from tests.vendors._http import Reply
 from tests.vendors.cohere_embed import CohereEmbedServer
 from tests.vendors.openai_embed import OpenAIEmbedServer
@@ -91,7 +91,7 @@ def test_voyage_retries_rate_limits_honouring_retry_after() -> None:
 
 
 def test_settings_pick_the_provider_key_and_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    from agent.settings import Settings
+    from callwise.wiring.settings import Settings
 
     with VoyageServer() as server:
         monkeypatch.setenv("CALLWISE_EMBEDDING_PROVIDER", "voyage")
@@ -109,12 +109,12 @@ def test_settings_pick_the_provider_key_and_base_url(monkeypatch: pytest.MonkeyP
 
 
 async def test_reembed_switches_the_model_of_an_organization(pg_pool, org_id, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from knowledge.chunking import Chunker, ChunkingConfig
-    from knowledge.docstore import PgDocumentStore
-    from knowledge.embedders.reembed import model_name, needs_reembed, reembed, stored_model
-    from knowledge.ingest import Ingestor
-    from knowledge.pgstore import PgKnowledgeStore, PgLexical, PgVectors, StoreError
-    from knowledge.retriever import Retriever, RetrieverConfig
+    from callwise.knowledge.chunking import Chunker, ChunkingConfig
+    from callwise.knowledge.docstore import PgDocumentStore
+    from callwise.knowledge.embedders.reembed import model_name, needs_reembed, reembed, stored_model
+    from callwise.knowledge.ingest import Ingestor
+    from callwise.knowledge.pgstore import PgKnowledgeStore, PgLexical, PgVectors, StoreError
+    from callwise.knowledge.retriever import Retriever, RetrieverConfig
     from tests.knowledge.conftest import write_corpus
 
     def kb(emb):  # type: ignore[no-untyped-def]

@@ -1,7 +1,7 @@
 import pytest
 
-from knowledge.classify import classify_query
-from knowledge.fusion import rrf, weighted
+from callwise.knowledge.classify import classify_query
+from callwise.knowledge.fusion import rrf, weighted
 
 
 def test_rrf_k60():

@@ -92,7 +92,7 @@ async def test_killed_ingest_leaves_each_document_old_or_new(kb, pg_pool, pg_url
     import time
     import uuid as _uuid
 
-    from agent.db import ensure_organization
+    from callwise.infra.db import ensure_organization
 
     slug = "kill-" + _uuid.uuid4().hex[:8]
     org_id = await ensure_organization(pg_pool, slug)
@@ -111,7 +111,7 @@ async def test_killed_ingest_leaves_each_document_old_or_new(kb, pg_pool, pg_url
     write("betaversion")
     env = {**os.environ, "DATABASE_URL": pg_url, "CALLWISE_DATA_DIR": str(tmp_path / "data")}
     env.pop("QDRANT_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "ingest", str(root), "--org", slug, "--json"],
+    proc = subprocess.Popen([sys.executable, "-m", "callwise.cli.main", "ingest", str(root), "--org", slug, "--json"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 600
     changed = 0

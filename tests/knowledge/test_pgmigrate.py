@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from knowledge.embedders.reembed import model_name
-from knowledge.pgstore import PgKnowledgeStore, PgVectors
-from knowledge.vectors import EdgeVectorStore
+from callwise.knowledge.embedders.reembed import model_name
+from callwise.knowledge.pgmigrate import legacy_migration
+from callwise.knowledge.pgstore import PgKnowledgeStore, PgVectors
+from callwise.knowledge.vectors import EdgeVectorStore
 from tests.knowledge.conftest import make_kb, write_corpus
 
 
@@ -25,9 +26,9 @@ async def test_previous_release_data_dir_is_migrated(pg_pool, embedder, org_id, 
         "select count(*) from chunks where organization_id = $1 and embedding is not null", org_id) == 0
 
     # the upgrade: the first query of the new release migrates, then answers from Postgres
-    store = PgKnowledgeStore(pg_pool, embedder.dim, model_name(embedder), data_dir=data_dir, embedder=embedder)
+    store = PgKnowledgeStore(pg_pool, embedder.dim, model_name(embedder), first_use=legacy_migration(data_dir, embedder))
     steps: list[tuple[int, int]] = []
-    from knowledge.pgmigrate import migrate_legacy
+    from callwise.knowledge.pgmigrate import migrate_legacy
 
     counts = await migrate_legacy(store, data_dir, embedder, progress=lambda done, total: steps.append((done, total)))
     assert counts["copied"] > 0 and counts["documents"] >= 5
@@ -54,7 +55,7 @@ async def test_missing_vectors_are_reembedded(pg_pool, embedder, org_id, tmp_pat
     doc = await pg_pool.fetchval("select id from documents where organization_id = $1", org_id)
     edge.delete_document(org_id, str(doc))  # a shard that lost this document's points
     edge.close()
-    store = PgKnowledgeStore(pg_pool, embedder.dim, model_name(embedder), data_dir=data_dir, embedder=embedder)
+    store = PgKnowledgeStore(pg_pool, embedder.dim, model_name(embedder), first_use=legacy_migration(data_dir, embedder))
     res = await make_kb(pg_pool, embedder, PgVectors(store)).retriever.retrieve("gift cards", org_id, mode="vector")
     assert res.chunks and res.chunks[0].document.endswith("a.md")  # the query itself triggered the migration
     assert (data_dir / "qdrant.migrated").is_dir()

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from knowledge.pgstore import PgKnowledgeStore, StoreError, term_hash
-from knowledge.text import tokenize
-from knowledge.types import ChunkRecord
+from callwise.knowledge.pgstore import PgKnowledgeStore, StoreError, term_hash
+from callwise.knowledge.text import tokenize
+from callwise.knowledge.types import ChunkRecord
 
 DIM = 8
 

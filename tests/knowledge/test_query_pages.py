@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from knowledge.pages import PageConfig, page_order, rank_pages
-from knowledge.query import clean_query
+from callwise.knowledge.pages import PageConfig, page_order, rank_pages
+from callwise.knowledge.query import clean_query
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ class _Inner:
 
 
 async def test_page_retriever_asks_for_candidates_and_returns_the_best_page_first() -> None:
-    from knowledge.pages import PageRetriever
+    from callwise.knowledge.pages import PageRetriever
 
     inner = _Inner()
     pr = PageRetriever(inner, PageConfig(method="rrf", k=2.0, depth=3), clean=True)

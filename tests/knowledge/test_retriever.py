@@ -2,9 +2,9 @@ import asyncio
 
 import pytest
 
-from knowledge.rerank import CohereReranker, EmbeddingReranker
-from knowledge.types import MODES
-from knowledge.vectors import QdrantServerStore
+from callwise.knowledge.rerank import CohereReranker, EmbeddingReranker
+from callwise.knowledge.types import MODES
+from callwise.knowledge.vectors import QdrantServerStore
 from tests.knowledge.conftest import make_kb, pg_vectors
 from tests.vendors._http import Reply
 from tests.vendors.cohere import CohereServer
@@ -123,7 +123,7 @@ async def test_qdrant_client_store_isolation(pg_pool, embedder, corpus_dir, tmp_
 
     from qdrant_client import QdrantClient
 
-    from knowledge.vectors import QdrantLexical
+    from callwise.knowledge.vectors import QdrantLexical
     from tests.knowledge.conftest import write_corpus
 
     with warnings.catch_warnings():

@@ -3,8 +3,8 @@ import random
 import pytest
 from rank_bm25 import BM25Okapi
 
-from knowledge.bm25 import BM25Index
-from knowledge.text import tokenize
+from callwise.knowledge.bm25 import BM25Index
+from callwise.knowledge.text import tokenize
 
 
 def test_tokenizer_keeps_codes_whole_and_lowercases():

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from migrations.runner import MIGRATIONS_DIR, MigrationError, discover, migrate, status
+from callwise.migrations.runner import MIGRATIONS_DIR, MigrationError, discover, migrate, status
 
 # Tables DESIGN.md lists; every one but organizations holds customer data.
 DESIGN_TABLES = {

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from routing.resilience import RetryPolicy
-from routing.types import SourceDoc
+from callwise.routing.resilience import RetryPolicy
+from callwise.routing.types import SourceDoc
 from tests.vendors.openai import FakeOpenAI
 
 FAST_RETRY = RetryPolicy(attempts=3, base_delay_s=0.01, max_delay_s=0.05, jitter=0.0)

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from routing.pricing import Price
-from routing.prompts import PromptLibrary
-from routing.providers.anthropic import AnthropicProvider
-from routing.providers.base import ProviderError
+from callwise.routing.pricing import Price
+from callwise.routing.prompts import PromptLibrary
+from callwise.routing.providers.anthropic import AnthropicProvider
+from callwise.routing.providers.base import ProviderError
 from tests.vendors.anthropic import FakeAnthropic
 
 

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from routing.calibration import EXTRACTIVE_FEATURES, PARAMS_PATH, Calibration, load_calibration, overlap
-from routing.complexity import analyze
-from routing.confidence import Confidence, from_logprobs, parse_score
-from routing.pricing import Price
-from routing.providers.extractive import ExtractiveProvider
-from routing.router import DISCLAIMER, CascadingRouter, Tier
-from routing.types import Generation, SourceDoc
+from callwise.routing.calibration import EXTRACTIVE_FEATURES, PARAMS_PATH, Calibration, load_calibration, overlap
+from callwise.routing.complexity import analyze
+from callwise.routing.confidence import Confidence, from_logprobs, parse_score
+from callwise.routing.pricing import Price
+from callwise.routing.providers.extractive import ExtractiveProvider
+from callwise.routing.router import DISCLAIMER, CascadingRouter, Tier
+from callwise.routing.types import Generation, SourceDoc
 
 
 def test_whole_words_only() -> None:
@@ -71,7 +71,7 @@ def test_price_with_cache() -> None:
     assert Price().cost(10**6, 10**6) == 0
 
 
-# --- calibrated confidence (routing.calibration) --------------------------------------------------
+# --- calibrated confidence (callwise.routing.calibration) --------------------------------------------------
 def test_confidence_is_a_probability() -> None:
     c = Confidence(0.7, "extractive", raw=0.55, calibrated=True, disclaim_below=0.6)
     assert c.value == 0.7 and c.method == "extractive"
@@ -134,7 +134,7 @@ async def test_disclaimer_on_right_and_wrong_answers() -> None:
     router: answers that state the fact asked for go out without the disclaimer (the raw cosine of
     0.6-0.8 used to be held against 0.8 and disclaimed them); answers built from passages that do
     not hold the fact (the answerer borrows the nearest sentence) get it."""
-    from knowledge.embeddings import Embedder
+    from callwise.knowledge.embeddings import Embedder
 
     router = CascadingRouter([Tier("tier1", ExtractiveProvider(Embedder().encode))])
     right = [

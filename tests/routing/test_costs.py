@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from routing.costs import summarize
-from routing.pricing import Price
+from callwise.routing.costs import summarize
+from callwise.routing.pricing import Price
 
 TIER3 = Price(3.0, 15.0)
 

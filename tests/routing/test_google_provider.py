@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from routing.providers.base import ProviderError
-from routing.providers.google import GoogleProvider
-from routing.types import Message
+from callwise.routing.providers.base import ProviderError
+from callwise.routing.providers.google import GoogleProvider
+from callwise.routing.types import Message
 from tests.vendors.google import FakeGemini
 
 MSGS = [Message("system", "You are helpful.", cache=True), Message("user", "Sources", cache=True),

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from routing.budget import ContextBudget, GGUFCounter
-from routing.providers.base import ProviderError
-from routing.providers.openai_compatible import OpenAICompatibleProvider
-from routing.resilience import RetryPolicy
-from routing.router import CascadingRouter, Tier
-from routing.types import Message, SourceDoc
+from callwise.routing.budget import ContextBudget, GGUFCounter
+from callwise.routing.providers.base import ProviderError
+from callwise.routing.providers.openai_compatible import OpenAICompatibleProvider
+from callwise.routing.resilience import RetryPolicy
+from callwise.routing.router import CascadingRouter, Tier
+from callwise.routing.types import Message, SourceDoc
 from tests.vendors.llama_server import ALIAS, HAS_LLAMA_SERVER, SKIP_REASON, LlamaServer, gemma_path
 
 pytestmark = pytest.mark.skipif(not HAS_LLAMA_SERVER, reason=SKIP_REASON)

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routing.providers.extractive import NOT_FOUND, ExtractiveProvider
-from routing.router import CascadingRouter, Tier
-from routing.types import Grounding, Message
+from callwise.routing.providers.extractive import NOT_FOUND, ExtractiveProvider
+from callwise.routing.router import CascadingRouter, Tier
+from callwise.routing.types import Grounding, Message
 
 HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
 
@@ -68,7 +68,7 @@ async def test_extractive_summary_for_complete(minilm, org_id) -> None:
 
 @pytest.fixture(scope="module")
 def gemma(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from routing.providers.local import LocalLlamaProvider, default_model_path
+    from callwise.routing.providers.local import LocalLlamaProvider, default_model_path
 
     cache = Path(os.environ.get("CALLWISE_TEST_MODEL_DIR", str(tmp_path_factory.mktemp("models"))))
     provider = LocalLlamaProvider(default_model_path(cache), n_ctx=2048)
@@ -124,7 +124,7 @@ Password: &lt;type your password&gt;</pre>
 
 def _page_text(tmp_path: Path, html: str) -> str:
     """The page as the product's HTML loader reads it (sections joined the way the chunker does)."""
-    from knowledge.loaders import LoadedDocument
+    from callwise.knowledge.loaders import LoadedDocument
 
     path = tmp_path / "page.html"
     path.write_text(html)
@@ -133,8 +133,8 @@ def _page_text(tmp_path: Path, html: str) -> str:
 
 
 def test_units_keep_captions_with_short_examples_and_drop_code(tmp_path: Path) -> None:
-    from routing.providers.extractive import answer_units
-    from routing.text import speakable_problems
+    from callwise.routing.providers.extractive import answer_units
+    from callwise.routing.text import speakable_problems
 
     units = [u.spoken for u in answer_units(_page_text(tmp_path, MANUAL_PAGE))]
     assert any(u.startswith("You can keep your password for longer") and
@@ -146,7 +146,7 @@ def test_units_keep_captions_with_short_examples_and_drop_code(tmp_path: Path) -
 
 
 def test_units_from_markdown_skip_fences_tables_and_say_list_captions() -> None:
-    from routing.providers.extractive import answer_units
+    from callwise.routing.providers.extractive import answer_units
 
     md = ("# Export your data\nYou can export every call as CSV.\n\n| plan | limit |\n|---|---|\n| Team | 10 |\n\n"
           "To export, run:\n\n```bash\ncallwise export --org acme --format csv > calls.csv\n```\n\n"
@@ -159,8 +159,8 @@ def test_units_from_markdown_skip_fences_tables_and_say_list_captions() -> None:
 
 
 async def test_extractive_answer_is_speakable_and_short(minilm, tmp_path: Path) -> None:
-    from routing.text import speakable_problems
-    from routing.types import SourceDoc
+    from callwise.routing.text import speakable_problems
+    from callwise.routing.types import SourceDoc
 
     page = SourceDoc(1, "git-credential-cache.html", "git-credential-cache(1)", _page_text(tmp_path, MANUAL_PAGE))
     p = ExtractiveProvider(minilm)
@@ -172,7 +172,7 @@ async def test_extractive_answer_is_speakable_and_short(minilm, tmp_path: Path) 
 
 
 def test_speakable_problems() -> None:
-    from routing.text import speakable_problems
+    from callwise.routing.text import speakable_problems
 
     assert speakable_problems("git commit [-a | --interactive] [<file>...]")
     assert "unbalanced brackets" in speakable_problems("Use the (default option.")
@@ -183,7 +183,7 @@ def test_speakable_problems() -> None:
 
 # --- what the answerer prefers: the section and the kind of answer asked for (issue 10) ------------
 def test_a_fact_in_bold_is_prose_not_code() -> None:
-    from routing.providers.extractive import answer_units
+    from callwise.routing.providers.extractive import answer_units
 
     text = ("How long refunds take\nApproved refunds go back to the original payment method. Banks usually need "
             "**5-7 business days** before it appears on your statement.\n")
@@ -194,7 +194,7 @@ def test_a_fact_in_bold_is_prose_not_code() -> None:
 
 
 def test_answer_types() -> None:
-    from routing import answer_type
+    from callwise.routing import answer_type
 
     assert answer_type.expected("Okay, and how long does it take for the money to come back?") == "duration"
     assert answer_type.expected("How many seats can we add?") == "number"
@@ -208,7 +208,7 @@ def test_answer_types() -> None:
 
 
 def test_focus_keeps_the_question_of_a_turn_that_says_more() -> None:
-    from routing.providers.extractive import focus
+    from callwise.routing.providers.extractive import focus
 
     assert focus("It turns out we don't really need it. Can I still get a full refund?") == \
         "Can I still get a full refund?"
@@ -221,7 +221,7 @@ async def test_the_section_that_answers_wins_over_shared_words(minilm) -> None:
     """The sentence under the heading that matches the question and holding the duration asked for
     is the best unit, over one sharing the question's words ("return money to your card") from
     another section (which may still be said beside it: same source, within the margin)."""
-    from routing.types import SourceDoc
+    from callwise.routing.types import SourceDoc
 
     kb = Path(__file__).resolve().parents[2] / "examples" / "kb" / "billing" / "refunds.md"
     src = (SourceDoc(1, "billing/refunds.md", "Refund policy", kb.read_text(encoding="utf-8")),)

@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from routing.providers.base import ProviderError
-from routing.providers.openai import OpenAIProvider
-from routing.providers.openai_compatible import OpenAICompatibleProvider
-from routing.types import Message
+from callwise.routing.providers.base import ProviderError
+from callwise.routing.providers.openai import OpenAIProvider
+from callwise.routing.providers.openai_compatible import OpenAICompatibleProvider
+from callwise.routing.types import Message
 from tests.vendors.openai import FakeOpenAI
 
 MSGS = [Message("system", "You are helpful."), Message("user", "How long do refunds take?")]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from routing.budget import PER_MESSAGE_TOKENS, ContextBudget, EstimateCounter, counter_for, is_overflow, retry_budget
-from routing.prompts import DEFAULT_TEMPLATES, PostgresPromptStore, PromptLibrary, PromptTemplate, evidence_sources
-from routing.providers.openai import OpenAIProvider
-from routing.router import CascadingRouter, Tier
-from routing.types import CustomerContext, Message, SourceDoc
+from callwise.routing.budget import PER_MESSAGE_TOKENS, ContextBudget, EstimateCounter, counter_for, is_overflow, retry_budget
+from callwise.routing.prompts import DEFAULT_TEMPLATES, PostgresPromptStore, PromptLibrary, PromptTemplate, evidence_sources
+from callwise.routing.providers.openai import OpenAIProvider
+from callwise.routing.router import CascadingRouter, Tier
+from callwise.routing.types import CustomerContext, Message, SourceDoc
 from tests.routing.conftest import FAST_RETRY
 from tests.vendors.openai import FakeOpenAI
 

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from routing.pricing import Price
-from routing.providers.base import ProviderError
-from routing.providers.openai import OpenAIProvider
-from routing.resilience import HOLDING_LINE, CircuitBreaker, CircuitOpen, RetryPolicy, call_once, call_with_retries
-from routing.router import APOLOGY, CascadingRouter, Tier
+from callwise.routing.pricing import Price
+from callwise.routing.providers.base import ProviderError
+from callwise.routing.providers.openai import OpenAIProvider
+from callwise.routing.resilience import HOLDING_LINE, CircuitBreaker, CircuitOpen, RetryPolicy, call_once, call_with_retries
+from callwise.routing.router import APOLOGY, CascadingRouter, Tier
 from tests.routing.conftest import FAST_RETRY
 from tests.vendors._http import Reply
 from tests.vendors.openai import FakeOpenAI

@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 
-from routing.costs import MemoryCostSink, PostgresCostSink, cost_report
-from routing.pricing import Price
-from routing.providers.extractive import ExtractiveProvider
-from routing.providers.openai import OpenAIProvider
-from routing.router import APOLOGY, DISCLAIMER, EMPTY_REPLY, CascadingRouter, Tier
+from callwise.routing.costs import MemoryCostSink, PostgresCostSink, cost_report
+from callwise.routing.pricing import Price
+from callwise.routing.providers.extractive import ExtractiveProvider
+from callwise.routing.providers.openai import OpenAIProvider
+from callwise.routing.router import APOLOGY, DISCLAIMER, EMPTY_REPLY, CascadingRouter, Tier
 from tests.routing.conftest import FAST_RETRY, hashing_embed
 from tests.vendors.openai import FakeOpenAI
 
@@ -231,7 +231,7 @@ async def test_answer_stream_live_and_all_failing(fakes, refund_sources, org_id)
 
 
 async def test_complete_uses_cheapest_tier_and_records_purpose(fakes, pg_pool, org_id) -> None:
-    from routing.types import Message
+    from callwise.routing.types import Message
     router = router_for(fakes, PostgresCostSink(pg_pool))
     text = await router.complete([Message("user", "Summarise: ...")], "summary", organization_id=org_id)
     assert text == "Answer from tier 1."

@@ -7,9 +7,16 @@ import random
 
 import pytest
 
-from routing.router import DISCLAIMER
-from routing.speakable import SpeakableStream, code_in_words, needs_speakable, speakable, speakable_deltas, trim_to_sentence
-from routing.text import speakable_problems
+from callwise.routing.router import DISCLAIMER
+from callwise.routing.speakable import (
+    SpeakableStream,
+    code_in_words,
+    needs_speakable,
+    speakable,
+    speakable_deltas,
+    trim_to_sentence,
+)
+from callwise.routing.text import speakable_problems
 
 # The shape of the answer in issue 14 (Markdown, two fenced SQL blocks, a list, a URL, cut off by the cap).
 MARKDOWN_ANSWER = """To change a password, use the **ALTER USER** statement [2]. Here is how:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agent.settings import Settings
-from agent.wiring.routing import OFFLINE_DEFAULT, RoutingConfigError, build_router, plan_tiers
+from callwise.wiring.routing import OFFLINE_DEFAULT, RoutingConfigError, build_router, plan_tiers
+from callwise.wiring.settings import Settings
 from tests.vendors.openai import FakeOpenAI
 
 KEYS = ("GOOGLE_API_KEY", "GEMINI_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "CALLWISE_GOOGLE_API_KEY",
@@ -93,7 +93,7 @@ def test_context_budget_per_tier_from_file_settings_and_defaults(tmp_path: Path)
 
 
 def test_cli_ask_json_and_costs(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from agent.cli import app
+    from callwise.cli.main import app
 
     with FakeOpenAI("Refunds take 5 to 7 business days [1].", logprob=-0.01) as fake:
         tiers = tmp_path / "tiers.yaml"

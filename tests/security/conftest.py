@@ -56,12 +56,12 @@ def _write(root: Path, docs: dict[str, str]) -> Path:
 
 @pytest.fixture(scope="session")
 async def orgs(pg_pool, tmp_path_factory) -> Orgs:  # type: ignore[no-untyped-def]
-    from agent.escalation import EscalationPolicy, EscalationRules
-    from agent.pipeline import SupportCall, SupportDeps
-    from agent.settings import Settings
-    from agent.store import ConversationStore, InsightRecord
-    from agent.wiring.knowledge import build_knowledge
-    from agent.wiring.routing import build_router
+    from callwise.calls import SupportCall, SupportDeps
+    from callwise.calls.store import ConversationStore, InsightRecord
+    from callwise.handoff.escalation import EscalationPolicy, EscalationRules
+    from callwise.wiring.knowledge import build_knowledge
+    from callwise.wiring.routing import build_router
+    from callwise.wiring.settings import Settings
 
     tmp = tmp_path_factory.mktemp("security")
     settings = Settings(_env_file=None, data_dir=tmp / "data", api_token=TOKEN)
@@ -109,8 +109,8 @@ def leaks(text: str, o: Orgs) -> list[str]:
 async def api_client(orgs, pg_pool):  # type: ignore[no-untyped-def]
     from aiohttp.test_utils import TestClient, TestServer
 
-    from agent.api import ApiServices, create_app
-    from agent.wiring.routing import tier3_price
+    from callwise.api.app import ApiServices, create_app
+    from callwise.wiring.routing import tier3_price
 
     app = create_app(ApiServices(pg_pool, orgs.knowledge.retriever, orgs.router, tier3_price(orgs.settings), TOKEN))
     client = TestClient(TestServer(app))

@@ -14,7 +14,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from agent.api import ApiServices, create_app
+from callwise.api.app import ApiServices, create_app
 from tests.security.conftest import AUTH
 
 SQLI = "'; drop table turns; -- "
@@ -113,7 +113,7 @@ HOSTILE_TURNS = [
 
 
 def test_simulate_text_script_of_hostile_turns_loses_nothing(cli_env, orgs, pg_pool) -> None:
-    from agent.cli import app
+    from callwise.cli.main import app
 
     script = cli_env / "hostile.jsonl"
     script.write_text("\n".join(json.dumps({"speaker": "caller", "text": t}) for t in HOSTILE_TURNS) + "\n",
@@ -155,7 +155,7 @@ async def _count_turns(cli_env, session_id: str) -> int:  # type: ignore[no-unty
     ["costs", "--days", "0"],
 ], ids=["ask-100kB", "ask-bad-utf8", "ask-soql", "search-sqli", "search-bad-mode", "search-bad-topk", "costs-days"])
 def test_cli_hostile_arguments(cli_env, orgs, args: list[str]) -> None:
-    from agent.cli import app
+    from callwise.cli.main import app
 
     res = CliRunner().invoke(app, [*args, "--org", orgs.b_slug])
     assert res.exit_code in (0, 2), res.output[-2000:]
@@ -165,7 +165,7 @@ def test_cli_hostile_arguments(cli_env, orgs, args: list[str]) -> None:
 
 
 def test_cli_hostile_org_and_files(cli_env, orgs) -> None:
-    from agent.cli import app
+    from callwise.cli.main import app
 
     runner = CliRunner()
     res = runner.invoke(app, ["search", "refund", "--org", SQLI])

@@ -25,7 +25,7 @@ def _write(kb: Path, version: str) -> None:
 
 
 def _ingest(kb: Path, slug: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "agent.cli", "ingest", str(kb), "--org", slug], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "callwise.cli.main", "ingest", str(kb), "--org", slug], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 

@@ -10,7 +10,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from agent.api import ApiServices, create_app
+from callwise.api.app import ApiServices, create_app
 from tests.security.conftest import AUTH, MARK, leaks
 
 MODES = ["bm25", "vector", "hybrid", "hybrid+rerank"]
@@ -102,7 +102,7 @@ CLI = [
 
 @pytest.mark.parametrize("args", CLI, ids=[" ".join(a[:2]) for a in CLI])
 def test_cli_command(cli_env, orgs, args: list[str]) -> None:
-    from agent.cli import app
+    from callwise.cli.main import app
 
     runner = CliRunner()
     res = runner.invoke(app, [*args, "--org", orgs.b_slug])
@@ -116,7 +116,7 @@ def test_cli_command(cli_env, orgs, args: list[str]) -> None:
 
 def test_nightly_report_of_b_holds_nothing_of_a(cli_env, orgs) -> None:
     """gaps, insights, costs, escalations, surveys, A/B and the run itself, as the nightly job reports them."""
-    from agent.cli import app
+    from callwise.cli.main import app
 
     out = cli_env / "report-b"
     res = CliRunner().invoke(app, ["eval", "nightly", "--org", orgs.b_slug, "--out", str(out), "--json",

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from agent.settings import Settings, env_name
+from callwise.wiring.settings import Settings, env_name
 from tests.vendors._http import Reply, Request
 from tests.vendors.openai import FakeOpenAI
 
@@ -56,7 +56,7 @@ def _no_marker(text: str, where: str) -> None:
 
 
 def test_cli_commands_never_print_a_secret(secret_env, orgs, tmp_path) -> None:
-    from agent.cli import app
+    from callwise.cli.main import app
 
     script = tmp_path / "call.txt"
     script.write_text("How long does a refund take?\nI want to speak to a human.\n")
@@ -83,8 +83,8 @@ def test_cli_commands_never_print_a_secret(secret_env, orgs, tmp_path) -> None:
 async def test_api_answers_and_stored_rows_never_hold_a_secret(secret_env, orgs, pg_pool) -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
-    from agent.api import ApiServices, create_app
-    from agent.wiring.routing import build_router, tier3_price
+    from callwise.api.app import ApiServices, create_app
+    from callwise.wiring.routing import build_router, tier3_price
 
     settings = Settings(_env_file=None)
     assert isinstance(settings.openai_api_key, SecretStr) and MARK in settings.openai_api_key.get_secret_value()

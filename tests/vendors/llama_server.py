@@ -31,7 +31,7 @@ ALIAS = "gemma3-270m"
 
 def gemma_path(cache_dir: Path) -> Path:
     """The packaged Gemma GGUF, assembled once (``CALLWISE_TEST_MODEL_DIR`` shares it across runs)."""
-    from routing.providers.local import default_model_path
+    from callwise.routing.providers.local import default_model_path
 
     return default_model_path(Path(os.environ.get("CALLWISE_TEST_MODEL_DIR", str(cache_dir))))
 

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from integrations.crm.hubspot import HubSpotCRM, HubSpotTokens
-from integrations.crm.types import CallLog, CaseRequest, CRMError, Customer
+from callwise.integrations.crm.hubspot import HubSpotCRM, HubSpotTokens
+from callwise.integrations.crm.types import CallLog, CaseRequest, CRMError, Customer
 from tests.vendors._http import Reply
 from tests.vendors.hubspot import FakeHubSpot
 

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from integrations.crm.salesforce import SalesforceCRM, SalesforceTokens
-from integrations.crm.types import CallLog, CaseRequest, CRMError, Customer
+from callwise.integrations.crm.salesforce import SalesforceCRM, SalesforceTokens
+from callwise.integrations.crm.types import CallLog, CaseRequest, CRMError, Customer
 from tests.vendors.salesforce import FakeSalesforce
 
 

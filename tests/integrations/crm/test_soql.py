@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from integrations.crm.soql import escape, quote, quote_like, soql
+from callwise.integrations.crm.soql import escape, quote, quote_like, soql
 
 
 @pytest.mark.parametrize(("raw", "escaped"), [

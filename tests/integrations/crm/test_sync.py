@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from agent.caller import upsert_end_user
-from integrations.crm.oauth import OAuthError, sign_state, verify_state
-from integrations.crm.salesforce import SalesforceCRM, SalesforceTokens
-from integrations.crm.sync import apply_hubspot_events, salesforce_delta, valid_hubspot_signature
-from integrations.crm.types import Customer
+from callwise.calls.caller import upsert_end_user
+from callwise.integrations.crm.oauth import OAuthError, sign_state, verify_state
+from callwise.integrations.crm.salesforce import SalesforceCRM, SalesforceTokens
+from callwise.integrations.crm.sync import apply_hubspot_events, salesforce_delta, valid_hubspot_signature
+from callwise.integrations.crm.types import Customer
 from tests.vendors.salesforce import FakeSalesforce
 
 

@@ -1,6 +1,0 @@
-"""One module per provider behind ``routing.providers.base.Provider``. Vendor SDKs are imported by
-their modules only, so a missing optional SDK affects only that provider."""
-
-from routing.providers.base import GenerationStream, Provider, ProviderError
-
-__all__ = ["GenerationStream", "Provider", "ProviderError"]

@@ -1,0 +1,96 @@
+"""The live handoff inside a LiveKit room (the worker's side of ``callwise.handoff.service``).
+
+``wire_room`` tells the call's ``HandoffEscalator`` what only the worker knows: the room, whether the
+caller dialled in over SIP (then the on-duty number gets a cold transfer) and their identity, how to speak
+outside a turn (keep-alive lines, a failed transfer), how to wait for the agent to finish a sentence
+before the line is handed over, and how to go quiet once a human (identity ``agent-*``) joins. When the
+call ends before its rating, the survey follow-up is queued (SMS or email, per the org's
+``settings.survey_followup`` or else ``CALLWISE_SURVEY_FOLLOWUP``, and the contact the caller gave).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from livekit import rtc
+
+from callwise.handoff.service import CallLine, HandoffEscalator
+
+log = logging.getLogger("callwise.handoff.room")
+
+
+def is_sip(participant: rtc.RemoteParticipant) -> bool:
+    try:
+        return "SIP" in rtc.ParticipantKind.Name(participant.kind)
+    except (ValueError, TypeError):
+        return False
+
+
+def wire_room(ctx: Any, call: Any, session: Any, participant: rtc.RemoteParticipant, settings: Any) -> None:
+    escalator = call.deps.escalator
+    sip = is_sip(participant)
+    if sip and call.ctx.customer is not None:
+        phone = (participant.attributes or {}).get("sip.phoneNumber")
+        if phone:
+            call.ctx.customer.extra.setdefault("phone", phone)
+    if isinstance(escalator, HandoffEscalator):
+        async def speak(text: str) -> None:
+            handle = session.say(text)
+            try:
+                await handle
+            except Exception:  # noqa: BLE001 - interrupted or the room went away
+                log.debug("handoff line not fully played", exc_info=True)
+
+        async def settle() -> None:
+            for _ in range(150):  # at most 15 s
+                if session.agent_state != "speaking":
+                    return
+                await asyncio.sleep(0.1)
+
+        def quiet() -> None:
+            session.input.set_audio_enabled(False)
+
+        escalator.attach(call.session_id, CallLine(room=ctx.room.name, caller="sip" if sip else "app",
+                                                   participant_identity=participant.identity, speak=speak,
+                                                   settle=settle, quiet=quiet))
+
+        def on_join(p: rtc.RemoteParticipant) -> None:
+            if p.identity.startswith("agent-"):
+                escalator.human_joined(call.session_id, p.identity, p.name or None)
+
+        ctx.room.on("participant_connected", on_join)
+
+    async def after_call() -> None:
+        if isinstance(escalator, HandoffEscalator):
+            escalator.detach(call.session_id)
+        await survey_if_unrated(settings, call)
+
+    ctx.add_shutdown_callback(after_call)
+
+
+async def survey_if_unrated(settings: Any, call: Any) -> None:
+    """The call ended before its rating: queue the survey by SMS or email when the caller can be reached."""
+    from callwise.calls.followup import choose_channel, request_survey
+    from callwise.wiring.integrations import credential_store
+
+    if not call.session_id or call.ctx.survey_phase == "done":
+        return
+    customer = call.ctx.customer
+    extra = getattr(customer, "extra", {}) or {}
+    contact = {"phone": extra.get("phone"), "email": extra.get("email")}
+    try:
+        # the org's own choice (organizations.settings.survey_followup) wins over CALLWISE_SURVEY_FOLLOWUP
+        own = await call.deps.pool.fetchval("select settings->>'survey_followup' from organizations where id = $1",
+                                            call.organization_id)
+        mode = own if own in ("sms", "email", "auto", "off") else settings.survey_followup
+        if mode == "off":
+            return
+        configured = await credential_store(settings, call.deps.pool).configured(call.organization_id)
+        choice = choose_channel(mode, contact, configured)
+        if choice is not None:
+            await request_survey(call.deps.pool, call.organization_id, call.session_id, channel=choice[0],
+                                 contact=choice[1], public_url=settings.public_url)
+    except Exception:  # noqa: BLE001 - the call is over; a failed follow-up is logged, not raised
+        log.exception("could not queue the survey follow-up")

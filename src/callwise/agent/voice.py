@@ -1,0 +1,108 @@
+"""Speech in and out, chosen from settings.
+
+=====  ==================================  ==========================================
+part   with a key                          offline default
+=====  ==================================  ==========================================
+VAD    Silero (bundled ONNX)               same
+STT    Deepgram streaming (DEEPGRAM_...)   faster-whisper (``stt_model``) + Silero VAD
+TTS    OpenAI, else Deepgram               espeak-ng if installed, else text-only
+=====  ==================================  ==========================================
+
+``CALLWISE_TTS`` forces one choice (``openai``, ``deepgram``, ``espeak``, ``none``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+
+from livekit.agents import stt, tts, vad
+
+from callwise.wiring.settings import Settings
+
+log = logging.getLogger("callwise.voice")
+
+
+class VoiceConfigError(RuntimeError):
+    """A forced choice cannot be honoured (its key or binary is missing)."""
+
+
+@dataclass(frozen=True)
+class VoiceChoice:
+    stt: str
+    tts: str
+    vad: str = "silero"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"stt": self.stt, "tts": self.tts, "vad": self.vad}
+
+
+@lru_cache(maxsize=1)
+def _silero() -> vad.VAD:
+    from livekit.plugins import silero
+
+    return silero.VAD.load(min_silence_duration=0.55)
+
+
+def build_vad(settings: Settings | None = None) -> vad.VAD:
+    """One Silero VAD per process (streams created from it are independent)."""
+    return _silero()
+
+
+def stt_choice(settings: Settings) -> str:
+    return "deepgram" if settings.deepgram_api_key else f"whisper-{settings.stt_model}"
+
+
+def build_stt(settings: Settings) -> stt.STT:
+    if settings.deepgram_api_key:
+        from livekit.plugins import deepgram
+
+        return deepgram.STT(api_key=settings.deepgram_api_key.get_secret_value(), model="nova-3",
+                            language="en-US", interim_results=True, smart_format=True)
+    from callwise.agent.plugins.stt_whisper import WhisperSTT
+
+    return WhisperSTT(model=settings.stt_model, cache_dir=settings.data_dir / "models")
+
+
+def tts_choice(settings: Settings) -> str:
+    from callwise.agent.plugins.tts_espeak import espeak_available
+
+    wanted = settings.tts
+    if wanted == "auto":
+        if settings.openai_api_key:
+            return "openai"
+        if settings.deepgram_api_key:
+            return "deepgram"
+        return "espeak" if espeak_available() else "none"
+    if wanted == "openai" and not settings.openai_api_key:
+        raise VoiceConfigError("CALLWISE_TTS=openai needs OPENAI_API_KEY")
+    if wanted == "deepgram" and not settings.deepgram_api_key:
+        raise VoiceConfigError("CALLWISE_TTS=deepgram needs DEEPGRAM_API_KEY")
+    if wanted == "espeak" and not espeak_available():
+        raise VoiceConfigError("CALLWISE_TTS=espeak needs the espeak-ng command (apt-get install espeak-ng)")
+    return wanted
+
+
+def build_tts(settings: Settings) -> tts.TTS | None:
+    """The TTS to speak answers with, or ``None`` for a text-only agent."""
+    choice = tts_choice(settings)
+    if choice == "openai":
+        from livekit.plugins import openai
+
+        kwargs = {"base_url": settings.openai_base_url} if settings.openai_base_url else {}
+        return openai.TTS(api_key=settings.openai_api_key.get_secret_value(), **kwargs)  # type: ignore[union-attr]
+    if choice == "deepgram":
+        from livekit.plugins import deepgram
+
+        return deepgram.TTS(api_key=settings.deepgram_api_key.get_secret_value())  # type: ignore[union-attr]
+    if choice == "espeak":
+        from callwise.agent.plugins.tts_espeak import EspeakTTS
+
+        return EspeakTTS()
+    log.info("no TTS available: the agent answers in text only (install espeak-ng for offline speech)")
+    return None
+
+
+def voice_choice(settings: Settings) -> VoiceChoice:
+    return VoiceChoice(stt=stt_choice(settings), tts=tts_choice(settings))

@@ -1,0 +1,223 @@
+"""The LiveKit worker: the support agent and the meeting copilot, on the framework's own server.
+
+``callwise worker dev|start [--agent support|meeting|auto]`` runs an ``AgentServer`` through the
+framework's CLI. With ``--agent support`` or ``--agent meeting`` the worker registers under that
+agent name and joins the rooms it is explicitly dispatched to (``lk dispatch create --agent-name
+support --room ...`` or a token's room configuration). With ``auto`` (the default) it joins every
+new room and picks the kind from the job metadata, the room metadata (``{"kind": "meeting"}``) or
+a room name starting with ``meeting-``; anything else is a support call.
+
+Scaling out is LiveKit's job: start more worker processes (on more machines) with the same
+agent name; the server dispatches each room to one of them by load, and each job runs in its own
+process (``setup_fnc`` preloads the VAD, the Whisper model and the embedder there).
+
+Organization: ``{"org": "slug"}`` in job or room metadata, else ``CALLWISE_DEFAULT_ORG``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncIterable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from livekit import rtc
+from livekit.agents import Agent, AgentServer, AgentSession, AutoSubscribe, JobContext, JobProcess, cli, room_io
+from livekit.agents import stt as lk_stt
+
+from callwise.agent.support import SupportAgent, track_end_of_speech
+from callwise.calls import ESCALATION_TOPIC, SupportCall
+from callwise.calls.caller import CallerId
+from callwise.calls.meeting import MeetingCopilot, RoomSuggestionSink
+from callwise.routing.types import CustomerContext
+from callwise.wiring.settings import Settings
+
+log = logging.getLogger("callwise.worker")
+
+
+def prewarm(proc: JobProcess) -> None:
+    """Load the heavy models once per job process."""
+    from callwise.agent.voice import build_stt, build_vad
+    from callwise.wiring.knowledge import get_embedder
+
+    settings = Settings()
+    proc.userdata["settings"] = settings
+    proc.userdata["vad"] = build_vad(settings)
+    proc.userdata["stt"] = build_stt(settings)
+    get_embedder(settings)
+
+
+def _metadata(ctx: JobContext) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for raw in (ctx.room.metadata if ctx.room else "", ctx.job.metadata):
+        try:
+            data = json.loads(raw) if raw else {}
+        except ValueError:
+            data = {}
+        if isinstance(data, dict):
+            out.update(data)
+    return out
+
+
+def call_kind(ctx: JobContext, configured: str) -> str:
+    if configured in ("support", "meeting"):
+        return configured
+    meta = _metadata(ctx)
+    kind = meta.get("kind") or meta.get("callwise_kind")
+    if kind in ("support", "meeting"):
+        return str(kind)
+    return "meeting" if ctx.room.name.startswith("meeting-") else "support"
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
+    kind = call_kind(ctx, os.environ.get("CALLWISE_WORKER_AGENT", "auto"))
+    settings: Settings = ctx.proc.userdata.get("settings") or Settings()
+    stack = AsyncExitStack()
+    from callwise.wiring.agent import open_components_in
+
+    comp = await open_components_in(stack, settings)
+    ctx.add_shutdown_callback(stack.aclose)
+    from callwise.wiring.integrations import running_dispatcher  # the outbox runs in every worker (issue 11)
+
+    await stack.enter_async_context(running_dispatcher(settings, comp.pool))
+    org_id = await comp.runtime.org_id(_metadata(ctx).get("org"))
+    if kind == "meeting":
+        await run_meeting(ctx, comp, org_id)
+    else:
+        await run_support(ctx, comp, org_id)
+
+
+# ---------------------------------------------------------------------------------------- support
+class RoomSupportAgent(SupportAgent):
+    """The support agent in a room: bad audio frames are logged and skipped, the call goes on."""
+
+    async def stt_node(self, audio: AsyncIterable[rtc.AudioFrame], model_settings: Any) -> Any:
+        async for ev in Agent.default.stt_node(self, valid_frames(audio), model_settings):
+            yield ev
+
+
+async def valid_frames(audio: AsyncIterable[rtc.AudioFrame]) -> AsyncIterable[rtc.AudioFrame]:
+    skipped = 0
+    async for frame in audio:
+        ok = (frame.sample_rate >= 8000 and frame.num_channels >= 1 and frame.samples_per_channel > 0
+              and len(frame.data) == frame.samples_per_channel * frame.num_channels)
+        if ok:
+            yield frame
+            continue
+        skipped += 1
+        if skipped == 1 or skipped % 100 == 0:
+            log.warning("skipped %d bad audio frame(s) (rate=%s channels=%s samples=%s)", skipped,
+                        frame.sample_rate, frame.num_channels, frame.samples_per_channel)
+
+
+async def run_support(ctx: JobContext, comp: Any, org_id: str) -> None:
+    from callwise.agent.voice import build_tts
+
+    settings: Settings = comp.settings
+    participant = await ctx.wait_for_participant()
+    customer = _customer(participant)
+
+    async def publish(event: dict[str, Any]) -> None:
+        lp = ctx.room.local_participant
+        await lp.send_text(json.dumps(event), topic=ESCALATION_TOPIC)
+        await lp.set_attributes({"callwise.escalation": event["reason"], "callwise.handoff": event["handoff"]})
+
+    call = await SupportCall.start(comp.support_deps(), organization_id=org_id, room=ctx.room.name,
+                                   modality="video" if _has_video(participant) else "voice", customer=customer,
+                                   speaker=participant.identity, on_event=publish,
+                                   metadata={"participant": participant.identity},
+                                   caller=CallerId.from_participant(participant.attributes, participant.metadata))
+    ctx.add_shutdown_callback(call.end)
+    tts = build_tts(settings)
+    session: AgentSession = AgentSession(stt=ctx.proc.userdata["stt"], vad=ctx.proc.userdata["vad"], tts=tts)
+    agent = RoomSupportAgent(call)
+    track_end_of_speech(session, agent)
+    await session.start(agent, room=ctx.room, room_options=room_io.RoomOptions(
+        participant_identity=participant.identity, audio_output=tts is not None))
+    from callwise.agent.handoff_room import wire_room  # live handoff, join links, survey follow-up (issue 11)
+
+    wire_room(ctx, call, session, participant, settings)
+
+
+def _customer(participant: rtc.RemoteParticipant) -> CustomerContext:
+    try:
+        meta = json.loads(participant.metadata) if participant.metadata else {}
+    except ValueError:
+        meta = {}
+    meta = meta if isinstance(meta, dict) else {}
+    return CustomerContext(name=meta.pop("name", None) or participant.name or None, plan=meta.pop("plan", None),
+                           extra={k: v for k, v in meta.items() if isinstance(v, (str, int, float))})
+
+
+def _has_video(participant: rtc.RemoteParticipant) -> bool:
+    return any(p.kind == rtc.TrackKind.KIND_VIDEO for p in participant.track_publications.values())
+
+
+# ---------------------------------------------------------------------------------------- meeting
+async def run_meeting(ctx: JobContext, comp: Any, org_id: str) -> None:
+    """Transcribe each participant's audio separately; push suggestions to the reps only."""
+    base_stt: lk_stt.STT = ctx.proc.userdata["stt"]
+    vad = ctx.proc.userdata["vad"]
+    copilot = await MeetingCopilot.start(comp.meeting_deps(), organization_id=org_id, room=ctx.room.name,
+                                         sink=RoomSuggestionSink(ctx.room.local_participant))
+    tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def transcribe_track(track: rtc.Track, identity: str) -> None:
+        stt = base_stt if base_stt.capabilities.streaming else lk_stt.StreamAdapter(stt=base_stt, vad=vad)
+        stream = stt.stream()
+        audio = rtc.AudioStream.from_track(track=track, sample_rate=16000, num_channels=1)
+
+        async def push() -> None:
+            async for ev in audio:
+                stream.push_frame(ev.frame)
+            stream.end_input()
+
+        pusher = asyncio.create_task(push())
+        try:
+            async for ev in stream:
+                if ev.type == lk_stt.SpeechEventType.FINAL_TRANSCRIPT and ev.alternatives:
+                    try:
+                        await copilot.on_utterance(identity, ev.alternatives[0].text)
+                    except Exception:  # noqa: BLE001 - one bad turn must not stop the transcription
+                        log.exception("meeting turn failed")
+        finally:
+            pusher.cancel()
+            await stream.aclose()
+            await audio.aclose()
+
+    def on_track(track: rtc.Track, _pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+        if track.kind == rtc.TrackKind.KIND_AUDIO and track.sid not in tasks:
+            copilot.join(participant.identity)
+            tasks[track.sid] = asyncio.create_task(transcribe_track(track, participant.identity))
+
+    ctx.room.on("track_subscribed", on_track)
+    ctx.room.on("participant_connected", lambda p: copilot.join(p.identity))
+    ctx.room.on("participant_disconnected", lambda p: copilot.leave(p.identity))
+    for p in ctx.room.remote_participants.values():
+        copilot.join(p.identity)
+        for pub in p.track_publications.values():
+            if pub.track is not None:
+                on_track(pub.track, pub, p)  # type: ignore[arg-type]
+
+    async def finish() -> None:
+        for t in tasks.values():
+            t.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        await copilot.finish()
+
+    ctx.add_shutdown_callback(finish)
+
+
+# ---------------------------------------------------------------------------------------- server
+def build_server(agent_kind: str = "auto") -> AgentServer:
+    server = AgentServer(setup_fnc=prewarm)
+    server.rtc_session(entrypoint, agent_name="" if agent_kind == "auto" else agent_kind)
+    return server
+
+
+def run_worker(agent_kind: str = "auto") -> None:
+    cli.run_app(build_server(agent_kind))

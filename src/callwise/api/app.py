@@ -1,0 +1,216 @@
+"""The HTTP API and a small dashboard (``callwise serve``).
+
+JSON endpoints under ``/v1/orgs/{org}/`` (search, ask, costs, eval runs and their reports) and
+``/`` as an HTML overview of the latest nightly runs. Organizations are looked up, never created,
+by a request. When ``CALLWISE_API_TOKEN`` is set every page and endpoint except ``/healthz`` needs
+``Authorization: Bearer <token>`` (or HTTP Basic auth with the token as the password, so a browser
+can open the dashboard); without a token the server only binds to loopback.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import html
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from callwise.api import cases, crm, webhooks
+from callwise.api.services import SERVICES, ApiServices, dumps, error, json_body, org_id
+from callwise.calls.guard import clean_text
+
+__all__ = ["ApiServices", "create_app"]
+
+log = logging.getLogger("callwise.api")
+
+_MODES = ("bm25", "vector", "hybrid", "hybrid+rerank")
+_MODALITIES = ("voice", "video", "screen_share", "text")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# vendor webhooks and the survey page authenticate by the vendor's signature / the survey reference (issue 11)
+OPEN_PATHS = frozenset({"/healthz"}) | webhooks.PUBLIC_PATHS | crm.CRM_PUBLIC_PATHS
+
+
+def _presented_token(header: str) -> str:
+    """The token in ``Bearer <token>`` or in the password of ``Basic base64(user:token)``."""
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+        return decoded.partition(":")[2]
+    return ""
+
+
+def _auth_middleware(token: str | None) -> Any:
+    expected = (token or "").encode()
+
+    @web.middleware
+    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if token and request.path not in OPEN_PATHS:
+            given = _presented_token(request.headers.get("Authorization", "")).encode()
+            if not hmac.compare_digest(given, expected):
+                res = error(401, "missing or wrong token (Authorization: Bearer <token>)")
+                res.headers["WWW-Authenticate"] = 'Basic realm="callwise", charset="UTF-8"'
+                return res
+        return await handler(request)
+
+    return auth
+
+
+async def health(request: web.Request) -> web.Response:
+    services: ApiServices = request.app[SERVICES]
+    try:
+        await services.pool.fetchval("select 1")
+    except Exception as exc:  # the health check reports, it does not raise
+        return web.json_response({"status": "degraded", "database": str(exc)}, status=503)
+    return web.json_response({"status": "ok", "database": "ok"})
+
+
+async def search(request: web.Request) -> web.Response:
+    services: ApiServices = request.app[SERVICES]
+    org = await org_id(request)
+    body = await json_body(request)
+    query = clean_text(str(body.get("query") or "")).strip()
+    mode = body.get("mode", "hybrid+rerank")
+    top_k = body.get("top_k", 5)
+    if not query:
+        return error(400, "query is empty")
+    if mode not in _MODES:
+        return error(400, f"mode must be one of {', '.join(_MODES)}")
+    if not isinstance(top_k, int) or not 1 <= top_k <= 50:
+        return error(400, "top_k must be an integer from 1 to 50")
+    result = await services.retriever.retrieve(query, org, top_k=top_k, mode=mode)
+    return web.json_response({
+        "query_type": result.query_type,
+        "timings_ms": result.timings_ms,
+        "results": [
+            {"chunk_id": c.chunk_id, "document": c.document, "title": c.title, "score": c.score,
+             "text": c.text, "stages": c.stages}
+            for c in result.chunks
+        ],
+    }, dumps=dumps)
+
+
+async def ask(request: web.Request) -> web.Response:
+    from callwise.routing.types import sources_from
+
+    services: ApiServices = request.app[SERVICES]
+    org = await org_id(request)
+    body = await json_body(request)
+    question = clean_text(str(body.get("question") or "")).strip()
+    modality = body.get("modality", "text")
+    if not question:
+        return error(400, "question is empty")
+    if modality not in _MODALITIES:
+        return error(400, f"modality must be one of {', '.join(_MODALITIES)}")
+    t0 = time.perf_counter()
+    result = await services.retriever.retrieve(question, org)
+    retrieval_ms = (time.perf_counter() - t0) * 1000
+    sources = sources_from(result.chunks)
+    ans = await services.router.answer(question, sources, modality=modality, organization_id=org)
+    return web.json_response({
+        "answer": ans.text, "tier": ans.tier, "confidence": ans.confidence, "low_confidence": ans.low_confidence,
+        "escalate": ans.escalate, "cascade_path": ans.cascade_path, "cost_usd": ans.cost_usd,
+        "sources": [{"index": s.index, "document": s.document, "title": s.title} for s in ans.sources],
+        "latency_ms": round(ans.latency_ms, 1), "retrieval_ms": round(retrieval_ms, 1),
+    })
+
+
+async def costs(request: web.Request) -> web.Response:
+    from callwise.routing.costs import cost_report
+
+    services: ApiServices = request.app[SERVICES]
+    org = await org_id(request)
+    days = request.query.get("days")
+    if days is not None and (not days.isdigit() or int(days) < 1):
+        return error(400, "days must be a positive integer")
+    answerers = getattr(services.router, "answerers", None)  # one answerer: cascade/saving not applicable
+    report = await cost_report(services.pool, org, services.tier3_price, days=int(days) if days else None,
+                               answerers=len(answerers) if answerers else None)
+    return web.json_response(report.as_dict(), dumps=dumps)
+
+
+async def eval_runs(request: web.Request) -> web.Response:
+    services: ApiServices = request.app[SERVICES]
+    org = await org_id(request)
+    rows = await services.pool.fetch(
+        "select id, started_at, finished_at, status, n_examples, n_failed, metrics, alerts from eval_runs "
+        "where organization_id = $1 order by started_at desc limit 30", org)
+    runs = [{**dict(r), "metrics": json.loads(r["metrics"]), "alerts": json.loads(r["alerts"])} for r in rows]
+    return web.json_response({"runs": runs}, dumps=dumps)
+
+
+async def eval_report(request: web.Request) -> web.StreamResponse:
+    services: ApiServices = request.app[SERVICES]
+    org = await org_id(request)
+    try:
+        import uuid
+
+        run_id = str(uuid.UUID(request.match_info["run_id"]))
+    except ValueError:
+        return error(400, "run id is not a UUID")
+    path = await services.pool.fetchval(
+        "select report_path from eval_runs where organization_id = $1 and id = $2", org, run_id)
+    if not path or not Path(path).is_file():
+        return error(404, "no report for this run")
+    return web.FileResponse(path, headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    services: ApiServices = request.app[SERVICES]
+    rows = await services.pool.fetch(
+        """
+        select distinct on (o.slug) o.slug, r.id, r.started_at, r.status, r.metrics, r.alerts
+        from organizations o left join eval_runs r on r.organization_id = o.id
+        order by o.slug, r.started_at desc nulls last
+        """)
+    items = []
+    for r in rows:
+        if r["id"] is None:
+            items.append(f"<tr><td>{html.escape(r['slug'])}</td><td colspan=4>no evaluation run yet</td></tr>")
+            continue
+        metrics = json.loads(r["metrics"]) or {}
+        alerts = json.loads(r["alerts"]) or []
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in metrics.items() if isinstance(v, (int, float)))[:300]
+        link = f"/v1/orgs/{html.escape(r['slug'])}/eval-runs/{r['id']}/report"
+        items.append(
+            f"<tr><td>{html.escape(r['slug'])}</td><td>{r['started_at']:%Y-%m-%d %H:%M}</td>"
+            f"<td>{html.escape(r['status'])}</td><td>{len(alerts)}</td><td>{html.escape(shown)}</td>"
+            f"<td><a href='{link}'>report</a></td></tr>")
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>callwise</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2rem}table{border-collapse:collapse}"
+        "td,th{border-bottom:1px solid #ddd;padding:.4rem .8rem;text-align:left}</style></head><body>"
+        "<h1>callwise</h1><p><a href='/cases'>Cases and failing vendor actions</a></p>"
+        "<h2>Latest nightly evaluation per organization</h2>"
+        "<table><tr><th>organization</th><th>run</th><th>status</th><th>alerts</th><th>figures</th><th></th></tr>"
+        + "".join(items) + "</table></body></html>")
+    return web.Response(text=page, content_type="text/html")
+
+
+def create_app(services: ApiServices) -> web.Application:
+    app = web.Application(middlewares=[_auth_middleware(services.token)], client_max_size=1 << 20)
+    app[SERVICES] = services
+    app.router.add_get("/", dashboard)
+    app.router.add_get("/healthz", health)
+    app.router.add_post("/v1/orgs/{org}/search", search)
+    app.router.add_post("/v1/orgs/{org}/ask", ask)
+    app.router.add_get("/v1/orgs/{org}/costs", costs)
+    app.router.add_get("/v1/orgs/{org}/eval-runs", eval_runs)
+    app.router.add_get("/v1/orgs/{org}/eval-runs/{run_id}/report", eval_report)
+    cases.mount(app)  # the case desk
+    webhooks.mount(app)  # Twilio and SendGrid events, the survey page
+    crm.mount(app)  # HubSpot webhook, OAuth callbacks
+    return app

@@ -1,0 +1,120 @@
+"""The case desk on the HTTP API and the dashboard (mounted by ``callwise.api.app.create_app``).
+
+``GET /v1/orgs/{org}/escalations[?status=open&limit=50]`` (with the transcript that led to each case),
+``GET /v1/orgs/{org}/escalations/{case}``, ``POST .../{case}/claim`` ``{"agent": "alice"}`` (a live case
+answers with the claimer's join link), ``POST .../{case}/resolve`` ``{"agent", "notes"}``. ``{case}`` is
+``CW-1042``, ``1042`` or the case id. The routes sit under ``/v1`` so the API token protects them.
+``GET /cases`` is the dashboard page: open cases per organization and outbox rows that failed.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from callwise.api.services import json_body, org_id, services_of
+from callwise.handoff.cases import CaseDesk, CaseError
+
+log = logging.getLogger("callwise.api.cases")
+
+def _json(obj: Any, status: int = 200) -> web.Response:
+    return web.json_response(obj, status=status, dumps=lambda o: json.dumps(o, default=str))
+
+
+async def _desk(request: web.Request) -> CaseDesk:
+    services = services_of(request)
+    return CaseDesk(services.pool, await org_id(request), links=services.join_links)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    return await json_body(request)
+
+
+async def list_cases(request: web.Request) -> web.Response:
+    desk = await _desk(request)
+    status = request.query.get("status")
+    limit = request.query.get("limit", "50")
+    if not limit.isdigit() or not 1 <= int(limit) <= 500:
+        return _json({"error": "limit must be an integer from 1 to 500"}, 400)
+    try:
+        cases = await desk.list(status=status, limit=int(limit), transcript=True)
+    except CaseError as exc:
+        return _json({"error": str(exc)}, 400)
+    return _json({"cases": [c.as_dict() for c in cases]})
+
+
+async def show_case(request: web.Request) -> web.Response:
+    desk = await _desk(request)
+    try:
+        case = await desk.get(request.match_info["case"], agent=request.query.get("agent"))
+    except CaseError as exc:
+        return _json({"error": str(exc)}, 404 if "no case" in str(exc) else 400)
+    return _json(case.as_dict())
+
+
+async def claim_case(request: web.Request) -> web.Response:
+    desk = await _desk(request)
+    body = await _body(request)
+    try:
+        case = await desk.claim(request.match_info["case"], str(body.get("agent") or ""))
+    except CaseError as exc:
+        return _json({"error": str(exc)}, 404 if "no case" in str(exc) else 409 if "already" in str(exc) or
+                     " is " in str(exc) else 400)
+    return _json(case.as_dict())
+
+
+async def resolve_case(request: web.Request) -> web.Response:
+    desk = await _desk(request)
+    body = await _body(request)
+    try:
+        case = await desk.resolve(request.match_info["case"], str(body.get("agent") or ""), str(body.get("notes") or ""))
+    except CaseError as exc:
+        return _json({"error": str(exc)}, 404 if "no case" in str(exc) else 409 if "already" in str(exc) else 400)
+    return _json(case.as_dict())
+
+
+async def cases_page(request: web.Request) -> web.Response:
+    pool = services_of(request).pool
+    rows = await pool.fetch(
+        "select o.slug, e.case_number, e.status, e.reason, e.handoff_status, e.assigned_to, e.created_at, e.ticket_id, "
+        "e.details->>'transcript' as trigger from escalations e join organizations o on o.id = e.organization_id "
+        "where e.status <> 'resolved' order by e.created_at desc limit 200")
+    failed = await pool.fetch(
+        "select o.slug, x.action, x.status, x.attempts, x.last_error, x.updated_at, e.case_number from outbox x "
+        "join organizations o on o.id = x.organization_id left join escalations e on e.id = x.case_id "
+        "and e.organization_id = x.organization_id where x.status = 'dead' or (x.status = 'pending' and x.attempts > 0) "
+        "order by x.updated_at desc limit 100")
+    esc = html.escape
+    case_rows = "".join(
+        f"<tr><td>{esc(r['slug'])}</td><td>CW-{r['case_number']}</td><td>{esc(r['status'])}</td>"
+        f"<td>{esc(r['reason'])}</td><td>{esc(r['handoff_status'])}</td><td>{esc(r['assigned_to'] or '')}</td>"
+        f"<td>{r['created_at']:%Y-%m-%d %H:%M}</td><td>{esc(r['ticket_id'] or '')}</td>"
+        f"<td>{esc((r['trigger'] or '')[:120])}</td></tr>" for r in rows) or "<tr><td colspan=9>no open cases</td></tr>"
+    failed_rows = "".join(
+        f"<tr><td>{esc(r['slug'])}</td><td>{'CW-' + str(r['case_number']) if r['case_number'] else ''}</td>"
+        f"<td>{esc(r['action'])}</td><td>{esc(r['status'])}</td><td>{r['attempts']}</td>"
+        f"<td>{esc((r['last_error'] or '')[:200])}</td><td>{r['updated_at']:%Y-%m-%d %H:%M}</td></tr>"
+        for r in failed) or "<tr><td colspan=7>nothing failing</td></tr>"
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>callwise cases</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2rem}table{border-collapse:collapse;margin-bottom:2rem}"
+        "td,th{border-bottom:1px solid #ddd;padding:.4rem .8rem;text-align:left}</style></head><body>"
+        "<h1>Cases</h1><p>Claim and resolve with <code>callwise escalations claim|resolve</code> or "
+        "<code>POST /v1/orgs/ORG/escalations/CASE/claim</code>.</p>"
+        "<table><tr><th>organization</th><th>case</th><th>status</th><th>reason</th><th>handoff</th><th>assigned</th>"
+        "<th>opened</th><th>ticket</th><th>trigger</th></tr>" + case_rows + "</table>"
+        "<h2>Vendor actions failing or retrying</h2><table><tr><th>organization</th><th>case</th><th>action</th>"
+        "<th>status</th><th>attempts</th><th>error</th><th>updated</th></tr>" + failed_rows + "</table></body></html>")
+    return web.Response(text=page, content_type="text/html")
+
+
+def mount(app: web.Application) -> None:
+    app.router.add_get("/cases", cases_page)
+    app.router.add_get("/v1/orgs/{org}/escalations", list_cases)
+    app.router.add_get("/v1/orgs/{org}/escalations/{case}", show_case)
+    app.router.add_post("/v1/orgs/{org}/escalations/{case}/claim", claim_case)
+    app.router.add_post("/v1/orgs/{org}/escalations/{case}/resolve", resolve_case)

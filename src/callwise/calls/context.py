@@ -1,0 +1,140 @@
+"""What a turn carries from stage to stage (``TurnContext``), what it produces (``TurnOutcome``),
+and what one call remembers between its turns (``CallContext``)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from callwise.calls.memory import CallMemory
+from callwise.handoff.escalation import CallState
+from callwise.routing.types import CustomerContext, RoutedAnswer, SourceDoc
+
+if TYPE_CHECKING:
+    from callwise.calls.deps import SupportDeps
+
+TurnKind = Literal["answer", "escalation", "survey", "closing", "acknowledgement"]
+SurveyPhase = Literal["off", "rating", "comment", "done"]
+EventSink = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class TurnOutcome:
+    """What one customer turn produced; ``as_dict`` is the shape `callwise simulate --json` prints."""
+
+    transcript: str
+    answer: str = ""
+    kind: TurnKind = "answer"
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    tier: str | None = None
+    confidence: float | None = None
+    low_confidence: bool = False
+    escalated: bool = False
+    escalation: dict[str, Any] | None = None
+    latencies: dict[str, float] = field(default_factory=dict)
+    cost_usd: float = 0.0
+    error: str | None = None
+    turn_id: str | None = None
+    query_type: str | None = None
+    query: str | None = None  # the standalone question retrieval and the router got, when it differs
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "transcript": self.transcript, "answer": self.answer, "kind": self.kind, "sources": self.sources,
+            "tier": self.tier, "confidence": self.confidence, "low_confidence": self.low_confidence,
+            "escalated": self.escalated, "escalation": self.escalation,
+            "latencies_ms": {k: round(v, 1) for k, v in self.latencies.items()},
+            "cost_usd": self.cost_usd, "error": self.error, "query_type": self.query_type, "query": self.query,
+        }
+
+
+@dataclass
+class CallContext:
+    """One call's state across turns: ids, the caller, escalation counters, survey phase, memory and
+    the A/B configuration this caller was assigned (``overrides``: top_k, rerank, temperature,
+    prompt_version, as ``callwise.evaluation.ab`` names them)."""
+
+    deps: SupportDeps
+    organization_id: str
+    session_id: str | None
+    modality: str = "voice"
+    customer: CustomerContext | None = None
+    speaker: str = "customer"
+    on_event: EventSink | None = None
+    state: CallState = field(default_factory=CallState)
+    memory: CallMemory = field(default_factory=CallMemory)
+    survey_phase: SurveyPhase = "off"
+    survey_rating_text: str = ""
+    rating_retries: int = 0
+    escalation: dict[str, Any] | None = None  # the call's one handoff, once decided
+    overrides: dict[str, Any] = field(default_factory=dict)
+    persist: bool = True  # False for the nightly run: golden questions are not production turns
+    experiments: list[Any] = field(default_factory=list)  # callwise.evaluation.ab.Assignment per running experiment
+    ab_user_key: str | None = None
+    caller: Any | None = None  # the CRM lookup started at call start (callwise.calls.caller.CallerLookup)
+    crm_customer_applied: bool = False
+
+
+@dataclass
+class TurnContext:
+    """One customer turn as it moves through the stages (``callwise.calls.pipeline``).
+
+    Stages read what earlier stages wrote and write their own fields; a stage that ends the turn
+    (survey reply, escalation, acknowledgement) calls ``finish``. ``say`` is how a stage speaks:
+    every word the customer hears goes through it (and through ``deps.speakable`` when set).
+    """
+
+    call: CallContext
+    text: str
+    outcome: TurnOutcome
+    started: float = field(default_factory=time.perf_counter)
+    eos_at: float | None = None
+    interaction_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    guarded: str = ""  # the customer's words as a model may see them (PII redacted per setting)
+    injection_markers: list[str] = field(default_factory=list)
+    query: str = ""  # the standalone question (query understanding) that retrieval uses
+    answer_query: str = ""  # what the router is asked (the words, with terms carried from a question)
+    retrieved: list[Any] = field(default_factory=list)  # every retrieved chunk, best first
+    sources: list[SourceDoc] = field(default_factory=list)  # what the answering model sees
+    passages: list[dict[str, Any]] = field(default_factory=list)  # sources with chunk ids and hashes (stored)
+    retrieval_error: str | None = None
+    answer: RoutedAnswer | None = None
+    router_ran: bool = False
+    done: bool = False
+    completed: bool = False
+    cancelled: bool = False
+    spoken: list[str] = field(default_factory=list)  # everything the stages said
+    delivered: list[str] = field(default_factory=list)  # what a streaming reader passed on
+    emit: Callable[[str], Awaitable[None]] | None = None
+
+    @property
+    def deps(self) -> SupportDeps:
+        return self.call.deps
+
+    def ms_since_start(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    async def say(self, text: str) -> None:
+        """Speak ``text`` (a whole reply or one streamed delta). A listener (``emit``) records in
+        ``delivered`` what it actually passed on (a barge-in stops it mid-answer)."""
+        if not text:
+            return
+        speakable = self.call.deps.speakable
+        if speakable is not None:
+            text = speakable(text)
+        lat = self.outcome.latencies
+        if "first_token_ms" not in lat:
+            lat["first_token_ms"] = self.ms_since_start()
+            if self.eos_at is not None:
+                lat["eos_to_first_token_ms"] = (time.perf_counter() - self.eos_at) * 1000
+        self.spoken.append(text)
+        if self.emit is not None:
+            await self.emit(text)
+
+    def finish(self, kind: TurnKind) -> None:
+        """A stage answered the turn itself; the stages after it (but persistence) are skipped."""
+        self.outcome.kind = kind
+        self.done = True

@@ -1,0 +1,173 @@
+"""The turn pipeline: the stages, top to bottom, and the stream the framework reads the reply from.
+
+``TurnPipeline.run(ctx)`` runs each stage's ``run(ctx)`` in order until one ends the turn
+(``ctx.finish``); ``Persist`` runs last whatever happened. ``TurnPipeline.stream(ctx)`` runs the
+same in a task and hands the spoken text to the reader as it is said (what the framework passes
+to TTS); closing the stream early (barge-in) cancels the turn, and what was delivered is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from callwise.calls.context import TurnContext, TurnOutcome
+from callwise.calls.stages.answer import Answer
+from callwise.calls.stages.caller import KnowCaller
+from callwise.calls.stages.escalate import EscalateOnAnswer, EscalateOnWords
+from callwise.calls.stages.intake import Guard, RecordCustomerWords
+from callwise.calls.stages.persist import Persist
+from callwise.calls.stages.retrieve import Retrieve
+from callwise.calls.stages.survey import Goodbye, Survey
+from callwise.calls.stages.understand import UnderstandQuery
+
+
+class Stage(Protocol):
+    name: str
+
+    async def run(self, ctx: TurnContext) -> None: ...
+
+
+def support_stages(*, retrieve_k: int | None = None, stream: bool = True) -> list[Stage]:
+    """A live support turn."""
+    return [
+        RecordCustomerWords(),  # the customer's words, stored first
+        Guard(),                # PII redaction for models, injection markers
+        Survey(),               # an end-of-call survey in progress takes the turn
+        EscalateOnWords(),      # escalation rules on the customer's words
+        Goodbye(),              # a goodbye starts the survey
+        UnderstandQuery(),      # the standalone question from memory; statements acknowledged
+        Retrieve(retrieve_k),   # knowledge base -> sources
+        KnowCaller(),           # the caller's CRM record in the customer block (within its budget)
+        Answer(stream=stream),  # cascading router, streamed
+        EscalateOnAnswer(),     # rules on the answer (failure, low confidence, repeated non-answers)
+    ]
+
+
+#: stages about the call rather than the question: not part of answering a golden question
+CALL_ONLY = frozenset({"record", "survey", "goodbye", "caller"})
+
+
+def evaluation_stages(*, retrieve_k: int = 10) -> list[Stage]:
+    """The same stages for the nightly run: one question, nothing stored, ``retrieve_k`` chunks
+    retrieved (for the @10 metrics), the router's answer taken whole (no live deadline)."""
+    return [s for s in support_stages(retrieve_k=retrieve_k, stream=False) if s.name not in CALL_ONLY]
+
+
+class TurnPipeline:
+    def __init__(self, stages: Sequence[Stage] | None = None, persist: Stage | None = None) -> None:
+        self.stages: list[Stage] = list(stages) if stages is not None else support_stages()
+        self.persist: Stage = persist or Persist()
+
+    async def run(self, ctx: TurnContext) -> TurnOutcome:
+        """Every stage in order, then persistence (also on failure or cancellation)."""
+        try:
+            await self.run_stages(ctx)
+        finally:
+            await self.finish(ctx)
+        return ctx.outcome
+
+    async def run_stages(self, ctx: TurnContext) -> None:
+        try:
+            for stage in self.stages:
+                if ctx.done:
+                    break
+                await stage.run(ctx)
+            ctx.completed = True
+        except asyncio.CancelledError:
+            ctx.cancelled = True
+            raise
+
+    async def finish(self, ctx: TurnContext) -> None:
+        """The reply as heard, the total time, then ``Persist``."""
+        out = ctx.outcome
+        heard = ctx.delivered if ctx.emit is not None else ctx.spoken
+        out.answer = "".join(heard).strip()
+        out.latencies["total_ms"] = ctx.ms_since_start()
+        if (ctx.cancelled or not ctx.completed) and out.error is None:
+            out.error = "interrupted"
+        await self.persist.run(ctx)
+
+    def stream(self, ctx: TurnContext, *, on_task: Callable[[asyncio.Task[Any]], None] | None = None) -> TurnStream:
+        return TurnStream(self, ctx, on_task)
+
+
+class TurnStream:
+    """Async-iterates the reply's text as it is spoken; ``outcome`` is set when the turn is over.
+
+    The stages run in a task; the reader gets each piece of text as it is said. At the end the
+    turn is stored before the iteration stops. ``aclose`` before the end (barge-in) cancels the
+    stages and stores what the reader passed on, in the background (``on_task`` gets that task so
+    the call can wait for it at its end)."""
+
+    def __init__(self, pipeline: TurnPipeline, ctx: TurnContext,
+                 on_task: Callable[[asyncio.Task[Any]], None] | None = None) -> None:
+        self._pipeline = pipeline
+        self._ctx = ctx
+        self._on_task = on_task
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._finished = False
+        self._stored = False
+
+    def __aiter__(self) -> TurnStream:
+        return self
+
+    async def _drive(self) -> None:
+        try:
+            await self._pipeline.run_stages(self._ctx)
+        finally:
+            self._queue.put_nowait(None)
+
+    async def _emit(self, text: str) -> None:
+        self._queue.put_nowait(text)
+
+    async def __anext__(self) -> str:
+        if self._finished:
+            raise StopAsyncIteration
+        if self._task is None:
+            self._ctx.emit = self._emit
+            self._task = asyncio.ensure_future(self._drive())
+        item = await self._queue.get()
+        if item is not None:
+            self._ctx.delivered.append(item)  # what the customer hears
+            return item
+        self._finished = True
+        try:
+            await self._task  # re-raises what a stage raised, after the turn is stored
+        finally:
+            await self._pipeline.finish(self._ctx)
+            self._stored = True
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """The reader stopped (barge-in): cancel the stages; store what was delivered, in the background."""
+        if self._finished or self._task is None:
+            self._finished = True
+            return
+        self._finished = True
+        self._ctx.cancelled = True
+        task = self._task
+        task.cancel()
+
+        async def store() -> None:
+            try:
+                await task
+            except BaseException:  # noqa: BLE001 - cancelled or failed: the turn is stored either way
+                pass
+            await self._pipeline.finish(self._ctx)
+            self._stored = True
+
+        bg = asyncio.ensure_future(store())
+        if self._on_task is not None:
+            self._on_task(bg)
+
+    @property
+    def outcome(self) -> TurnOutcome | None:
+        return self._ctx.outcome if self._stored else None
+
+    async def collect(self) -> TurnOutcome:
+        async for _ in self:
+            pass
+        return self._ctx.outcome

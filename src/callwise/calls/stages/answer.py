@@ -1,0 +1,115 @@
+"""Answer stage: the cascading router streams the answer to the standalone question, with the
+call's recent turns as history; deltas go to the customer as they arrive."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from callwise.calls.context import TurnContext
+from callwise.routing.speakable import SpeakableStream, needs_speakable
+
+log = logging.getLogger("callwise.turn")
+
+APOLOGY = "I'm sorry, I'm having trouble answering right now."
+
+
+class Answer:
+    """Stage: ``stream=True`` (a live turn) speaks deltas as the router streams them, under the
+    router's live deadline; ``stream=False`` (the nightly run) takes the router's whole answer."""
+
+    name = "answer"
+
+    def __init__(self, *, stream: bool = True) -> None:
+        self.stream = stream
+
+    async def run(self, ctx: TurnContext) -> None:
+        if not self.stream:
+            await self._whole(ctx)
+            return
+        out = ctx.outcome
+        started = time.perf_counter()
+        stream = ctx.deps.router.answer_stream(_question(ctx), ctx.sources, live=ctx.deps.live_stream,
+                                               eos_at=ctx.eos_at, **_router_kwargs(ctx))
+        ctx.router_ran = True
+        answer = None
+        # voice/video: Markdown, code and URLs become plain sentences on the way to TTS (callwise.routing.speakable)
+        norm = (SpeakableStream(boundaries=tuple(filter(None, [getattr(ctx.deps.router, "disclaimer", None)])))
+                if needs_speakable(ctx.call.modality) else None)
+        try:
+            async for delta in stream:
+                if "ttft_ms" not in out.latencies:
+                    out.latencies["ttft_ms"] = (time.perf_counter() - started) * 1000
+                await ctx.say(norm.feed(delta) if norm is not None else delta)
+            if norm is not None:
+                await ctx.say(norm.flush())
+            answer = stream.result
+        except Exception as exc:  # noqa: BLE001 - the router promises not to raise; be safe anyway
+            log.exception("router stream failed")
+            out.error = f"{type(exc).__name__}: {exc}"
+            if norm is not None:
+                await ctx.say(norm.flush())  # the words produced before the failure are said, then the apology
+        finally:
+            out.latencies["router_ms"] = (time.perf_counter() - started) * 1000
+            if answer is None:
+                await _aclose(stream)
+        if answer is None:
+            await ctx.say((" " if ctx.spoken else "") + APOLOGY)
+        self._apply(ctx, answer)
+
+    async def _whole(self, ctx: TurnContext) -> None:
+        started = time.perf_counter()
+        ctx.router_ran = True
+        answer = None
+        try:
+            answer = await ctx.deps.router.answer(_question(ctx), ctx.sources, **_router_kwargs(ctx))
+        except Exception as exc:  # noqa: BLE001 - the router promises not to raise; be safe anyway
+            log.exception("router failed")
+            ctx.outcome.error = f"{type(exc).__name__}: {exc}"
+        ctx.outcome.latencies["router_ms"] = (time.perf_counter() - started) * 1000
+        await ctx.say(answer.text if answer is not None else APOLOGY)
+        self._apply(ctx, answer)
+
+    @staticmethod
+    def _apply(ctx: TurnContext, answer: Any) -> None:
+        out = ctx.outcome
+        ctx.answer = answer
+        if answer is None:
+            out.low_confidence = True
+            return
+        out.tier = answer.tier
+        out.confidence = answer.confidence
+        out.low_confidence = answer.low_confidence
+        out.cost_usd = answer.cost_usd
+        out.error = answer.error if answer.error != "empty_query" else None
+        if ctx.retrieval_error and not out.error:
+            out.error = ctx.retrieval_error
+        if answer.ttft_ms is not None:
+            out.latencies.setdefault("ttft_ms", answer.ttft_ms)
+
+
+def _question(ctx: TurnContext) -> str:
+    return ctx.answer_query or ctx.query or ctx.guarded
+
+
+def _router_kwargs(ctx: TurnContext) -> dict[str, Any]:
+    call = ctx.call
+    kwargs: dict[str, Any] = dict(
+        modality=call.modality, customer=call.customer, organization_id=call.organization_id,
+        session_id=call.session_id, interaction_id=ctx.interaction_id,
+        history=call.memory.history(ctx.deps.history_tokens))
+    if call.overrides.get("temperature") is not None:
+        kwargs["temperature"] = float(call.overrides["temperature"])
+    if call.overrides.get("prompt_version") is not None:
+        kwargs["prompt_version"] = int(call.overrides["prompt_version"])
+    return kwargs
+
+
+async def _aclose(stream: Any) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:  # noqa: BLE001
+            pass

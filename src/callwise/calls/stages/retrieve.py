@@ -1,0 +1,63 @@
+"""Retrieval stage: the standalone question against the organization's knowledge base."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+from callwise.calls.context import TurnContext
+from callwise.routing.types import sources_from
+
+log = logging.getLogger("callwise.turn")
+
+
+def passage_records(chunks: list[Any]) -> list[dict[str, Any]]:
+    """What the answering model saw, as stored with the answer turn: per source its chunk ids, the
+    text given to the model (the parent text, small2big) and that text's sha256."""
+    out = []
+    for i, c in enumerate(chunks, start=1):
+        text = getattr(c, "parent_text", None) or getattr(c, "text", "") or ""
+        out.append({"index": i, "chunk_id": str(getattr(c, "chunk_id", "") or "") or None,
+                    "parent_id": str(getattr(c, "parent_id", "") or "") or None,
+                    "document": getattr(c, "document", ""), "text": text,
+                    "sha256": hashlib.sha256(text.encode()).hexdigest()})
+    return out
+
+
+class Retrieve:
+    """Stage: retrieve ``retrieve_k`` chunks (default: the call's top-k); the first ``top_k`` become
+    the sources the router sees. The caller's A/B config may set ``top_k``/``chunk_count`` and
+    ``rerank`` (off: hybrid fusion order). A failure leaves the turn without sources, not failed."""
+
+    name = "retrieve"
+
+    def __init__(self, retrieve_k: int | None = None) -> None:
+        self.retrieve_k = retrieve_k
+
+    async def run(self, ctx: TurnContext) -> None:
+        retriever = ctx.deps.retriever
+        if retriever is None:
+            return
+        ov = ctx.call.overrides
+        top_k = int(ov.get("top_k") or ov.get("chunk_count") or ctx.deps.top_k)
+        kwargs: dict[str, Any] = {}
+        if ov.get("rerank") is not None:
+            kwargs["mode"] = "hybrid+rerank" if ov["rerank"] else "hybrid"
+        t = time.perf_counter()
+        try:
+            result = await retriever.retrieve(ctx.query, ctx.call.organization_id,
+                                              top_k=max(top_k, self.retrieve_k or 0), **kwargs)
+        except Exception as exc:  # noqa: BLE001 - answer without sources rather than fail the call
+            log.exception("retrieval failed")
+            ctx.retrieval_error = f"retrieval failed: {type(exc).__name__}: {exc}"
+            return
+        finally:
+            ctx.outcome.latencies["retrieval_ms"] = (time.perf_counter() - t) * 1000
+        ctx.outcome.query_type = getattr(result, "query_type", None)
+        ctx.retrieved = list(result.chunks)
+        top = ctx.retrieved[:top_k]
+        ctx.sources = sources_from(top)
+        ctx.passages = passage_records(top)
+        ctx.outcome.sources = [{"index": s.index, "document": s.document, "title": s.title} for s in ctx.sources]

@@ -1,0 +1,134 @@
+"""`callwise simulate FILE` and `callwise worker dev|start`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from callwise.cli.common import CommandError, console, echo_json, err_console, fail, load_settings, run
+
+log = logging.getLogger(__name__)
+
+
+def simulate(
+    file: Path = typer.Argument(..., help="A recording: WAV (any rate, mono or one channel per participant) or "
+                                           "anything ffmpeg/PyAV reads; or a text script: .txt (one customer "
+                                           "turn a line) or .jsonl (one JSON string or {\"text\": ...} a line)."),
+    org: str = typer.Option(None, "--org", help="Organization slug (default: CALLWISE_DEFAULT_ORG)."),
+    kind: str = typer.Option("support", "--kind", help="support | meeting"),
+    participants: str = typer.Option(None, "--participants",
+                                     help="Meeting: identities per channel, comma-separated (reps first, "
+                                          "e.g. rep-sam,customer-ana)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object with every turn."),
+    caller: str = typer.Option(None, "--caller", help="Who is calling (a phone number, an email or a CRM id), as a "
+                               "SIP number or app metadata would say: looked up in the org's connected CRM."),
+) -> None:
+    """Play a recording (VAD, STT) or a text script through the support turn's stages and print each turn."""
+    if kind not in ("support", "meeting"):
+        fail(f"--kind must be support or meeting, not {kind!r}")
+    from callwise.agent.simulate import SCRIPT_SUFFIXES, ScriptError, load_script
+
+    is_script = file.suffix.lower() in SCRIPT_SUFFIXES
+    if is_script:
+        if kind != "support":
+            fail("a text script is a support conversation; --kind meeting needs a recording")
+        try:
+            load_script(file)  # refuse a bad script before loading any model
+        except ScriptError as exc:
+            fail(str(exc))
+    else:
+        from callwise.infra.audio import AudioError, load_audio
+
+        try:
+            load_audio(file)  # refuse bad audio before loading any model
+        except AudioError as exc:
+            fail(str(exc))
+    settings = load_settings()
+    from callwise.calls.caller import CallerId
+
+    caller_id = CallerId.parse(caller) if caller else None
+
+    async def go() -> dict[str, Any]:
+        from callwise.agent.simulate import simulate_meeting, simulate_script, simulate_support
+        from callwise.agent.voice import build_stt, build_vad, stt_choice
+        from callwise.wiring.agent import open_components
+        from callwise.wiring.routing import RoutingConfigError
+
+        echo = None if json_out else (lambda line: console.print(line, highlight=False, soft_wrap=True))
+        try:
+            async with open_components(settings) as comp:
+                org_id = await comp.runtime.org_id(org)
+                docs = await comp.pool.fetchval("select count(*) from documents where organization_id = $1", org_id)
+                if not docs:
+                    err_console.print(f"[yellow]note:[/] organization {org or settings.default_org!r} has no "
+                                      "documents; answers will have no sources (run `callwise ingest examples/kb`)",
+                                      highlight=False)
+                if is_script:
+                    report = await simulate_script(file, deps=comp.support_deps(), organization_id=org_id, echo=echo,
+                                                   caller=caller_id)
+                    return report.as_dict()
+                stt, vad = build_stt(settings), build_vad(settings)
+                if kind == "support":
+                    report = await simulate_support(file, deps=comp.support_deps(), stt=stt, vad=vad,
+                                                    organization_id=org_id, stt_name=stt_choice(settings), echo=echo,
+                                                    caller=caller_id)
+                else:
+                    names = [p.strip() for p in participants.split(",")] if participants else None
+                    report = await simulate_meeting(file, deps=comp.meeting_deps(), stt=stt, vad=vad,
+                                                    organization_id=org_id, participants=names,
+                                                    stt_name=stt_choice(settings), echo=echo)
+        except RoutingConfigError as exc:
+            raise CommandError(str(exc)) from exc
+        return report.as_dict()
+
+    result = run(go)
+    if json_out:
+        echo_json(result)
+    else:
+        for note in result["notes"]:
+            err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+        if is_script:
+            console.print(f"{len(result['turns'])} turns in {result['wall_s']:.1f} s; session {result['session_id']}",
+                          highlight=False)
+        else:
+            console.print(f"{len(result['turns'])} turns, {result['duration_s']:.1f} s of audio in "
+                          f"{result['wall_s']:.1f} s; session {result['session_id']}", highlight=False)
+
+
+def worker(
+    mode: str = typer.Argument(..., help="dev (reloads, debug logs) | start (production) | console | connect"),
+    agent_kind: str = typer.Option("auto", "--agent",
+                                   help="support | meeting: register under that agent name (explicit dispatch); "
+                                        "auto: join every room, kind from job/room metadata or a 'meeting-' room name."),
+    extra: list[str] = typer.Argument(None, help="Further options for the LiveKit agents CLI."),
+) -> None:
+    """Run the LiveKit agent worker (the framework's own server and CLI)."""
+    if agent_kind not in ("support", "meeting", "auto"):
+        fail(f"--agent must be support, meeting or auto, not {agent_kind!r}")
+    if mode not in ("dev", "start", "console", "connect", "download-files"):
+        fail(f"unknown worker mode {mode!r}: use dev or start")
+    settings = load_settings()
+    if mode in ("dev", "start", "connect") and not (settings.livekit_url and settings.livekit_api_key
+                                                    and settings.livekit_api_secret):
+        fail("the worker needs a LiveKit server: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET "
+             "(or try `callwise simulate FILE.wav` offline)")
+    for var, secret in (("LIVEKIT_URL", settings.livekit_url), ("LIVEKIT_API_KEY", settings.livekit_api_key),
+                        ("LIVEKIT_API_SECRET", settings.livekit_api_secret)):
+        if secret is not None:
+            os.environ.setdefault(var, secret if isinstance(secret, str) else secret.get_secret_value())
+    os.environ["CALLWISE_WORKER_AGENT"] = agent_kind
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from callwise.agent.worker import run_worker
+
+    sys.argv = ["callwise worker", mode, *(extra or [])]
+    run_worker(agent_kind)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate")(simulate)
+    app.command("worker", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(worker)

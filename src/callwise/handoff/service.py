@@ -1,0 +1,468 @@
+"""The handoff service: an escalation becomes a case, and the caller hears only what is true.
+
+``await service.escalate(call, escalation)`` opens the case and queues its outbox actions in one
+transaction, then tries the time-critical ones right away and returns a :class:`HandoffResult` with the
+sentence to say:
+
+- **callback** (outside service hours, or no live channel configured, or the live attempt failed): "I've
+  opened case CW 1 0 4 2 ... during service hours, 9:00 to 18:00 UTC". The case number is spoken only
+  because the case row is committed; a Zendesk ticket number replaces it only once the ticket exists.
+- **live, SIP caller** with ``CALLWISE_HANDOFF_TRANSFER_TO`` and LiveKit configured: the caller hears that
+  they are being transferred (with the case number in case the line drops), then :meth:`HandoffResult.follow_up`
+  sends the ``livekit.transfer`` outbox row now; a refused or failed transfer turns the case into a callback
+  and returns the sentence that says so.
+- **live, app or web caller** with an on-duty channel (Slack) for the org: the notice with the join link is
+  delivered *before* the caller hears "a colleague has been asked to join"; :class:`LiveWait` then keeps
+  the caller company every ``keepalive_s`` and, with nobody joined after ``timeout_s``, turns the case into a
+  callback and says so; when the human joins it introduces them and the agent goes quiet.
+
+``handoff_status`` on the case records what happened: ``pending``, ``notified``, ``transfer_requested``,
+``human_joined``, ``notify_failed``, ``transfer_failed``, ``timed_out``, ``callback``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from callwise.handoff.cases import Case, CaseDesk, spoken_case_number
+from callwise.handoff.escalation import Escalation, EscalationRules, reason_sentence
+
+log = logging.getLogger("callwise.handoff")
+
+CallerKind = Literal["sip", "app"]
+Say = Callable[[str], Awaitable[None]]
+
+# ------------------------------------------------------------------------------------------------ sentences
+# (why a person is brought in: callwise.handoff.escalation.reason_sentence)
+KEEPALIVE = "I'm still finding a colleague for you; thanks for waiting."
+
+
+def _reference(ref: str) -> str:
+    return f"ticket number {ref}" if ref.isdigit() else f"case number {spoken_case_number(ref)}"
+
+
+def _contact_promise(contact: dict[str, Any]) -> str:
+    if contact.get("phone"):
+        return "a member of our support team will call you back"
+    if contact.get("email"):
+        return "a member of our support team will email you"
+    return "a member of our support team will follow up"
+
+
+def crm_case_payload(base: dict[str, Any], label: str, contact: dict[str, Any]) -> dict[str, Any]:
+    """A HubSpot ticket / Salesforce Case for the case (``callwise.integrations.crm.actions``), linked to the CRM contact."""
+    lines = "\n".join(base.get("recent") or [])
+    return {"provider": contact.get("crm_provider"), "customer_id": contact.get("crm_id"),
+            "case": {"case_id": label, "subject": f"Support call escalated: {base.get('reason', '')}",
+                     "description": f"Reason: {base.get('reason')} ({base.get('rule') or ''})\n"
+                                    f"Matched: {', '.join(base.get('matched') or [])}\nLast words:\n{lines}",
+                     "priority": "HIGH" if base.get("reason") in ("security", "outage", "legal") else "MEDIUM"}}
+
+
+def callback_message(ref: str, hours: str, contact: dict[str, Any], *, offline: bool) -> str:
+    why = "Our team is offline right now, so " if offline else ""
+    return (f"{why}I've opened a case for you, {_reference(ref)}, and {_contact_promise(contact)} "
+            f"during service hours, {hours}.")
+
+
+def transfer_message(ref: str) -> str:
+    return (f"I'm transferring you to a member of our support team now. If we get cut off, your "
+            f"{_reference(ref)} is on file and we'll get back to you.")
+
+
+def notified_message(ref: str) -> str:
+    return (f"I've asked a colleague from our support team to join this call, and they have your "
+            f"{_reference(ref)}. Please stay on the line; I'll stay with you until they're here.")
+
+
+def fallback_message(ref: str, hours: str, contact: dict[str, Any], what: str) -> str:
+    return (f"I'm sorry, {what}, so I've made this a callback instead: {_contact_promise(contact)} "
+            f"during service hours, {hours}. Your {_reference(ref)}.")
+
+
+def human_joined_message(name: str) -> str:
+    return f"{name} from our support team has joined and has the details of your call. I'll hand over to them now."
+
+
+# ------------------------------------------------------------------------------------------------ types
+@dataclass
+class CallContext:
+    """What the handoff needs to know about the call."""
+
+    organization_id: str
+    session_id: str
+    room: str | None = None
+    caller: CallerKind = "app"
+    participant_identity: str | None = None
+    customer: dict[str, Any] = field(default_factory=dict)  # name, email, phone
+    recent: list[str] = field(default_factory=list)  # the caller's last few lines, oldest first
+
+
+@dataclass
+class HandoffResult:
+    say: str
+    case: Case
+    handoff: str  # live | callback
+    handoff_status: str
+    reference: str  # what the caller was given: CW-1042 or the ticket number
+    follow_up: Callable[[], Awaitable[str | None]] | None = None  # run after ``say`` was spoken (a SIP transfer)
+    wait: LiveWait | None = None  # for an app caller waiting for a human
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"case": self.case.label, "case_id": self.case.id, "status": self.case.status, "handoff": self.handoff,
+                "handoff_status": self.handoff_status, "reference": self.reference, "ticket_id": self.case.ticket_id}
+
+
+DeliverNow = Callable[[list[str], float], Awaitable[dict[str, bool]]]
+Channels = Callable[[str], Awaitable[set[str]]]
+
+
+@dataclass(frozen=True)
+class HandoffConfig:
+    transfer_to: str | None = None  # tel:+1... or sip:...
+    livekit_configured: bool = False  # URL + key + secret: transfers and join links possible
+    timeout_s: float = 120.0
+    keepalive_s: float = 30.0
+    immediate_timeout_s: float = 4.0  # how long the caller waits for the live action / ticket before we speak
+
+
+class HandoffService:
+    """Opens cases, queues and (for the live path) delivers their actions, and words the result."""
+
+    def __init__(self, pool: Any, rules: EscalationRules, *, config: HandoffConfig | None = None,
+                 channels: Channels | None = None, deliver_now: DeliverNow | None = None,
+                 desk_factory: Callable[[str], CaseDesk] | None = None) -> None:
+        self.pool = pool
+        self.rules = rules
+        self.config = config or HandoffConfig()
+        self._channels = channels
+        self._deliver_now = deliver_now
+        self._desk_factory = desk_factory or (lambda org: CaseDesk(pool, org))
+
+    def desk(self, organization_id: str) -> CaseDesk:
+        return self._desk_factory(organization_id)
+
+    @property
+    def service_hours(self) -> str:
+        p = self.rules.policy
+        return f"{p.service_start:%-H:%M} to {p.service_end:%-H:%M} {p.service_tz}"
+
+    async def channels(self, organization_id: str) -> set[str]:
+        found = set(await self._channels(organization_id)) if self._channels else set()
+        if self.config.livekit_configured and self.config.transfer_to:
+            found.add("sip_transfer")
+        return found
+
+    async def escalate(self, call: CallContext, esc: Escalation, *, with_reason: bool = True) -> HandoffResult:
+        from callwise.integrations.outbox import enqueue
+
+        channels = await self.channels(call.organization_id)
+        in_hours = self.rules.handoff() == "live"
+        live_action: str | None = None
+        if in_hours and call.room:
+            if call.caller == "sip" and "sip_transfer" in channels and call.participant_identity:
+                live_action = "livekit.transfer"
+            elif call.caller == "app" and "slack" in channels:
+                live_action = "slack.notify"
+        handoff = "live" if live_action else "callback"
+        desk = self.desk(call.organization_id)
+        details = {**esc.details, "transcript": call.recent[-1] if call.recent else ""}
+        ids: dict[str, str] = {}
+        async with self.pool.acquire() as conn, conn.transaction():
+            case = await desk.open(conn, session_id=call.session_id, reason=esc.reason, handoff=handoff,
+                                   details=details, status="waiting" if live_action else "callback",
+                                   handoff_status="pending" if live_action else "callback", room=call.room,
+                                   contact=call.customer)
+            base = {"case_id": case.id, "case": case.label, "reason": esc.reason, "rule": esc.rule,
+                    "matched": esc.matched, "recent": call.recent[-3:], "customer": call.customer,
+                    "room": call.room, "handoff": handoff, "service_hours": self.service_hours}
+            if live_action == "livekit.transfer":
+                ids["live"] = await enqueue(conn, organization_id=call.organization_id, action="livekit.transfer",
+                                            payload={**base, "participant_identity": call.participant_identity,
+                                                     "transfer_to": self.config.transfer_to},
+                                            idempotency_key=f"{case.id}:transfer", case_id=case.id,
+                                            session_id=call.session_id, max_attempts=1) or ""
+            if "slack" in channels:  # the on-duty notice: a join request when live, a heads-up for a callback
+                ids["slack"] = await enqueue(conn, organization_id=call.organization_id, action="slack.notify",
+                                             payload=base, idempotency_key=f"{case.id}:notify", case_id=case.id,
+                                             session_id=call.session_id,
+                                             max_attempts=1 if live_action == "slack.notify" else 8) or ""
+            if "zendesk" in channels:
+                ids["ticket"] = await enqueue(conn, organization_id=call.organization_id, action="zendesk.ticket",
+                                              payload=base, idempotency_key=f"{case.id}:ticket", case_id=case.id,
+                                              session_id=call.session_id) or ""
+            elif channels & {"hubspot", "salesforce"}:  # the org's tickets live in its CRM: a ticket / Case there
+                await enqueue(conn, organization_id=call.organization_id, action="crm.open_case",
+                              payload=crm_case_payload(base, case.label, call.customer), case_id=case.id,
+                              idempotency_key=f"{case.id}:crm-case", session_id=call.session_id)
+        now_ids = [ids[k] for k in ("slack", "ticket") if ids.get(k)]
+        if live_action == "slack.notify" or "ticket" in ids:
+            delivered = await self._deliver(now_ids)
+        else:
+            delivered = {}
+        ticket_id = None
+        if ids.get("ticket") and delivered.get(ids["ticket"]):
+            ticket_id = await self.pool.fetchval("select ticket_id from escalations where organization_id = $1 and id = $2",
+                                                 call.organization_id, case.id)
+            case.ticket_id = ticket_id
+        reference = ticket_id or case.label
+        first = reason_sentence(esc.reason) + " " if with_reason else ""
+        contact = call.customer or {}
+
+        if live_action == "slack.notify":
+            if delivered.get(ids.get("slack", "")):
+                await desk.set_handoff(case.id, "notified")
+                case.handoff_status = "notified"
+                wait = LiveWait(self, call, case, reference)
+                return HandoffResult(first + notified_message(reference), case, "live", "notified", reference,
+                                     wait=wait)
+            await desk.set_handoff(case.id, "notify_failed", status="callback",
+                                   note="the on-duty notice could not be delivered")
+            case.status, case.handoff, case.handoff_status = "callback", "callback", "notify_failed"
+            return HandoffResult(first + fallback_message(reference, self.service_hours, contact,
+                                                          "I couldn't reach our on-duty team just now"),
+                                 case, "callback", "notify_failed", reference)
+        if live_action == "livekit.transfer":
+            transfer_id = ids.get("live", "")
+
+            async def transfer() -> str | None:
+                ok = (await self._deliver([transfer_id])).get(transfer_id, False)
+                if ok:
+                    await desk.set_handoff(case.id, "transfer_requested")
+                    case.handoff_status = "transfer_requested"
+                    return None
+                await desk.set_handoff(case.id, "transfer_failed", status="callback",
+                                       note="the SIP transfer failed or was not answered")
+                await self.callback_notice(call, case, base)
+                case.status, case.handoff, case.handoff_status = "callback", "callback", "transfer_failed"
+                return fallback_message(reference, self.service_hours, contact, "the transfer didn't go through")
+
+            return HandoffResult(first + transfer_message(reference), case, "live", "pending", reference,
+                                 follow_up=transfer)
+        return HandoffResult(first + callback_message(reference, self.service_hours, contact, offline=not in_hours),
+                             case, "callback", "callback", reference)
+
+    async def callback_notice(self, call: CallContext, case: Case, base: dict[str, Any] | None = None) -> None:
+        """A live handoff became a callback: the on-duty channel hears that too (through the outbox)."""
+        from callwise.integrations.outbox import enqueue
+
+        try:
+            if "slack" not in await self.channels(call.organization_id):
+                return
+            payload = {**(base or {"case_id": case.id, "case": case.label, "reason": case.reason,
+                                    "rule": case.details.get("rule"), "matched": case.details.get("matched", []),
+                                    "recent": call.recent[-3:], "customer": call.customer, "room": call.room,
+                                    "service_hours": self.service_hours}), "handoff": "callback"}
+            async with self.pool.acquire() as conn:
+                await enqueue(conn, organization_id=call.organization_id, action="slack.notify", payload=payload,
+                              idempotency_key=f"{case.id}:notify:callback", case_id=case.id, session_id=call.session_id)
+        except Exception:  # noqa: BLE001 - the case says callback either way
+            log.exception("could not queue the callback notice for %s", case.label)
+
+    async def _deliver(self, ids: list[str]) -> dict[str, bool]:
+        ids = [i for i in ids if i]
+        if not ids or self._deliver_now is None:
+            return {}
+        try:
+            return await asyncio.wait_for(self._deliver_now(ids, self.config.immediate_timeout_s),
+                                          timeout=self.config.immediate_timeout_s + 1)
+        except (TimeoutError, Exception):  # noqa: BLE001 - the outbox retries; the caller hears the truth
+            log.warning("immediate delivery of %s did not finish", ids, exc_info=True)
+            return {}
+
+    def already_escalated(self, result: HandoffResult) -> str:
+        """What to say when the caller triggers another escalation after the first."""
+        case = result.case
+        if case.handoff_status == "human_joined":
+            return "A colleague is with you on this call now."
+        if case.status in ("waiting", "claimed") and case.handoff_status in ("notified", "pending"):
+            return (f"A colleague from our support team has been asked to join and has your "
+                    f"{_reference(result.reference)}; they'll be with you as soon as they're free.")
+        if case.handoff_status == "transfer_requested":
+            return "Your transfer to our support team is under way."
+        return (f"I've already opened a case for you, {_reference(result.reference)}; "
+                f"{_contact_promise(case.contact)} during service hours, {self.service_hours}.")
+
+
+class LiveWait:
+    """Stays with an app caller until a human joins (introduce, go quiet) or the timeout (callback, say so)."""
+
+    def __init__(self, service: HandoffService, call: CallContext, case: Case, reference: str) -> None:
+        self.service = service
+        self.call = call
+        self.case = case
+        self.reference = reference
+        self.joined = asyncio.Event()
+        self.human: str | None = None
+        self.outcome: str | None = None  # human_joined | timed_out
+
+    def human_joined(self, identity: str, name: str | None = None) -> None:
+        """Call when a participant whose identity starts with ``agent-`` enters the room."""
+        who = (name or identity.removeprefix("agent-")).strip()
+        self.human = None if who in ("", "on-duty") else who  # the shared on-duty link has no person's name
+        self.joined.set()
+
+    async def run(self, say: Say, *, timeout_s: float | None = None, keepalive_s: float | None = None) -> str:
+        cfg = self.service.config
+        timeout_s = cfg.timeout_s if timeout_s is None else timeout_s
+        keepalive_s = cfg.keepalive_s if keepalive_s is None else keepalive_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        desk = self.service.desk(self.call.organization_id)
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            try:
+                await asyncio.wait_for(self.joined.wait(), timeout=min(keepalive_s, left))
+            except TimeoutError:
+                if deadline - loop.time() > 0.001:
+                    await say(KEEPALIVE)
+                continue
+            name = self.human or "A colleague"
+            await desk.set_handoff(self.case.id, "human_joined", note=f"{name} joined the call")
+            self.case.handoff_status = "human_joined"
+            self.outcome = "human_joined"
+            await say(human_joined_message(name))
+            return self.outcome
+        await desk.set_handoff(self.case.id, "timed_out", status="callback",
+                               note=f"nobody joined within {timeout_s:g} s; turned into a callback")
+        await self.service.callback_notice(self.call, self.case)
+        self.case.status, self.case.handoff, self.case.handoff_status = "callback", "callback", "timed_out"
+        self.outcome = "timed_out"
+        await say(fallback_message(self.reference, self.service.service_hours, self.call.customer,
+                                   "no one from the team could join in time"))
+        return self.outcome
+
+
+# ------------------------------------------------------------------------------------------------ the turn's escalate stage
+@dataclass
+class CallLine:
+    """What only the worker knows about a call: the room, whether the caller dialled in over SIP, the
+    caller's participant identity, and how to speak outside a turn (keep-alive lines, a failed transfer)."""
+
+    room: str | None = None
+    caller: CallerKind = "app"
+    participant_identity: str | None = None
+    speak: Say | None = None
+    settle: Callable[[], Awaitable[None]] | None = None  # wait until the agent has finished speaking
+    quiet: Callable[[], None] | None = None  # a human took over: stop answering the caller
+
+
+class HandoffEscalator:
+    """``callwise.calls.stages.escalate.Escalator`` backed by the handoff service: the case exists before the caller
+    hears its number. One instance per worker process; per-call state is keyed by the session id."""
+
+    def __init__(self, service: HandoffService) -> None:
+        self.service = service
+        self.lines: dict[str, CallLine] = {}
+        self.results: dict[str, HandoffResult] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def attach(self, session_id: str, line: CallLine) -> None:
+        self.lines[session_id] = line
+
+    def detach(self, session_id: str) -> None:
+        self.lines.pop(session_id, None)
+        self.results.pop(session_id, None)
+
+    def result(self, session_id: str) -> HandoffResult | None:
+        return self.results.get(session_id)
+
+    def human_joined(self, session_id: str, identity: str, name: str | None = None) -> bool:
+        """The worker calls this when a participant ``agent-*`` joins; True when a handoff was waiting."""
+        res = self.results.get(session_id)
+        if res is None or res.wait is None:
+            return False
+        res.wait.human_joined(identity, name)
+        return True
+
+    @staticmethod
+    def _contact(customer: Any, lookup: Any = None) -> dict[str, Any]:
+        """Name, email, phone of the caller; the CRM's record (``callwise.calls.caller``) where the lookup found one."""
+        extra = getattr(customer, "extra", {}) or {}
+        out = {"name": getattr(customer, "name", None), "email": extra.get("email"), "phone": extra.get("phone")}
+        crm = getattr(lookup, "customer", None)
+        if crm is not None:
+            out.update(name=out["name"] or crm.name, email=out["email"] or crm.email, phone=out["phone"] or crm.phone,
+                       crm_provider=crm.provider, crm_id=crm.external_id)
+        return {k: v for k, v in out.items() if v}
+
+    async def escalate(self, ctx: Any, esc: Escalation, *, with_reason: bool = True) -> str:
+        out, call = ctx.outcome, ctx.call
+        out.escalated = True
+        session_id = call.session_id
+        if call.escalation is not None:  # one handoff per call; later triggers are noted on the turn
+            out.escalation = {**call.escalation, "repeat_reason": esc.reason}
+            prior = self.results.get(session_id or "")
+            return self.service.already_escalated(prior) if prior else (
+                "I've already passed your call to our support team.")
+        call.state.escalated = True
+        if not call.persist or session_id is None:  # the nightly run: no case, nothing promised
+            call.escalation = {"reason": esc.reason, "handoff": "none", **esc.details}
+            out.escalation = dict(call.escalation)
+            return reason_sentence(esc.reason)
+        line = self.lines.get(session_id, CallLine())
+        recent = [t.text for t in getattr(call.memory, "turns", []) if t.role == "user"][-2:] + [ctx.text]
+        cc = CallContext(organization_id=call.organization_id, session_id=session_id, room=line.room,
+                         caller=line.caller, participant_identity=line.participant_identity,
+                         customer=self._contact(call.customer, getattr(call, "caller", None)), recent=recent)
+        try:
+            result = await self.service.escalate(cc, esc, with_reason=with_reason)
+        except Exception:  # noqa: BLE001 - no case could be opened: promise nothing that is not true
+            log.exception("could not open a case")
+            call.escalation = {"reason": esc.reason, "handoff": "callback", "handoff_status": "no_case", **esc.details}
+            out.escalation = dict(call.escalation)
+            return (reason_sentence(esc.reason) + " I'm sorry, I couldn't reach our support team's system just now; "
+                    f"please call us again during service hours, {self.service.service_hours}.")
+        self.results[session_id] = result
+        call.escalation = {"reason": esc.reason, "handoff": result.handoff, **esc.details, **result.as_dict()}
+        out.escalation = dict(call.escalation)
+        return result.say
+
+    async def recorded(self, ctx: Any, escalation_id: str) -> None:
+        """After the turn is stored: link the agent's turn to the case, then start what follows the sentence
+        (the SIP transfer; the wait for a human)."""
+        session_id = ctx.call.session_id or ""
+        result = self.results.get(session_id)
+        if result is None:
+            return
+        desk = self.service.desk(ctx.call.organization_id)
+        if ctx.outcome.turn_id:
+            await desk.link_turn(result.case.id, ctx.outcome.turn_id)
+        line = self.lines.get(session_id, CallLine())
+        if result.follow_up is not None:
+            follow_up, result.follow_up = result.follow_up, None
+            self._spawn(self._follow_up(follow_up, line, ctx))
+        if result.wait is not None and line.speak is not None and result.wait.outcome is None:
+            self._spawn(self._wait(result.wait, line))
+
+    async def _wait(self, wait: LiveWait, line: CallLine) -> None:
+        assert line.speak is not None
+        if await wait.run(line.speak) == "human_joined" and line.quiet is not None:
+            line.quiet()
+
+    async def _follow_up(self, follow_up: Callable[[], Awaitable[str | None]], line: CallLine, ctx: Any) -> None:
+        if line.settle is not None:  # the caller hears "I'm transferring you" before the line is handed over
+            await line.settle()
+        fallback = await follow_up()
+        if ctx.call.escalation is not None:
+            res = self.results.get(ctx.call.session_id or "")
+            if res is not None:
+                ctx.call.escalation.update(res.as_dict())
+        if fallback and line.speak is not None:
+            await line.speak(fallback)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for follow-ups in flight (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -1,0 +1,92 @@
+"""One organization's CRM client, built from its stored (encrypted) credentials.
+
+Refreshed tokens go back through ``CredentialStore.rotate`` (a compare-and-set on the row's
+version), so two processes refreshing at once never store a dead refresh token over a live one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from callwise.integrations.credentials import Credential, CredentialStore
+from callwise.integrations.crm import hubspot, salesforce
+from callwise.integrations.crm.types import CRM, FieldMap
+
+log = logging.getLogger("callwise.crm")
+
+CRM_PROVIDERS = ("hubspot", "salesforce")
+
+
+@dataclass(frozen=True)
+class CRMConfig:
+    hubspot_base_url: str = "https://api.hubapi.com"
+    hubspot_token_path: str = hubspot.TOKEN_PATH
+    salesforce_login_url: str = "https://login.salesforce.com"
+    salesforce_api_version: str = salesforce.API_VERSION
+    timeout_s: float = 10.0
+
+
+def _field_map(cred: Credential, defaults: FieldMap) -> FieldMap:
+    mapping = {k.removesuffix("_field"): str(v) for k, v in cred.fields.items()
+               if k in ("plan_field", "lifetime_value_field", "company_field", "owner_field")}
+    return FieldMap.from_dict(mapping, defaults)
+
+
+async def crm_for(creds: CredentialStore, organization_id: str, cfg: CRMConfig, *,
+                  timeout_s: float | None = None) -> CRM | None:
+    """The org's CRM (HubSpot first when both are connected), or None when none is active."""
+    for provider in CRM_PROVIDERS:
+        cred = await creds.get(organization_id, provider)
+        if cred is None or cred.status != "active":
+            continue
+        return _build(creds, organization_id, cred, cfg, timeout_s or cfg.timeout_s)
+    return None
+
+
+def _build(creds: CredentialStore, org: str, cred: Credential, cfg: CRMConfig, timeout_s: float) -> CRM:
+    version = cred.version
+
+    async def rotate(access: str, refresh: str | None, expires_at: datetime | None) -> None:
+        nonlocal version
+        if not await creds.rotate(org, cred.provider, expected_version=version, access_token=access,
+                                  refresh_token=refresh, expires_at=expires_at):
+            log.warning("CRM token refreshed by another process first; keeping ours for this client only",
+                        extra={"provider": cred.provider})
+            return
+        version += 1
+
+    if cred.provider == "hubspot":
+        async def save_hs(t: hubspot.HubSpotTokens) -> None:
+            await rotate(t.access_token, t.refresh_token,
+                         datetime.fromtimestamp(t.expires_at, UTC) if t.expires_at else None)
+
+        expires = cred.expires_at.timestamp() if cred.expires_at else None
+        return hubspot.HubSpotCRM(
+            hubspot.HubSpotTokens(access_token=cred.secrets.get("access_token", ""),
+                                  refresh_token=cred.secrets.get("refresh_token"), expires_at=expires),
+            base_url=cfg.hubspot_base_url, client_id=_str(cred.fields.get("client_id")),
+            client_secret=cred.secrets.get("client_secret"), on_refresh=save_hs,
+            fields=_field_map(cred, hubspot.DEFAULT_FIELDS), token_path=cfg.hubspot_token_path, timeout_s=timeout_s)
+
+    async def save_sf(t: salesforce.SalesforceTokens) -> None:
+        await rotate(t.access_token, t.refresh_token, None)
+        if t.instance_url and t.instance_url != cred.instance_url:
+            await creds.pool.execute("update integration_credentials set instance_url = $3 "
+                                     "where organization_id = $1 and provider = $2", org, "salesforce", t.instance_url)
+
+    instance = cred.instance_url or _str(cred.fields.get("instance_url")) or cfg.salesforce_login_url
+    return salesforce.SalesforceCRM(
+        salesforce.SalesforceTokens(access_token=cred.secrets.get("access_token", ""), instance_url=instance,
+                                    refresh_token=cred.secrets.get("refresh_token")),
+        login_url=_str(cred.fields.get("login_url")) or cfg.salesforce_login_url,
+        client_id=_str(cred.fields.get("client_id")), client_secret=cred.secrets.get("client_secret"),
+        on_refresh=save_sf, fields=_field_map(cred, salesforce.DEFAULT_FIELDS),
+        external_id_field=_str(cred.fields.get("external_id_field")) or "Callwise_Id__c",
+        api_version=cfg.salesforce_api_version, timeout_s=timeout_s)
+
+
+def _str(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None

@@ -1,0 +1,66 @@
+"""Settings -> the objects a support call or a meeting needs (shared by worker, simulate and bench)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from callwise.calls import SupportDeps
+from callwise.calls.meeting import MeetingDeps
+from callwise.handoff.escalation import EscalationPolicy, EscalationRules
+from callwise.wiring.integrations import caller_service, handoff_escalator
+from callwise.wiring.runtime import Runtime, open_runtime
+from callwise.wiring.settings import Settings
+
+
+@dataclass
+class Components:
+    settings: Settings
+    runtime: Runtime
+    knowledge: Any  # callwise.wiring.knowledge.Knowledge
+    router: Any  # callwise.routing.router.CascadingRouter
+
+    @property
+    def pool(self) -> Any:
+        return self.runtime.pool
+
+    def support_deps(self) -> SupportDeps:
+        s = self.settings
+        return SupportDeps(retriever=self.knowledge.retriever, router=self.router, pool=self.pool,
+                           rules=EscalationRules.with_embedder(EscalationPolicy.from_settings(s),
+                                                               self.knowledge.embedder.encode),
+                           top_k=s.retrieval_top_k,
+                           redact_pii=s.pii_redaction, escalator=handoff_escalator(s, self.pool),
+                           callers=self._callers())
+
+    def _callers(self) -> Any:
+        if not hasattr(self, "_caller_service"):  # one per process: its customer cache is shared by calls
+            self._caller_service = caller_service(self.settings, self.pool)
+        return self._caller_service
+
+    def meeting_deps(self) -> MeetingDeps:
+        s = self.settings
+        return MeetingDeps(retriever=self.knowledge.retriever, router=self.router, pool=self.pool,
+                           competitors=list(s.competitors), rep_prefix=s.rep_identity_prefix,
+                           top_k=min(3, s.retrieval_top_k))
+
+
+async def open_components_in(stack: AsyncExitStack, settings: Settings) -> Components:
+    """Open the database, knowledge and router; closed when ``stack`` closes."""
+    from callwise.wiring.knowledge import build_knowledge, close_vector_stores
+    from callwise.wiring.routing import build_router
+
+    runtime = await stack.enter_async_context(open_runtime(settings))
+    knowledge = build_knowledge(settings, runtime.pool)
+    stack.callback(close_vector_stores)
+    router = build_router(settings, runtime.pool, knowledge.embedder)
+    stack.push_async_callback(router.aclose)
+    return Components(settings=settings, runtime=runtime, knowledge=knowledge, router=router)
+
+
+@asynccontextmanager
+async def open_components(settings: Settings) -> AsyncIterator[Components]:
+    async with AsyncExitStack() as stack:
+        yield await open_components_in(stack, settings)
