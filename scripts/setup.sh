@@ -31,7 +31,11 @@ mkdir -p "$wheels"
 llama_pid=""
 if (( with_tests )) && ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
   # llama-cpp-python only ships an sdist: compile it (about 5 min on 2 cores) while the rest installs.
-  "${pip[@]}" wheel --no-deps "llama-cpp-python==0.3.36" -w "$wheels" > "$wheels/llama-build.log" 2>&1 &
+  # Not -march=native: on Intel Xeons that report AMX (amx_tile, amx_int8) the native build dies with SIGILL at
+  # the first decode inside these VMs, which advertise AMX without enabling its register state. AVX2/FMA/F16C
+  # run on every x86-64 machine this project uses (AMD EPYC, Intel Xeon).
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF" \
+    "${pip[@]}" wheel --no-deps --no-cache-dir "llama-cpp-python==0.3.36" -w "$wheels" > "$wheels/llama-build.log" 2>&1 &
   llama_pid=$!
 fi
 
