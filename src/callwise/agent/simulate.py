@@ -344,8 +344,8 @@ def default_participants(n: int, rep_prefix: str) -> list[str]:
     return [f"{rep_prefix}1"] + [f"customer-{i}" for i in range(1, n)]
 
 
-def manifest_participants(path: str | Path) -> list[str] | None:
-    """Identities from a ``manifest.json`` next to the file (as ``examples/calls`` has)."""
+def manifest_entry(path: str | Path) -> dict[str, Any] | None:
+    """The file's entry in a ``manifest.json`` next to it (as ``examples/calls`` has), if any."""
     manifest = Path(path).with_name("manifest.json")
     if not manifest.exists():
         return None
@@ -353,7 +353,15 @@ def manifest_participants(path: str | Path) -> list[str] | None:
         data = json.loads(manifest.read_text())
     except ValueError:
         return None
-    for call in data.get("calls", []):
-        if call.get("file") == Path(path).name and call.get("channels"):
-            return list(call["channels"])
+    for call in data.get("calls", []) if isinstance(data, dict) else []:
+        if isinstance(call, dict) and call.get("file") == Path(path).name:
+            return call
+    return None
+
+
+def manifest_participants(path: str | Path) -> list[str] | None:
+    """Identities from a ``manifest.json`` next to the file (as ``examples/calls`` has)."""
+    call = manifest_entry(path)
+    if call and call.get("channels"):
+        return list(call["channels"])
     return None

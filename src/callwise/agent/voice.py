@@ -16,8 +16,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from livekit.agents import stt, tts, vad
+from livekit.agents.voice.turn import TurnHandlingOptions
 
 from callwise.wiring.settings import Settings
 
@@ -91,7 +93,7 @@ def build_tts(settings: Settings) -> tts.TTS | None:
         from livekit.plugins import openai
 
         kwargs = {"base_url": settings.openai_base_url} if settings.openai_base_url else {}
-        return openai.TTS(api_key=settings.openai_api_key.get_secret_value(), **kwargs)  # type: ignore[union-attr]
+        return openai.TTS(api_key=settings.openai_api_key.get_secret_value(), **kwargs)  # type: ignore[union-attr,arg-type]
     if choice == "deepgram":
         from livekit.plugins import deepgram
 
@@ -106,3 +108,37 @@ def build_tts(settings: Settings) -> tts.TTS | None:
 
 def voice_choice(settings: Settings) -> VoiceChoice:
     return VoiceChoice(stt=stt_choice(settings), tts=tts_choice(settings))
+
+
+# ---------------------------------------------------------------------------------------- turn taking
+TURN_DETECTION = ("audio", "vad")
+
+
+def turn_detection_choice(settings: Settings, mode: str = "audio") -> str:
+    """``audio``: the framework's ``inference.TurnDetector`` (LiveKit Cloud's ``v1`` when the LiveKit
+    keys are set, else the local ``v1-mini`` model from ``livekit-local-inference``, offline);
+    ``vad``: Silero's silence alone, for comparison."""
+    if mode not in TURN_DETECTION:
+        raise VoiceConfigError(f"turn detection must be one of {', '.join(TURN_DETECTION)}, not {mode!r}")
+    if mode == "vad":
+        return "vad"
+    cloud = settings.livekit_url and settings.livekit_api_key and settings.livekit_api_secret
+    return "turn-detector-v1" if cloud else "turn-detector-v1-mini"
+
+
+def build_turn_handling(settings: Settings, mode: str = "audio", *, preemptive: bool = True) -> TurnHandlingOptions:
+    """The session's ``turn_handling`` options (``livekit.agents.voice.turn.TurnHandlingOptions``)."""
+    choice = turn_detection_choice(settings, mode)
+    detection: Any = "vad"
+    if choice != "vad":
+        from livekit.agents.inference import TurnDetector
+
+        if choice == "turn-detector-v1":
+            detection = TurnDetector(  # the gateway URL: LIVEKIT_INFERENCE_URL, else LiveKit Cloud's
+                version="v1", api_key=settings.livekit_api_key.get_secret_value(),  # type: ignore[union-attr]
+                api_secret=settings.livekit_api_secret.get_secret_value())  # type: ignore[union-attr]
+        else:
+            detection = TurnDetector(version="v1-mini")
+    # the framework's own interruption model needs LiveKit Cloud; VAD barge-in offline
+    return TurnHandlingOptions(turn_detection=detection, preemptive_generation={"enabled": preemptive},
+                               interruption={"mode": "vad"} if choice != "turn-detector-v1" else {})

@@ -39,15 +39,20 @@ log = logging.getLogger("callwise.worker")
 
 
 def prewarm(proc: JobProcess) -> None:
-    """Load the heavy models once per job process."""
-    from callwise.agent.voice import build_stt, build_vad
+    """Load the heavy models once per job process and run each once (``callwise.agent.warm``), so
+    the first caller does not pay any model's first-call cost."""
+    from callwise.agent.voice import build_stt, build_turn_handling, build_vad
+    from callwise.agent.warm import warm_models
     from callwise.wiring.knowledge import get_embedder
 
     settings = Settings()
     proc.userdata["settings"] = settings
     proc.userdata["vad"] = build_vad(settings)
     proc.userdata["stt"] = build_stt(settings)
-    get_embedder(settings)
+    proc.userdata["turn_handling"] = build_turn_handling(settings, settings.turn_detection)
+    embedder = get_embedder(settings)
+    proc.userdata["warmup_s"] = warm_models(stt=proc.userdata["stt"], vad=proc.userdata["vad"], embedder=embedder,
+                                            turn_detector=proc.userdata["turn_handling"]["turn_detection"])
 
 
 def _metadata(ctx: JobContext) -> dict[str, Any]:
@@ -133,7 +138,15 @@ async def run_support(ctx: JobContext, comp: Any, org_id: str) -> None:
                                    caller=CallerId.from_participant(participant.attributes, participant.metadata))
     ctx.add_shutdown_callback(call.end)
     tts = build_tts(settings)
-    session: AgentSession = AgentSession(stt=ctx.proc.userdata["stt"], vad=ctx.proc.userdata["vad"], tts=tts)
+    from callwise.agent.voice import build_turn_handling
+    from callwise.agent.warm import warm_answer
+
+    # the answer path's first run (retrieval, router, classifier) happens while the greeting plays
+    warming = asyncio.create_task(warm_answer(comp.support_deps(), org_id))
+    ctx.add_shutdown_callback(lambda: _cancel(warming))
+    handling = ctx.proc.userdata.get("turn_handling") or build_turn_handling(settings, settings.turn_detection)
+    session: AgentSession = AgentSession(stt=ctx.proc.userdata["stt"], vad=ctx.proc.userdata["vad"], tts=tts,  # type: ignore[arg-type]
+                                         turn_handling=handling)
     agent = RoomSupportAgent(call)
     track_end_of_speech(session, agent)
     await session.start(agent, room=ctx.room, room_options=room_io.RoomOptions(
@@ -141,6 +154,11 @@ async def run_support(ctx: JobContext, comp: Any, org_id: str) -> None:
     from callwise.agent.handoff_room import wire_room  # live handoff, join links, survey follow-up (issue 11)
 
     wire_room(ctx, call, session, participant, settings)
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _customer(participant: rtc.RemoteParticipant) -> CustomerContext:

@@ -27,10 +27,22 @@ def simulate(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object with every turn."),
     caller: str = typer.Option(None, "--caller", help="Who is calling (a phone number, an email or a CRM id), as a "
                                "SIP number or app metadata would say: looked up in the org's connected CRM."),
+    live: bool = typer.Option(False, "--live", help="Play the recording in real time into the framework's own "
+                              "AgentSession (VAD, turn detector, preemptive generation, interruptions, TTS) and "
+                              "report per agent turn the latencies from its metrics and the audio timeline."),
+    turn_detection: str = typer.Option(None, "--turn-detection", help="--live: audio (the framework's turn "
+                                       "detector, local model offline) | vad (silence only); default "
+                                       "CALLWISE_TURN_DETECTION (audio)."),
+    preemptive: bool = typer.Option(True, "--preemptive/--no-preemptive",
+                                    help="--live: start the answer on the transcript before the turn is over."),
 ) -> None:
     """Play a recording (VAD, STT) or a text script through the support turn's stages and print each turn."""
     if kind not in ("support", "meeting"):
         fail(f"--kind must be support or meeting, not {kind!r}")
+    if live and (kind != "support" or file.suffix.lower() in (".txt", ".jsonl")):
+        fail("--live plays a support call recording (not a meeting or a text script)")
+    if turn_detection is not None and turn_detection not in ("audio", "vad"):
+        fail(f"--turn-detection must be audio or vad, not {turn_detection!r}")
     from callwise.agent.simulate import SCRIPT_SUFFIXES, ScriptError, load_script
 
     is_script = file.suffix.lower() in SCRIPT_SUFFIXES
@@ -73,6 +85,14 @@ def simulate(
                                                    caller=caller_id)
                     return report.as_dict()
                 stt, vad = build_stt(settings), build_vad(settings)
+                if not live:  # the first turn must not pay any model's first-call cost (issue 20)
+                    from callwise.agent.warm import warm_up
+
+                    await warm_up(comp, stt=stt, vad=vad, tts=None, turn_detector=None,
+                                  org_id=org_id if kind == "support" else None)
+                if live:
+                    return await _live(file, comp, settings, stt, vad, org_id, echo, caller_id,
+                                       turn_detection or settings.turn_detection, preemptive)
                 if kind == "support":
                     report = await simulate_support(file, deps=comp.support_deps(), stt=stt, vad=vad,
                                                     organization_id=org_id, stt_name=stt_choice(settings), echo=echo,
@@ -92,12 +112,50 @@ def simulate(
     else:
         for note in result["notes"]:
             err_console.print(f"[yellow]note:[/] {note}", highlight=False)
-        if is_script:
+        if live:
+            _print_live(result)
+        elif is_script:
             console.print(f"{len(result['turns'])} turns in {result['wall_s']:.1f} s; session {result['session_id']}",
                           highlight=False)
         else:
             console.print(f"{len(result['turns'])} turns, {result['duration_s']:.1f} s of audio in "
                           f"{result['wall_s']:.1f} s; session {result['session_id']}", highlight=False)
+
+
+async def _live(file: Path, comp: Any, settings: Any, stt: Any, vad: Any, org_id: str, echo: Any, caller_id: Any,
+                turn_detection: str, preemptive: bool) -> dict[str, Any]:
+    from callwise.agent.live import simulate_live
+    from callwise.agent.voice import VoiceConfigError, build_tts, build_turn_handling, stt_choice, turn_detection_choice
+    from callwise.agent.warm import warm_up
+
+    try:
+        tts = build_tts(settings)
+        handling = build_turn_handling(settings, turn_detection, preemptive=preemptive)
+    except VoiceConfigError as exc:
+        raise CommandError(str(exc)) from exc
+    if tts is None:
+        raise CommandError("--live needs a voice to time the agent's first audio: install espeak-ng "
+                           "(apt-get install espeak-ng) or set CALLWISE_TTS with its key")
+    warmup = await warm_up(comp, stt=stt, vad=vad, tts=tts, turn_detector=handling["turn_detection"], org_id=org_id)
+    report = await simulate_live(file, deps=comp.support_deps(), stt=stt, vad=vad, tts=tts, organization_id=org_id,
+                                 turn_handling=handling, stt_name=stt_choice(settings),
+                                 turn_detection_name=turn_detection_choice(settings, turn_detection), echo=echo,
+                                 caller=caller_id)
+    report.warmup_s = warmup
+    return report.as_dict()
+
+
+def _print_live(result: dict[str, Any]) -> None:
+    for i, t in enumerate(result["turns"], start=1):
+        lat = t["latencies_ms"]
+        parts = [f"{k.replace('_', ' ')} {v:.0f} ms" for k, v in lat.items() if v is not None]
+        flags = (" CUT IN" if t["cut_in"] else "") + (" (interrupted)" if t["interrupted"] else "")
+        console.print(f"turn {i}: last word {t['customer_last_word_s']} s -> first audio {t['first_audio_s']} s"
+                      f"{flags}; " + ", ".join(parts), highlight=False, soft_wrap=True)
+    console.print(f"{len(result['turns'])} agent turns, {result['cut_ins']} cut-ins, turn detection "
+                  f"{result['turn_detection']}, preemptive generation {'on' if result['preemptive_generation'] else 'off'}"
+                  f"; {result['duration_s']:.1f} s of audio in {result['wall_s']:.1f} s; session "
+                  f"{result['session_id']}", highlight=False)
 
 
 def worker(

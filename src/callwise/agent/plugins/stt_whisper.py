@@ -146,6 +146,24 @@ class WhisperSTT(stt.STT):
         return Transcript(text=text, language=info.language or lang, confidence=max(0.0, min(1.0, math.exp(logprob))),
                           audio_s=audio.size / TARGET_RATE, decode_s=time.perf_counter() - started)
 
+    def words(self, audio: np.ndarray) -> list[dict[str, Any]]:
+        """Each word of 16 kHz mono float32 audio with its start and end (seconds into ``audio``).
+
+        Whisper's own voice filter skips the silences, so long files with gaps align well."""
+        with self._lock:
+            segments, _ = self._whisper.transcribe(
+                audio, language=self._language or None, beam_size=self._beam_size, word_timestamps=True,
+                condition_on_previous_text=False, vad_filter=True)
+            return [{"word": w.word.strip(), "start": float(w.start), "end": float(w.end)}
+                    for s in segments for w in (s.words or [])]
+
+    def warm_up(self) -> float:
+        """One dummy decode, so the first caller does not pay CTranslate2's first-call costs; seconds."""
+        t = time.perf_counter()
+        rng = np.random.default_rng(0)
+        self.transcribe((rng.standard_normal(TARGET_RATE) * 0.01).astype(np.float32))
+        return time.perf_counter() - t
+
     async def _recognize_impl(self, buffer: AudioBuffer, *, language: NotGivenOr[str] = NOT_GIVEN,
                               conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> stt.SpeechEvent:
         audio = frames_to_audio(buffer)
