@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 
 from callwise.cli.common import CommandError, console, echo_json, fail, load_settings, run
-from callwise.wiring.runtime import open_runtime
+from callwise.wiring.stack import open_knowledge
 
 MODES = ("bm25", "vector", "hybrid", "hybrid+rerank")
 
@@ -29,15 +29,12 @@ def ingest(
         fail(f"no such file or directory: {path}")
 
     async def go() -> None:
-        from callwise.wiring.knowledge import build_knowledge, close_vector_stores
-
-        async with open_runtime(settings) as rt:
+        async with open_knowledge(settings) as stack:
+            rt, kb = stack.runtime, stack.knowledge
             org_id = await rt.org_id(org)
-            kb = build_knowledge(settings, rt.pool)
             if reembed:
                 await _reembed(settings, rt.pool, org_id, kb, org or settings.default_org, json_out)
             if path is None:
-                close_vector_stores()
                 return
             with Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           TextColumn("{task.description}"), console=console, transient=True,
@@ -49,7 +46,6 @@ def ingest(
                     bar.update(task, completed=done, total=total, description=desc)
 
                 report = await kb.ingestor.ingest(path, org_id, progress=on_progress)
-            close_vector_stores()
         if json_out:
             echo_json(report.as_dict())
             return
@@ -110,16 +106,13 @@ def search(
 
     async def go() -> None:
         from callwise.infra.db import find_organization
-        from callwise.wiring.knowledge import build_knowledge, close_vector_stores
 
-        async with open_runtime(settings) as rt:
+        async with open_knowledge(settings) as stack:
             slug = org or settings.default_org
-            org_id = await find_organization(rt.pool, slug)
+            org_id = await find_organization(stack.runtime.pool, slug)
             if org_id is None:
                 raise CommandError(f"unknown organization {slug!r}; run `callwise ingest PATH --org {slug}` first")
-            kb = build_knowledge(settings, rt.pool)
-            result = await kb.retriever.retrieve(query, org_id, top_k=top_k, mode=mode)
-            close_vector_stores()
+            result = await stack.knowledge.retriever.retrieve(query, org_id, top_k=top_k, mode=mode)
         if json_out:
             echo_json([c.as_dict() for c in result.chunks])
             return

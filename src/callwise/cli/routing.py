@@ -13,22 +13,20 @@ from callwise.cli.common import CommandError, console, echo_json, err_console, l
 from callwise.routing.types import RoutedAnswer, SourceDoc, sources_from
 from callwise.wiring.runtime import open_runtime
 from callwise.wiring.settings import Settings
+from callwise.wiring.stack import open_answering
 
 log = logging.getLogger(__name__)
 
 
-async def retrieve_sources(settings: Settings, pool: Any, query: str, org_id: str,
-                           top_k: int | None) -> tuple[list[SourceDoc], Any, float, str | None]:
+async def retrieve_sources(retriever: Any, query: str, org_id: str,
+                           top_k: int) -> tuple[list[SourceDoc], float, str | None]:
     """Retrieve sources for ``query``; the note says why there are none, when there are none."""
-    from callwise.wiring.knowledge import build_knowledge
-
-    kn = build_knowledge(settings, pool)
     t = time.perf_counter()
-    result = await kn.retriever.retrieve(query, org_id, top_k=top_k or settings.retrieval_top_k)
+    result = await retriever.retrieve(query, org_id, top_k=top_k)
     ms = (time.perf_counter() - t) * 1000
     sources = sources_from(result.chunks)
     note = None if sources else "no documents matched (has this organization ingested any? `callwise ingest PATH`)"
-    return sources, kn.embedder, ms, note
+    return sources, ms, note
 
 
 def answer_json(ans: RoutedAnswer, retrieval_ms: float) -> dict[str, Any]:
@@ -52,7 +50,7 @@ def ask(
 ) -> None:
     """Answer a question from the knowledge base through the tiered router."""
     from callwise.calls.guard import clean_text
-    from callwise.wiring.routing import RoutingConfigError, build_router
+    from callwise.wiring.routing import RoutingConfigError
 
     question = clean_text(question)  # invalid UTF-8 in argv arrives as lone surrogates
 
@@ -62,20 +60,17 @@ def ask(
         fail(f"--modality must be voice, video, screen_share or text, not {modality!r}")
 
     async def go() -> None:
-        async with open_runtime(settings) as rt:
-            org_id = await rt.org_id(org)
-            sources, embedder, retrieval_ms, note = await retrieve_sources(settings, rt.pool, question, org_id, top_k)
-            if note:
-                err_console.print(f"[yellow]note:[/] {note}", highlight=False)
-            try:
-                router = build_router(settings, rt.pool, embedder)
-            except RoutingConfigError as exc:
-                raise CommandError(str(exc)) from exc
-            try:
-                ans = await router.answer(question, sources, modality=modality,  # type: ignore[arg-type]
-                                          organization_id=org_id)
-            finally:
-                await router.aclose()
+        try:
+            async with open_answering(settings) as stack:
+                org_id = await stack.runtime.org_id(org)
+                sources, retrieval_ms, note = await retrieve_sources(
+                    stack.knowledge.retriever, question, org_id, top_k or settings.retrieval_top_k)
+                if note:
+                    err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+                ans = await stack.router.answer(question, sources, modality=modality,  # type: ignore[arg-type]
+                                                organization_id=org_id)
+        except RoutingConfigError as exc:  # a bad tier set-up, found when the router is built
+            raise CommandError(str(exc)) from exc
         if json_out:
             echo_json(answer_json(ans, retrieval_ms))
             return
