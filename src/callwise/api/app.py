@@ -1,7 +1,7 @@
 """The HTTP API and a small dashboard (``callwise serve``).
 
-JSON endpoints under ``/v1/orgs/{org}/`` (search, ask, costs, eval runs and their reports) and
-``/`` as an HTML overview of the latest nightly runs. Organizations are looked up, never created,
+JSON endpoints under ``/v1/orgs/{org}/`` (search, ask, costs, stats, health, eval runs and their reports),
+the dashboard (``/`` and ``/orgs/{org}``, ``callwise.api.dashboard``) and the Prometheus scrape ``/metrics``. Organizations are looked up, never created,
 by a request. When ``CALLWISE_API_TOKEN`` is set every page and endpoint except ``/healthz`` needs
 ``Authorization: Bearer <token>`` (or HTTP Basic auth with the token as the password, so a browser
 can open the dashboard); without a token the server only binds to loopback.
@@ -9,10 +9,10 @@ can open the dashboard); without a token the server only binds to loopback.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
-import html
 import json
 import logging
 import time
@@ -22,9 +22,10 @@ from typing import Any
 
 from aiohttp import web
 
-from callwise.api import cases, crm, webhooks
+from callwise.api import cases, crm, dashboard, stats, webhooks
 from callwise.api.services import SERVICES, ApiServices, dumps, error, json_body, org_id
 from callwise.calls.guard import clean_text
+from callwise.infra import telemetry
 
 __all__ = ["ApiServices", "create_app"]
 
@@ -168,48 +169,32 @@ async def eval_report(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Content-Type": "text/html; charset=utf-8"})
 
 
-async def dashboard(request: web.Request) -> web.Response:
+async def prometheus_metrics(request: web.Request) -> web.Response:
+    """The Prometheus scrape (``callwise.infra.telemetry``): the turn, usage and callwise metrics of this
+    process, and the figures read from Postgres at each scrape (calls, escalations and model calls of the
+    last day whichever process handled them, outbox rows by vendor and status)."""
+    if telemetry.exporter() != "prometheus":
+        why = ("metrics are exported over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)" if telemetry.exporter() == "otlp"
+               else "telemetry is not set up in this process")
+        return error(404, why)
     services: ApiServices = request.app[SERVICES]
-    rows = await services.pool.fetch(
-        """
-        select distinct on (o.slug) o.slug, r.id, r.started_at, r.status, r.metrics, r.alerts
-        from organizations o left join eval_runs r on r.organization_id = o.id
-        order by o.slug, r.started_at desc nulls last
-        """)
-    items = []
-    for r in rows:
-        if r["id"] is None:
-            items.append(f"<tr><td>{html.escape(r['slug'])}</td><td colspan=4>no evaluation run yet</td></tr>")
-            continue
-        metrics = json.loads(r["metrics"]) or {}
-        alerts = json.loads(r["alerts"]) or []
-        shown = ", ".join(f"{k} {v:.2f}" for k, v in metrics.items() if isinstance(v, (int, float)))[:300]
-        link = f"/v1/orgs/{html.escape(r['slug'])}/eval-runs/{r['id']}/report"
-        items.append(
-            f"<tr><td>{html.escape(r['slug'])}</td><td>{r['started_at']:%Y-%m-%d %H:%M}</td>"
-            f"<td>{html.escape(r['status'])}</td><td>{len(alerts)}</td><td>{html.escape(shown)}</td>"
-            f"<td><a href='{link}'>report</a></td></tr>")
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>callwise</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:2rem}table{border-collapse:collapse}"
-        "td,th{border-bottom:1px solid #ddd;padding:.4rem .8rem;text-align:left}</style></head><body>"
-        "<h1>callwise</h1><p><a href='/cases'>Cases and failing vendor actions</a></p>"
-        "<h2>Latest nightly evaluation per organization</h2>"
-        "<table><tr><th>organization</th><th>run</th><th>status</th><th>alerts</th><th>figures</th><th></th></tr>"
-        + "".join(items) + "</table></body></html>")
-    return web.Response(text=page, content_type="text/html")
+    for name, rows in (await stats.db_gauges(services.pool)).items():
+        telemetry.set_db_gauges(name, rows)
+    body = await asyncio.to_thread(telemetry.prometheus_text)
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
 def create_app(services: ApiServices) -> web.Application:
     app = web.Application(middlewares=[_auth_middleware(services.token)], client_max_size=1 << 20)
     app[SERVICES] = services
-    app.router.add_get("/", dashboard)
     app.router.add_get("/healthz", health)
+    app.router.add_get("/metrics", prometheus_metrics)
     app.router.add_post("/v1/orgs/{org}/search", search)
     app.router.add_post("/v1/orgs/{org}/ask", ask)
     app.router.add_get("/v1/orgs/{org}/costs", costs)
     app.router.add_get("/v1/orgs/{org}/eval-runs", eval_runs)
     app.router.add_get("/v1/orgs/{org}/eval-runs/{run_id}/report", eval_report)
+    dashboard.mount(app)  # overview, org pages, stats and health (issue 24)
     cases.mount(app)  # the case desk
     webhooks.mount(app)  # Twilio and SendGrid events, the survey page
     crm.mount(app)  # HubSpot webhook, OAuth callbacks

@@ -21,6 +21,7 @@ from callwise.calls.stages.persist import Persist
 from callwise.calls.stages.retrieve import Retrieve
 from callwise.calls.stages.survey import Goodbye, Survey
 from callwise.calls.stages.understand import UnderstandQuery
+from callwise.infra import telemetry
 
 
 class Stage(Protocol):
@@ -69,11 +70,13 @@ class TurnPipeline:
         return ctx.outcome
 
     async def run_stages(self, ctx: TurnContext) -> None:
+        telemetry.start_turn(ctx)  # one span per turn, one child per stage (callwise.infra.telemetry)
         try:
             for stage in self.stages:
                 if ctx.done:
                     break
-                await stage.run(ctx)
+                with telemetry.stage(ctx, stage.name):
+                    await stage.run(ctx)
             ctx.completed = True
         except asyncio.CancelledError:
             ctx.cancelled = True
@@ -87,7 +90,11 @@ class TurnPipeline:
         out.latencies["total_ms"] = ctx.ms_since_start()
         if (ctx.cancelled or not ctx.completed) and out.error is None:
             out.error = "interrupted"
-        await self.persist.run(ctx)
+        try:
+            with telemetry.stage(ctx, self.persist.name):
+                await self.persist.run(ctx)
+        finally:
+            telemetry.end_turn(ctx)
 
     def stream(self, ctx: TurnContext, *, on_task: Callable[[asyncio.Task[Any]], None] | None = None) -> TurnStream:
         return TurnStream(self, ctx, on_task)

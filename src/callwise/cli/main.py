@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from callwise.cli import budget as budget_commands
 from callwise.cli import database
 from callwise.cli import escalations as escalation_commands
 from callwise.cli import evaluation as evaluation_commands
+from callwise.cli import health as health_commands
 from callwise.cli import integrations as integration_commands
 from callwise.cli import knowledge as knowledge_commands
 from callwise.cli import outbox as outbox_commands
@@ -31,6 +33,8 @@ routing_commands.register(app)
 knowledge_commands.register(app)
 serve_commands.register(app)
 voice_commands.register(app)
+health_commands.register(app)
+budget_commands.register(app)
 
 
 def main() -> None:

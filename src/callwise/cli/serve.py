@@ -16,18 +16,22 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind."),
     port: int = typer.Option(8080, "--port", min=1, max=65535),
 ) -> None:
-    """Serve the HTTP API (/v1/orgs/ORG/search, ask, costs, eval-runs) and the dashboard (/)."""
+    """Serve the HTTP API (/v1/orgs/ORG/search, ask, costs, stats, health, eval-runs), the dashboard (/ and
+    /orgs/ORG) and the Prometheus scrape (/metrics)."""
     from aiohttp import web
 
     from callwise.api.app import create_app
     from callwise.wiring.api import api_services
     from callwise.wiring.knowledge import build_knowledge, close_vector_stores
     from callwise.wiring.routing import build_router
+    from callwise.wiring.telemetry import running_operations, start_telemetry
 
     settings = load_settings()
     token = settings.api_token.get_secret_value() if settings.api_token else None
     if token is None and host not in _LOOPBACK:
         raise typer.BadParameter("binding beyond loopback needs CALLWISE_API_TOKEN", param_hint="--host")
+
+    start_telemetry("callwise-serve")  # /metrics, or OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
 
     async def go() -> None:
         async with open_runtime(settings) as rt:
@@ -44,7 +48,7 @@ def serve(
             from callwise.wiring.integrations import running_dispatcher  # the outbox (issue 11)
 
             try:
-                async with running_dispatcher(settings, rt.pool):
+                async with running_dispatcher(settings, rt.pool), running_operations(settings, rt.pool):
                     await asyncio.Event().wait()
             finally:
                 await runner.cleanup()

@@ -7,8 +7,7 @@ Outcomes live in ``experiment_results``; sessions tagged with the experiment (``
 are copied there by :func:`sync_outcomes`.
 
 Significance: Pearson's chi-square on the 2x2 table variant x outcome, with Yates' continuity
-correction (as ``scipy.stats.chi2_contingency`` does by default), p from the chi-square
-distribution with one degree of freedom. Below ``min_per_variant`` users per variant or an expected
+correction, by ``scipy.stats.chi2_contingency`` (one degree of freedom). Below ``min_per_variant`` users per variant or an expected
 cell count under 5 the verdict is "sample too small".
 """
 
@@ -16,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -58,21 +56,14 @@ def chi_square_2x2(success_a: int, n_a: int, success_b: int, n_b: int, *, correc
         raise ValueError("counts must satisfy 0 <= successes <= n")
     table = [[success_a, n_a - success_a], [success_b, n_b - success_b]]
     n = n_a + n_b
-    rows = [n_a, n_b]
     cols = [success_a + success_b, n - success_a - success_b]
-    if n == 0 or 0 in rows or 0 in cols:
+    if n == 0 or 0 in (n_a, n_b) or 0 in cols:
         return ChiSquare(None, None, 0.0, "no variation: a variant has no users or every outcome is the same")
-    expected = [[rows[i] * cols[j] / n for j in range(2)] for i in range(2)]
-    stat = 0.0
-    for i in range(2):
-        for j in range(2):
-            o, e = table[i][j], expected[i][j]
-            diff = e - o
-            if correction:  # Yates, as scipy: move each observation half a count towards expected
-                o = o + math.copysign(min(0.5, abs(diff)), diff) if diff else o
-            stat += (o - e) ** 2 / e
-    p = math.erfc(math.sqrt(stat / 2))  # survival function of chi-square with 1 dof
-    return ChiSquare(stat, p, min(min(r) for r in expected))
+    from scipy.stats import chi2_contingency
+
+    res = chi2_contingency(table, correction=correction)
+    stat, p, expected = float(res.statistic), float(res.pvalue), res.expected_freq
+    return ChiSquare(stat, p, float(expected.min()))
 
 
 @dataclass

@@ -11,6 +11,7 @@ Also switches ragas' usage telemetry off unless the user opted in explicitly.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import importlib.util
 import os
@@ -50,10 +51,25 @@ def import_ragas() -> types.ModuleType:
     """``import ragas`` after installing the shim; raises ImportError with a fix when absent."""
     install()
     try:
-        return importlib.import_module("ragas")
+        ragas = importlib.import_module("ragas")
     except ModuleNotFoundError as exc:
         if exc.name in ("ragas", "instructor"):
             raise ImportError(
                 f"{exc.name} is not installed: run `pip install --no-deps -r requirements-nodeps.txt`"
             ) from exc
         raise
+    quiet_analytics()
+    return ragas
+
+
+def quiet_analytics() -> None:
+    """With tracking off, stop ragas' analytics batcher and take its shutdown off ``atexit``: it has
+    nothing to send, and its exit-time log line went to whatever stream logging had then (under pytest
+    or a CLI runner, a closed one: a traceback after the test summary)."""
+    analytics = sys.modules.get("ragas._analytics")
+    if analytics is None or not analytics.do_not_track():
+        return
+    batcher = getattr(analytics, "_analytics_batcher", None)
+    if batcher is not None:
+        batcher._running = False
+        atexit.unregister(batcher.shutdown)

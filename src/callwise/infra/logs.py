@@ -93,6 +93,22 @@ class KeyValueFormatter(logging.Formatter):
         return line
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is at each record: a test runner or a CLI runner swaps it and closes
+    the one it had, and a handler holding that closed stream fails on every later record."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(level: str = "INFO", *, json_lines: bool = False, secrets: Iterable[str] = (),
                       stream: Any = None) -> SecretRedactor:
     """Install one redacting handler on the root logger (idempotent)."""
@@ -100,7 +116,7 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = False, secrets:
     for h in list(root.handlers):
         if getattr(h, "_callwise", False):
             root.removeHandler(h)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderr()
     handler._callwise = True  # type: ignore[attr-defined]
     secrets = list(secrets)
     register_secrets(secrets)

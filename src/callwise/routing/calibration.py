@@ -41,6 +41,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from callwise.routing import answer_type
 from callwise.routing.confidence import Confidence, Method
 from callwise.routing.types import Generation, SourceDoc
@@ -136,16 +138,7 @@ class IsotonicModel:
     ys: tuple[float, ...]
 
     def probability(self, raw: float) -> float:
-        xs, ys = self.xs, self.ys
-        if raw <= xs[0]:
-            return ys[0]
-        if raw >= xs[-1]:
-            return ys[-1]
-        for i in range(1, len(xs)):
-            if raw <= xs[i]:
-                x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
-                return y0 if x1 == x0 else y0 + (y1 - y0) * (raw - x0) / (x1 - x0)
-        return ys[-1]
+        return float(np.interp(raw, self.xs, self.ys))  # what IsotonicRegression.predict does
 
 
 @dataclass(frozen=True)

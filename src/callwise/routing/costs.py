@@ -31,6 +31,7 @@ class CostEvent:
     session_id: str | None = None
     turn_id: str | None = None
     interaction_id: str | None = None
+    ttft_ms: float | None = None  # time to the first output token, when the provider streamed
 
 
 class CostSink(Protocol):
@@ -61,13 +62,15 @@ class PostgresCostSink:
             await self.pool.execute(
                 """insert into cost_events (organization_id, session_id, turn_id, interaction_id, tier, provider,
                        model, purpose, input_tokens, output_tokens, cached_tokens, cost_usd, latency_ms,
-                       confidence, escalated_from, success, error)
-                   values ($1::uuid, $2::uuid, $3::uuid, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)""",
+                       confidence, escalated_from, success, error, ttft_ms)
+                   values ($1::uuid, $2::uuid, $3::uuid, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                           $18)""",
                 event.organization_id, event.session_id, event.turn_id, event.interaction_id, event.tier,
                 event.provider, event.model, event.purpose, event.input_tokens, event.output_tokens,
                 event.cached_tokens, event.cost_usd, max(0.0, event.latency_ms),
                 None if event.confidence is None else max(0.0, min(1.0, event.confidence)),
                 event.escalated_from, event.success, (event.error or None) and event.error[:500],
+                None if event.ttft_ms is None else max(0.0, event.ttft_ms),
             )
         except Exception as exc:  # noqa: BLE001
             log.warning("cost event not recorded: %s", exc, extra={"event": asdict(event)})
@@ -188,3 +191,30 @@ async def cost_report(pool: Any, organization_id: str, tier3_price: Price, *, da
     query += " order by created_at, id"
     rows = [dict(r) for r in await pool.fetch(query, *args)]
     return summarize(rows, tier3_price, answerers=answerers)
+
+
+ROLLUP_DELETE = "delete from cost_summaries where day = $1::date {org_filter}"
+ROLLUP_SQL = """
+insert into cost_summaries (organization_id, day, tier, provider, model, requests, failures, input_tokens,
+                            output_tokens, cached_tokens, cost_usd, latency_ms_sum, computed_at)
+select organization_id, $1::date, tier, provider, model, count(*), count(*) filter (where not success),
+       sum(input_tokens), sum(output_tokens), sum(cached_tokens), sum(cost_usd), sum(latency_ms), now()
+from cost_events
+where created_at >= $1::date::timestamp at time zone 'UTC'
+  and created_at < ($1::date + 1)::timestamp at time zone 'UTC' {org_filter}
+group by organization_id, tier, provider, model
+"""
+
+
+async def rollup_costs(pool: Any, day: Any, organization_id: str | None = None) -> int:
+    """Summarize one UTC day of ``cost_events`` into ``cost_summaries`` (one row per org, tier, provider
+    and model). The day's rows are replaced in one transaction, so a re-run, for today or any past day,
+    gives the same rows. Returns how many rows the day has."""
+    org_filter = "and organization_id = $2::uuid" if organization_id else ""
+    args: tuple[Any, ...] = (day, organization_id) if organization_id else (day,)
+    async with pool.acquire() as conn, conn.transaction():
+        # one roll-up of a day at a time (two runs at once would each delete, then both insert)
+        await conn.execute("select pg_advisory_xact_lock(hashtext('cost_rollup'), $1::date - date '2000-01-01')", day)
+        await conn.execute(ROLLUP_DELETE.format(org_filter=org_filter), *args)
+        status = await conn.execute(ROLLUP_SQL.format(org_filter=org_filter), *args)
+    return int(status.rsplit(" ", 1)[-1])

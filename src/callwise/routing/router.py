@@ -229,7 +229,8 @@ class CascadingRouter:
             input_tokens=gen.input_tokens if gen else 0, output_tokens=gen.output_tokens if gen else 0,
             cached_tokens=gen.cached_tokens if gen else 0, cost_usd=cost,
             latency_ms=gen.latency_ms if gen else latency_ms, confidence=confidence, escalated_from=escalated_from,
-            success=gen is not None, error=error, session_id=session_id, interaction_id=interaction_id))
+            success=gen is not None, error=error, session_id=session_id, interaction_id=interaction_id,
+            ttft_ms=gen.ttft_ms if gen else None))
         return cost
 
     async def _call(self, tier: Tier, messages: Sequence[Message], *, grounding: Grounding | None,

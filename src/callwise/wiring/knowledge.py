@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from callwise.infra.telemetry import metered_retriever
 from callwise.knowledge.chunking import Chunker, ChunkingConfig
 from callwise.knowledge.docstore import PgDocumentStore
 from callwise.knowledge.embeddings import Embedder
@@ -121,7 +122,8 @@ def build_knowledge(settings: Settings, pool: Any, *, embedder: Embedder | None 
         rerank_timeout_s=settings.rerank_timeout_s + 0.5,
     )
     # page ranking and query clean-up (knowledge/pages.py, knowledge/query.py) wrap the retriever
-    retriever = PageRetriever(Retriever(docs, vectors, embedder, bm25, build_reranker(settings, vectors), config))
+    retriever = metered_retriever(  # retrieval stage timings as metrics (callwise.infra.telemetry)
+        PageRetriever(Retriever(docs, vectors, embedder, bm25, build_reranker(settings, vectors), config)))
     ingestor = Ingestor(docs, vectors, embedder, bm25, Chunker(embedder.count_tokens_batch, ChunkingConfig()))
     return Knowledge(docs, vectors, embedder, bm25, retriever, ingestor)
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from callwise.infra.logs import redact
+from callwise.infra.telemetry import MeteredCostSink
 from callwise.routing.budget import ContextBudget, default_budget
 from callwise.routing.costs import NullCostSink, PostgresCostSink
 from callwise.routing.pricing import Price
@@ -186,7 +187,7 @@ def build_router(settings: Settings, pool: Any = None, embedder: Any = None) -> 
                   budget=tier_budget(settings, name, cfg))
              for name, cfg in plan.tiers.items()]
     return CascadingRouter(
-        tiers, PostgresCostSink(pool) if pool is not None else NullCostSink(),
+        tiers, MeteredCostSink(PostgresCostSink(pool)) if pool is not None else NullCostSink(),
         confidence_threshold=settings.confidence_threshold,
         prompt_store=PostgresPromptStore(pool) if pool is not None else None,
         timeout_s=settings.provider_timeout_s,
