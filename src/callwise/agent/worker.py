@@ -28,6 +28,7 @@ from livekit import rtc
 from livekit.agents import Agent, AgentServer, AgentSession, AutoSubscribe, JobContext, JobProcess, cli, room_io
 from livekit.agents import stt as lk_stt
 
+from callwise.agent.shutdown import OrderedShutdown
 from callwise.agent.support import SupportAgent, track_end_of_speech
 from callwise.calls import ESCALATION_TOPIC, SupportCall
 from callwise.calls.caller import CallerId
@@ -84,16 +85,19 @@ async def entrypoint(ctx: JobContext) -> None:
     stack = AsyncExitStack()
     from callwise.wiring.agent import open_components_in
 
+    # one ordered shutdown: the call's writes finish before the dispatcher and the pool close
+    shutdown = OrderedShutdown()
+    ctx.add_shutdown_callback(shutdown.run)
+    shutdown.closing(stack.aclose)
     comp = await open_components_in(stack, settings)
-    ctx.add_shutdown_callback(stack.aclose)
     from callwise.wiring.integrations import running_dispatcher  # the outbox runs in every worker (issue 11)
 
     await stack.enter_async_context(running_dispatcher(settings, comp.pool))
     org_id = await comp.runtime.org_id(_metadata(ctx).get("org"))
     if kind == "meeting":
-        await run_meeting(ctx, comp, org_id)
+        await run_meeting(shutdown.job_context(ctx), comp, org_id)
     else:
-        await run_support(ctx, comp, org_id)
+        await run_support(shutdown.job_context(ctx), comp, org_id)
 
 
 # ---------------------------------------------------------------------------------------- support

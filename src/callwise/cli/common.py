@@ -63,10 +63,15 @@ def run(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine, turning expected failures into one clear line and exit code 2."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from callwise.infra.signals import Stopped, run_until_signal
+
     try:
-        return asyncio.run(fn())
+        return asyncio.run(run_until_signal(fn))  # SIGTERM/SIGINT: a clean shutdown (issue 20)
     except (DatabaseError, MigrationError, CommandError, _store_error()) as exc:
         fail(str(exc))
+    except Stopped as exc:
+        err_console.print(str(exc))
+        raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")
         raise typer.Exit(130) from None
