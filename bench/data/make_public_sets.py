@@ -1,10 +1,10 @@
 """Build the public-manual retrieval sets (BEIR layout) from Debian documentation packages.
 
-    python bench/data/make_public_sets.py [--install] [--sets pydoc,sqlite,git] [--check]
+    python bench/data/make_public_sets.py [--install] [--sets pydoc,sqlite,git,apache] [--check]
 
 Benchmark set-up, not the product: ``--install`` runs ``apt-get install python3.11-doc sqlite3-doc
-git-doc`` (the manuals nobody on the team wrote). Each HTML page of a manual becomes one corpus
-entry ``{_id, title, text}`` whose ``_id`` is the page's path inside the manual (``library/os.html``)
+git-doc apache2-doc`` (the manuals nobody on the team wrote). Each HTML page of a manual becomes one
+corpus entry ``{_id, title, text}`` whose ``_id`` is the page's path inside the manual (``library/os.html``)
 and whose text is Markdown-ish: the page's main content only (navigation, sidebars, scripts and
 syntax-diagram images removed), headings as ``#`` lines, code blocks fenced.
 
@@ -13,9 +13,11 @@ The questions (``queries.jsonl``: ``_id``, ``text``, ``split`` dev|heldout) and 
 and committed; this script only (re)builds ``corpus.jsonl``. A manual is sampled to keep ingest
 cheap on two cores: every judged page is kept, then distractor pages are added in a fixed
 pseudo-random order (sha1 of the page path) until ``--max-pages`` pages; the result is the same on
-every machine with the same package version. ``--check`` verifies that every judged page exists.
-The sqlite and git corpora (about 3.5 MB each) are committed; the Python manual's sample (182 pages,
-5.2 MB) is not: ``bench/retrieval_quality.py`` builds it here on first use (``ensure_corpus``).
+every machine with the same package version. ``--check`` verifies that every judged page exists
+(``qrels/test.tsv`` and, where a set has follow-up pairs, ``qrels/followups.tsv``). The sqlite and
+git corpora (about 3.5 MB each) and the apache one (Apache httpd 2.4's English pages, 2.3 MB) are
+committed; the Python manual's sample (182 pages, 5.2 MB) is not: ``bench/retrieval_quality.py``
+builds it here on first use (``ensure_corpus``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ MANUALS: dict[str, dict] = {
                           r"c3ref/objlist|c3ref/funclist|c3ref/constlist|keyword_index|toc)"},
     "git": {"package": "git-doc", "root": "/usr/share/doc/git-doc", "max_pages": 400, "max_chars": 4_000_000,
             "exclude": r"^(RelNotes|technical/api-|howto-index|index\.html|everyday\.html)"},
+    "apache": {"package": "apache2-doc", "root": "/usr/share/doc/apache2-doc/manual/en", "max_pages": 300,
+               "max_chars": 3_600_000,
+               # bind, filter, install, invoking, upgrading and new_features_2_4 are shipped in Portuguese
+               # under en/ by this package version
+               "exclude": r"^(developer/|sitemap|license|new_features_2_|faq/|mod/(directives|quickreference|"
+                          r"directive-dict|module-dict)\.html|(bind|filter|install|invoking|upgrading)\.html)"
+                          r"|(^|/)index\.html$"},
 }
 MIN_CHARS = 400  # stub pages (redirects, one-line lists) are not worth a corpus entry
 
@@ -72,6 +81,10 @@ def _main_node(soup, name: str):  # type: ignore[no-untyped-def]
         for tag in soup.select("div#footer, div#toc"):
             tag.decompose()
         return soup.body or soup
+    if name == "apache":
+        for tag in soup.select("div.toplang, div.bottomlang, div#quickview, div.top, div.up, a.permalink, button"):
+            tag.decompose()
+        return soup.find("div", id="page-content") or soup.body or soup
     raise ValueError(name)
 
 
@@ -82,6 +95,7 @@ def page_text(html: str, name: str) -> tuple[str, str]:
     soup = BeautifulSoup(html, "html.parser")
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     title = re.sub(r"\s+[-—–]\s+Python 3\.11\.\d+ documentation$", "", title).strip()
+    title = re.sub(r"\s+-\s+Apache HTTP Server Version 2\.4$", "", title).strip()
     node = _main_node(soup, name)
     for tag in node.find_all(_JUNK):
         tag.decompose()
@@ -127,10 +141,10 @@ def pages(name: str) -> dict[str, Path]:
 
 
 def judged(name: str) -> set[str]:
-    qrels = HERE / name / "qrels" / "test.tsv"
-    if not qrels.exists():
-        return set()
-    rows = [ln.split("\t") for ln in qrels.read_text().splitlines()[1:] if ln.strip()]
+    rows: list[list[str]] = []
+    for qrels in (HERE / name / "qrels" / "test.tsv", HERE / name / "qrels" / "followups.tsv"):
+        if qrels.exists():
+            rows += [ln.split("\t") for ln in qrels.read_text().splitlines()[1:] if ln.strip()]
     return {r[1] for r in rows}
 
 
