@@ -1,49 +1,47 @@
-"""Escalation rules on speech-style customer turns: precision and recall per reason.
+"""Escalation on speech-style conversations: recall, false alarms and right reason, per reason and per set.
 
-    python bench/escalation.py [--split dev|heldout|fresh|fresh-1|all] [--errors] [--json]
+    OMP_NUM_THREADS=1 python bench/escalation.py [--split dev|heldout|fresh|fresh-1|all] [--file PATH ...]
+                                                 [--no-misses] [--rules-only] [--json]
 
-The labelled set is ``bench/data/escalation/turns.jsonl``: customer turns as speech to text writes
-them (sentence case or lower case, Whisper punctuation, no ALL-CAPS shouting), one conversation per
-line (``turns``: the customer's turns in order; ``reason``: the escalation that should happen by the
-last turn, or null), with many hard negatives (trigger words inside ordinary questions) and
-multi-turn cases for frustration and repeated failure. ``split`` is fixed in the file (a hash of the
-id): the rules were revised looking only at ``dev``. ``heldout`` was written together with ``dev``
-(before the rules were revised) and never run while revising them. A ``fresh`` set is written after
-the rules are frozen, to check phrasings nobody had in mind while writing them; once the rules are
-revised on it, it is development data: the first fresh set (``origin: fresh-1``, 63.4% recall when
-it was fresh) is now part of ``dev`` and of the classifier's examples, and ``--split fresh-1`` scores
-it alone (leave-one-out, so no longer a test). The current ``fresh`` split was written after the
-revision on fresh-1 and before anything else changed.
+Sets: ``bench/data/escalation/turns.jsonl`` (splits ``dev``, ``heldout``, ``fresh``: the second fresh set,
+``fresh-1``: the first, now part of dev) and any file given with ``--file`` in the same format (``turns``:
+the customer's turns; ``agent``: the agent's answers between them; ``reason``: what should happen by the
+last turn, or null). The learned detector (``callwise.handoff.detector``) was trained on ``dev`` and the
+generated corpus: ``dev`` figures are training figures. ``heldout`` and ``fresh`` were never trained or
+tuned on; the blind sets (``bench/data/escalation/blind/``) were written by people who never saw the
+detector, and were run once, after it froze.
 
-A conversation is scored by the first escalation the rules raise on it (``EscalationRules`` with a
-fresh ``CallState``, turn by turn): a positive is recalled when that reason is the labelled one;
-a negative with any escalation is a false alarm. Also timed: the rules on a 100 kB turn and on the
-16k-character spelled-amount input that used to take seconds (rules read at most
-``MAX_RULE_CHARS``).
+A conversation is played turn by turn through ``EscalationRules`` (a fresh ``CallState``; after each
+customer turn the agent's answer is observed, unsure when it says so). The first escalation decides:
+- **recall**: escalations that escalated at all; **right reason**: those that escalated with the labelled
+  reason (both over the escalations); **false alarms**: conversations that should not escalate but did;
+- per reason: recall and right reason with Wilson 95% intervals, and false alarms it caused;
+- **asked**: conversations where the call would ask "would you like me to pass this to a colleague?"
+  (an unsure answer to a first or second question, or an unsure detector on a troubled call), on the
+  negatives (the cost) and on the missed escalations (a yes escalates them);
+- ``--file`` on an amounts set (rows with ``amount_usd``): the share whose amount is read right.
+``--no-misses`` prints figures only, never a conversation. Timed: the detector's added cost per turn
+(median over the set's turns) and the rules on a 100 kB turn.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import statistics
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from callwise.handoff.escalation import (  # noqa: E402
-    EXAMPLES_PATH,
-    MAX_RULE_CHARS,
-    CallState,
-    EscalationRules,
-    SimilarTurns,
-    amounts,
-    load_examples,
-)
+from callwise.handoff.amounts import amounts  # noqa: E402
+from callwise.handoff.detector import answer_sounds_unsure  # noqa: E402
+from callwise.handoff.escalation import MAX_RULE_CHARS, CallState, EscalationRules  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / "data" / "escalation" / "turns.jsonl"
@@ -52,153 +50,199 @@ REASONS = ["security_privacy", "legal_refund", "explicit_request", "outage", "bi
 
 
 def load(split: str) -> list[dict]:
-    """One split's conversations; ``fresh-1`` is the part of ``dev`` that was the first fresh set."""
     items = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
     if split == "fresh-1":
         return [it for it in items if it.get("origin") == "fresh-1"]
     return [it for it in items if split == "all" or it["split"] == split]
 
 
-def examples_from(items: list[dict]) -> list[tuple[str, str | None]]:
-    """Per-turn labels for the similarity classifier: a single turn carries its conversation's label;
-    in a multi-turn positive only the turns after the first do (the first is usually the question
-    that later fails); every turn of a negative conversation is a negative."""
-    out: dict[str, str | None] = {}
-    for it in items:
-        turns, reason = it["turns"], it["reason"]
-        for i, t in enumerate(turns):
-            label = reason if (len(turns) == 1 or i >= 1) else None
-            if reason is not None and len(turns) > 1 and i == 0:
-                continue
-            out.setdefault(t, label)
-    return list(out.items())
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    if n == 0:
+        return None
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return round(max(0.0, c - h), 3), round(min(1.0, c + h), 3)
 
 
-def predict(rules: EscalationRules, turns: list[str]) -> tuple[str | None, int | None, list[str]]:
+def predict(rules: EscalationRules, it: dict, timings: list[float]) -> dict[str, Any]:
     state = CallState()
-    if rules.similar is not None:
-        rules.similar.excluded = set(turns)  # leave-one-out when a conversation is in the bank
-    for i, text in enumerate(turns):
+    agent = it.get("agent") or []
+    asked = False
+    for i, text in enumerate(it["turns"]):
+        t = time.perf_counter()
         esc = rules.check_user_turn(text, state)
+        timings.append(time.perf_counter() - t)
         if esc is not None:
-            return esc.reason, i, esc.matched
-    return None, None, []
+            return {"reason": esc.reason, "at": i, "rule": esc.rule, "matched": esc.matched[:3],
+                    "probability": esc.probability, "asked": asked}
+        if i < len(agent):
+            unsure = answer_sounds_unsure(agent[i])
+            rules.observe_answer(state, unsure=unsure)
+            if rules.wants_offer(state, answer_unsure=unsure):
+                state.offered = asked = True
+    det = state.last_detection
+    return {"reason": None, "at": None, "asked": asked,
+            "best": None if det is None else max(det.probabilities.items(), key=lambda kv: kv[1])}
 
 
-def score(items: list[dict], rules: EscalationRules) -> dict:
+def score(items: list[dict], rules: EscalationRules) -> dict[str, Any]:
+    timings: list[float] = []
     per: dict[str, Counter[str]] = {r: Counter() for r in REASONS}
-    positives = negatives = recalled = detected = false_alarms = early = 0
-    errors = []
+    pos = neg = detected = right = fa = asked_neg = asked_missed = 0
+    misses = []
     for it in items:
-        gold = it["reason"]
-        pred, at, matched = predict(rules, it["turns"])
-        if pred is not None and gold is not None and at is not None and at < len(it["turns"]) - 1:
-            early += 1
+        gold, p = it.get("reason"), predict(rules, it, timings)
+        pred = p["reason"]
         if gold is None:
-            negatives += 1
+            neg += 1
+            fa += pred is not None
+            asked_neg += pred is None and p["asked"]
             if pred is not None:
-                false_alarms += 1
                 per[pred]["fp"] += 1
         else:
-            positives += 1
+            pos += 1
+            per[gold]["n"] += 1
             detected += pred is not None
-            if pred == gold:
-                recalled += 1
-                per[gold]["tp"] += 1
-            else:
-                per[gold]["fn"] += 1
-                if pred is not None:
-                    per[pred]["fp"] += 1
+            right += pred == gold
+            per[gold]["detected"] += pred is not None
+            per[gold]["right"] += pred == gold
+            asked_missed += pred is None and p["asked"]
+            if pred is not None and pred != gold:
+                per[pred]["wrong_for_other"] += 1
         if pred != gold:
-            errors.append({"id": it["id"], "turns": it["turns"], "gold": gold, "pred": pred, "matched": matched})
+            misses.append({"id": it["id"], "gold": gold, **p, "turns": it["turns"], "agent": it.get("agent") or []})
     table = {}
     for r in REASONS:
         c = per[r]
-        tp, fp, fn = c["tp"], c["fp"], c["fn"]
-        table[r] = {"n": tp + fn, "tp": tp, "fp": fp, "fn": fn,
-                    "precision": round(tp / (tp + fp), 3) if tp + fp else None,
-                    "recall": round(tp / (tp + fn), 3) if tp + fn else None}
-    return {
-        "items": len(items), "positives": positives, "negatives": negatives,
-        "recall": round(recalled / positives, 3) if positives else None,
-        "detection_recall": round(detected / positives, 3) if positives else None,
-        "false_alarm_rate": round(false_alarms / negatives, 3) if negatives else None,
-        "fired_before_last_turn": early, "per_reason": table, "errors": errors,
+        table[r] = {"n": c["n"], "recall": round(c["detected"] / c["n"], 3) if c["n"] else None,
+                    "right_reason": round(c["right"] / c["n"], 3) if c["n"] else None,
+                    "right_reason_ci95": wilson(c["right"], c["n"]), "false_alarms_caused": c["fp"],
+                    "fired_for_other_reason": c["wrong_for_other"]}
+    out: dict[str, Any] = {
+        "conversations": len(items), "escalations": pos, "negatives": neg,
+        "recall": round(detected / pos, 3) if pos else None, "recall_ci95": wilson(detected, pos),
+        "right_reason": round(right / pos, 3) if pos else None, "right_reason_ci95": wilson(right, pos),
+        "false_alarms": round(fa / neg, 3) if neg else None, "false_alarms_ci95": wilson(fa, neg),
+        "asked_on_negatives": round(asked_neg / neg, 3) if neg else None,
+        "asked_on_missed_escalations": asked_missed,
+        "per_reason": table,
+        "turn_ms_median": round(statistics.median(timings) * 1000, 2) if timings else None,
+        "misses": misses,
     }
+    if items and "amount_usd" in items[0]:
+        ok = sum(any(abs(a - it["amount_usd"]) < 0.01 for t in it["turns"] for a in amounts(t)) for it in items)
+        out["amounts_read_right"] = f"{ok}/{len(items)}"
+    return out
 
 
-def timing() -> dict:
+def timing() -> dict[str, float]:
     rules = EscalationRules()
     big = ("I was wondering how billing works for our team of forty people and " * 1500)[:100_000]
-    spelled = ("one two three four five six seven eight nine " * 400)[:16_000] + " apples"
-    out: dict[str, float] = {"max_rule_chars": MAX_RULE_CHARS}
-    for name, text in (("turn_100kB_ms", big), ("spelled_16k_ms", spelled)):
-        best = float("inf")
-        for _ in range(5):
-            t = time.perf_counter()
-            rules.check_user_turn(text, CallState())
-            amounts(text)
-            best = min(best, time.perf_counter() - t)
-        out[name] = round(best * 1000, 2)
-    return out
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        rules.check_user_turn(big, CallState())
+        best = min(best, time.perf_counter() - t)
+    return {"max_rule_chars": MAX_RULE_CHARS, "rules_100kB_turn_ms": round(best * 1000, 2)}
+
+
+def detector_cost(rules: EscalationRules, n: int = 60) -> dict[str, float] | None:
+    """What the detector adds to a turn: rules with it minus rules alone, median over ``n`` turns."""
+    if rules.detector is None:
+        return None
+    texts = [t for it in load("heldout") for t in it["turns"]][:n]
+    alone = EscalationRules(rules.policy)
+    with_d, without = [], []
+    for t in texts:
+        s = time.perf_counter()
+        rules.check_user_turn(t, CallState())
+        with_d.append(time.perf_counter() - s)
+        s = time.perf_counter()
+        alone.check_user_turn(t, CallState())
+        without.append(time.perf_counter() - s)
+    return {"turns": len(texts), "with_detector_ms": round(statistics.median(with_d) * 1000, 2),
+            "rules_only_ms": round(statistics.median(without) * 1000, 2),
+            "added_ms": round((statistics.median(with_d) - statistics.median(without)) * 1000, 2),
+            "torch_threads": _threads()}
+
+
+def _threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def print_set(name: str, r: dict[str, Any], *, misses: bool) -> None:
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{x:.1%}"
+
+    def ci(c: tuple[float, float] | None) -> str:
+        return "" if c is None else f" [{c[0]:.0%}-{c[1]:.0%}]"
+
+    print(f"== {name}: {r['conversations']} conversations ({r['escalations']} escalations, {r['negatives']} not)")
+    print(f"recall {pct(r['recall'])}{ci(r['recall_ci95'])}   right reason {pct(r['right_reason'])}"
+          f"{ci(r['right_reason_ci95'])}   false alarms {pct(r['false_alarms'])}{ci(r['false_alarms_ci95'])}")
+    print(f"asks 'pass this to a colleague?' on {pct(r['asked_on_negatives'])} of negatives and on "
+          f"{r['asked_on_missed_escalations']} missed escalations; median {r['turn_ms_median']} ms per turn")
+    if "amounts_read_right" in r:
+        print(f"amounts read right: {r['amounts_read_right']}")
+    print(f"{'reason':18} {'n':>3} {'recall':>7} {'right':>7} {'95% CI':>12} {'FA caused':>9} {'as other':>8}")
+    for reason, row in r["per_reason"].items():
+        c = row["right_reason_ci95"]
+        print(f"{reason:18} {row['n']:>3} {pct(row['recall']):>7} {pct(row['right_reason']):>7} "
+              f"{'' if c is None else f'{c[0]:.0%}-{c[1]:.0%}':>12} {row['false_alarms_caused']:>9} "
+              f"{row['fired_for_other_reason']:>8}")
+    if misses:
+        for m in r["misses"]:
+            extra = f" {m['rule']}" if m.get("rule") else (f" best={m['best'][0]}:{m['best'][1]:.2f}" if m.get("best") else "")
+            print(f"  {m['id']} gold={m['gold']} pred={m['reason']}{extra} asked={m['asked']} :: "
+                  + " | ".join(m["turns"]))
+    print()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--split", choices=["dev", "heldout", "fresh", "fresh-1", "all"], default=None,
-                    help="one split (default: each, held-out first)")
+    ap.add_argument("--split", choices=["dev", "heldout", "fresh", "fresh-1", "all"], default=None)
+    ap.add_argument("--file", type=Path, action="append", default=[], help="score this JSONL set (repeatable)")
+    ap.add_argument("--no-misses", action="store_true", help="aggregate figures only: never print a conversation")
+    ap.add_argument("--rules-only", action="store_true", help="without the learned detector")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--errors", action="store_true", help="list the misclassified conversations")
-    ap.add_argument("--rules-only", action="store_true", help="without the similarity classifier")
-    ap.add_argument("--write-examples", action="store_true",
-                    help=f"write the dev split's per-turn labels to {EXAMPLES_PATH.relative_to(ROOT)} and exit")
-    ap.add_argument("--k", type=int, default=None)
-    ap.add_argument("--min-similarity", type=float, default=None)
     args = ap.parse_args()
-    if args.write_examples:
-        rows = examples_from(load("dev"))
-        EXAMPLES_PATH.parent.mkdir(parents=True, exist_ok=True)
-        EXAMPLES_PATH.write_text("".join(json.dumps({"text": t, "reason": r}) + "\n" for t, r in rows))
-        print(f"{len(rows)} examples -> {EXAMPLES_PATH.relative_to(ROOT)}")
-        return
     rules = EscalationRules()
     if not args.rules_only:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from callwise.knowledge.embeddings import Embedder
 
-        shipped = load_examples()
-        if sorted(shipped, key=str) != sorted(examples_from(load("dev")), key=str):
-            sys.exit("the shipped examples differ from the dev split: run with --write-examples")
-        kw = {k: v for k, v in (("k", args.k), ("min_similarity", args.min_similarity)) if v is not None}
-        rules = EscalationRules(similar=SimilarTurns(Embedder().encode, shipped, **kw))
-    splits = [args.split] if args.split else ["heldout", "fresh", "dev", "fresh-1"]
-    splits = [s for s in splits if load(s)]
-    report: dict[str, Any] = {s: score(load(s), rules) for s in splits}
-    report["similarity"] = None if rules.similar is None else {
-        "examples": len(rules.similar.examples), "k": rules.similar.k, "min_similarity": rules.similar.min_similarity}
+        rules = EscalationRules.with_embedder(None, Embedder().encode)
+        if rules.detector is None:
+            sys.exit("no shipped detector model: run bench/escalation_train.py")
+    sets: dict[str, list[dict]] = {}
+    for f in args.file:
+        sets[f.name] = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    if not args.file:
+        for s in [args.split] if args.split else ["heldout", "fresh", "dev"]:
+            sets[s if s != "fresh" else "fresh (fresh-2)"] = load(s)
+    report: dict[str, Any] = {name: score(items, rules) for name, items in sets.items()}
+    report["detector"] = None if rules.detector is None else {
+        "cost": detector_cost(rules), "thresholds": rules.detector.high, "low": rules.detector.low,
+        "training": rules.detector.info.get("summary", {}).get("oof_conversations")}
     report["timing"] = timing()
+    if args.no_misses:
+        for name in sets:
+            del report[name]["misses"]
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=1))
         return
-    for s in splits:
-        r = report[s]
-        loo = s in ("dev", "fresh-1") and rules.similar is not None
-        print(f"== {s}{' (dev examples scored leave-one-out)' if loo else ''}: "
-              f"{r['items']} conversations ({r['positives']} escalations, {r['negatives']} not)")
-        print(f"recall (right reason) {r['recall']:.1%}   detection recall {r['detection_recall']:.1%}   "
-              f"false alarms {r['false_alarm_rate']:.1%}   fired before the last turn {r['fired_before_last_turn']}")
-        print(f"{'reason':18} {'n':>3} {'tp':>3} {'fp':>3} {'fn':>3} {'precision':>9} {'recall':>7}")
-        for reason, row in r["per_reason"].items():
-            p = "-" if row["precision"] is None else f"{row['precision']:.2f}"
-            rc = "-" if row["recall"] is None else f"{row['recall']:.2f}"
-            print(f"{reason:18} {row['n']:>3} {row['tp']:>3} {row['fp']:>3} {row['fn']:>3} {p:>9} {rc:>7}")
-        if args.errors:
-            for e in r["errors"]:
-                print(f"  {e['id']} gold={e['gold']} pred={e['pred']} {e['matched']} :: {' | '.join(e['turns'])}")
-        print()
+    for name in sets:
+        print_set(name, report[name], misses=not args.no_misses)
+    if report["detector"]:
+        c = report["detector"]["cost"]
+        print(f"detector adds {c['added_ms']} ms per turn (median of {c['turns']}: {c['with_detector_ms']} vs "
+              f"{c['rules_only_ms']} ms, torch threads {c['torch_threads']})")
     t = report["timing"]
-    print(f"rules on a 100 kB turn: {t['turn_100kB_ms']} ms; on 16k characters of number words: "
-          f"{t['spelled_16k_ms']} ms (rules read at most {t['max_rule_chars']} characters)")
+    print(f"rules on a 100 kB turn: {t['rules_100kB_turn_ms']} ms (rules read at most {t['max_rule_chars']} characters)")
 
 
 if __name__ == "__main__":

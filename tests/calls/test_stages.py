@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from callwise.calls.context import CallContext, TurnContext, TurnOutcome
 from callwise.calls.stages.answer import Answer
-from callwise.calls.stages.escalate import EscalateOnAnswer, EscalateOnWords
+from callwise.calls.stages.escalate import OFFER, EscalateOnAnswer, EscalateOnWords, is_yes
 from callwise.calls.stages.intake import Guard, RecordCustomerWords
 from callwise.calls.stages.persist import Persist
 from callwise.calls.stages.retrieve import Retrieve
@@ -15,6 +15,7 @@ from callwise.calls.stages.survey import Goodbye, Survey
 from callwise.calls.stages.understand import ACKNOWLEDGEMENT, UnderstandQuery
 from callwise.calls.store import ConversationStore
 from callwise.handoff.escalation import Escalation
+from callwise.handoff.escalator import CallHandoff, Escalated
 
 
 def make(deps, org: str, text: str, *, session_id: str | None = None, **call_kw) -> TurnContext:  # type: ignore[no-untyped-def]
@@ -89,14 +90,18 @@ class DeskEscalator:
     def __init__(self) -> None:
         self.rows: list[str] = []
 
-    async def escalate(self, ctx: TurnContext, esc: Escalation, *, with_reason: bool = True) -> str:
-        ctx.outcome.escalated = True
-        ctx.call.escalation = {"reason": esc.reason, "handoff": "callback", "case": "C-1"}
-        ctx.outcome.escalation = dict(ctx.call.escalation)
-        return "Case C-1 is open."
+    async def escalate(self, call: CallHandoff, esc: Escalation, *, with_reason: bool = True) -> Escalated:
+        return Escalated("Case C-1 is open.", {"reason": esc.reason, "handoff": "callback", "case": "C-1"},
+                         after=self)
 
-    async def recorded(self, ctx: TurnContext, escalation_id: str) -> None:
+    def already(self) -> str:
+        return "Case C-1 is already open."
+
+    async def stored(self, escalation_id: str, turn_id: str | None) -> None:
         self.rows.append(escalation_id)
+
+    def human_joined(self, identity: str, name: str | None = None) -> bool:
+        return False
 
 
 async def test_an_injected_escalator_decides_and_hears_of_the_stored_row(support_deps, org_id, pg_pool) -> None:
@@ -219,3 +224,59 @@ async def test_persist_stores_the_answer_with_the_passages_the_model_saw(support
     assert abs(detail["value"] - row["confidence"]) < 1e-4 and detail["disclaim_below"] > 0
     assert {"best", "margin", "term_overlap"} <= set(detail["signals"])
     assert row["low_confidence"] == (detail["value"] < detail["disclaim_below"])
+
+
+def _unsure_answer(ctx: TurnContext, confidence: float = 0.05) -> None:
+    """The router ran and answered with a confidence under the floor (nothing else is faked: the stage
+    under test reads only the result)."""
+    from callwise.routing.types import RoutedAnswer, SourceDoc
+
+    src = SourceDoc(index=1, document="kb/admin.md", title="Admin", text="Owners can be changed from the admin console.")
+    ctx.router_ran, ctx.sources = True, [src]
+    ctx.answer = RoutedAnswer(text="Maybe the admin console.", tier="tier1", provider="extractive", model=None,
+                              confidence=confidence, low_confidence=True, escalate=False, cascade_path=["tier1"],
+                              sources=[src])
+    ctx.outcome.confidence, ctx.outcome.low_confidence = confidence, True
+
+
+async def test_unsure_first_answer_asks_once_and_a_yes_escalates(support_deps, org_id, pg_pool) -> None:
+    """Unsure is a question, not a case: a low-confidence first answer ends with ONE question and opens
+    nothing; the caller's yes escalates with reason explicit_request and only then is a case recorded."""
+    sid = await _session(pg_pool, org_id)
+    ctx = make(support_deps, org_id, "how do i change the owner of a workspace", session_id=sid)
+    _unsure_answer(ctx)
+    await EscalateOnAnswer().run(ctx)
+    assert "".join(ctx.spoken).strip() == OFFER and ctx.outcome.offered_colleague
+    assert not ctx.outcome.escalated and ctx.call.escalation is None
+    assert await pg_pool.fetchval("select count(*) from escalations where session_id = $1", sid) == 0
+    # a second unsure answer: asked once already, so no second question and no case
+    second = TurnContext(call=ctx.call, text="and how do i remove an admin", outcome=TurnOutcome(transcript="x"))
+    await EscalateOnWords().run(second)
+    _unsure_answer(second)
+    await EscalateOnAnswer().run(second)
+    assert OFFER not in "".join(second.spoken) and not second.outcome.escalated
+    # the caller says yes to the standing offer on the next turn only: a new offer is needed for that
+    ctx.call.state.offer_pending = True
+    yes = TurnContext(call=ctx.call, text="yes please", outcome=TurnOutcome(transcript="yes please"))
+    await EscalateOnWords().run(yes)
+    assert yes.done and yes.outcome.escalation["reason"] == "explicit_request"
+    assert yes.outcome.escalation["rule"] == "accepted the offer of a colleague"
+    assert await pg_pool.fetchval("select count(*) from escalations where session_id = $1", sid) == 1
+
+
+async def test_a_no_to_the_offer_goes_on_answering(support_deps, org_id) -> None:
+    ctx = make(support_deps, org_id, "how do i change the owner of a workspace")
+    _unsure_answer(ctx)
+    await EscalateOnAnswer().run(ctx)
+    assert ctx.call.state.offer_pending
+    no = TurnContext(call=ctx.call, text="no thanks, how do i archive a channel",
+                     outcome=TurnOutcome(transcript="x"))
+    await EscalateOnWords().run(no)
+    assert not no.done and not no.outcome.escalated and not ctx.call.state.offer_pending
+
+
+def test_yes_and_no() -> None:
+    for text in ("yes please", "yeah go ahead", "sure", "Yes, that would be great.", "okay yes"):
+        assert is_yes(text), text
+    for text in ("no thanks", "no, how do i archive a channel", "not now", "how do i pin a message"):
+        assert not is_yes(text), text

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from callwise.calls.memory import CallMemory
 from callwise.handoff.escalation import CallState
+from callwise.handoff.escalator import CallHandoff
 from callwise.routing.types import CustomerContext, RoutedAnswer, SourceDoc
 
 if TYPE_CHECKING:
@@ -40,6 +41,9 @@ class TurnOutcome:
     turn_id: str | None = None
     query_type: str | None = None
     query: str | None = None  # the standalone question retrieval and the router got, when it differs
+    #: the turn ended by asking once whether to pass the caller to a colleague (and why)
+    offered_colleague: bool = False
+    offer: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +52,7 @@ class TurnOutcome:
             "escalated": self.escalated, "escalation": self.escalation,
             "latencies_ms": {k: round(v, 1) for k, v in self.latencies.items()},
             "cost_usd": self.cost_usd, "error": self.error, "query_type": self.query_type, "query": self.query,
+            "offered_colleague": self.offered_colleague, "offer": self.offer,
         }
 
 
@@ -76,6 +81,11 @@ class CallContext:
     ab_user_key: str | None = None
     caller: Any | None = None  # the CRM lookup started at call start (callwise.calls.caller.CallerLookup)
     crm_customer_applied: bool = False
+    #: the call's handoff state: the line the worker describes, what the escalator left after escalating
+    handoff: CallHandoff = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.handoff = CallHandoff(self.organization_id, self.session_id, persist=self.persist)
 
 
 @dataclass

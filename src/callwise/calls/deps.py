@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from callwise.handoff.escalation import EscalationRules
-
-if TYPE_CHECKING:
-    from callwise.calls.stages.escalate import Escalator
+from callwise.handoff.escalator import Escalator, RulesEscalator
 
 
 class RetrieverLike(Protocol):
@@ -29,8 +27,9 @@ class SupportDeps:
     top_k: int = 5
     redact_pii: bool = False
     live_stream: bool = False  # stream every tier at once (no cascade once words are spoken)
-    #: decides the handoff and what the caller hears (default: the rules' live/callback by service
-    #: hours); the handoff issue plugs its case desk / outbox in here
+    #: decides the handoff and what the caller hears: the live wiring gives the handoff service's
+    #: ``HandoffEscalator``; when none is given, the built-in ``RulesEscalator`` (a case recorded on the
+    #: desk, nothing more) is set, so every call has one (see ``handoff``)
     escalator: Escalator | None = None
     #: text made speakable before TTS (applied to every reply and streamed delta)
     speakable: Callable[[str], str] | None = None
@@ -40,3 +39,14 @@ class SupportDeps:
     history_tokens: int = 600
     #: assign each call a variant of every running A/B experiment (callwise.evaluation.ab) and apply its config
     experiments: bool = True
+
+    def __post_init__(self) -> None:
+        if self.escalator is None:
+            self.escalator = RulesEscalator(self.pool)
+
+    @property
+    def handoff(self) -> Escalator:
+        """The escalator, never None (``__post_init__`` sets the built-in one)."""
+        if self.escalator is None:  # set to None after construction
+            self.escalator = RulesEscalator(self.pool)
+        return self.escalator

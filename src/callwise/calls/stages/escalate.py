@@ -1,110 +1,126 @@
-"""Escalation stages: the rules on the customer's words (before retrieval, so a security report
-never waits on a model) and on the answer (router failure, low confidence, repeated non-answers).
+"""Escalation stages: the rules and the learned detector on the customer's words (before retrieval,
+so a security report never waits on a model), and the rules on the answer (router failure, low
+confidence, repeated non-answers).
 
-Both hand the decision to an ``Escalator``: it picks the handoff and says what the customer hears.
-The live wiring gives ``callwise.handoff.service.HandoffEscalator`` (case desk, transfer, on-duty notice) as
-``SupportDeps.escalator``; ``RulesEscalator`` is the built-in fallback when none is wired (tests, the
-nightly run). Persistence stores the escalation row after the turn (unless the escalator opened the
-case already: ``case_id``), then calls ``Escalator.recorded`` with its id.
+``escalate(ctx, esc)`` is the one way a turn escalates: the call's first escalation goes to the
+escalator (``SupportDeps.handoff``: the handoff service's ``HandoffEscalator`` when wired, else the
+built-in ``RulesEscalator``), which returns the sentence and the escalation; this stage writes them
+into the turn and the call. A later trigger is noted on the turn and answered with what the first
+one left (``CallHandoff.after.already``). Persistence stores the turn, then tells ``CallHandoff.after``.
+
+Unsure is a question, not a case: a low-confidence answer to a first or second question, or an unsure
+detector on a call that shows trouble, ends with ONE question ("would you like me to pass this to a
+colleague?"); a yes on the next turn escalates with reason ``explicit_request``.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any, Protocol
+import re
+from typing import Any
 
-from callwise.calls.context import TurnContext
-from callwise.handoff.cases import CaseDesk
-from callwise.handoff.escalation import Escalation, EscalationRules, already_recorded_message, recorded_message
+from callwise.calls.context import CallContext, TurnContext
+from callwise.handoff.escalation import Escalation
 
-log = logging.getLogger("callwise.turn")
-
-
-class Escalator(Protocol):
-    async def escalate(self, ctx: TurnContext, esc: Escalation, *, with_reason: bool = True) -> str:
-        """Decide the handoff for ``esc``; set ``ctx.outcome.escalation``; return the caller's words."""
-        ...
-
-    async def recorded(self, ctx: TurnContext, escalation_id: str) -> None:
-        """The escalation row exists (``escalations.id``); start what follows (case, transfer, ticket)."""
-        ...
+OFFER = "I'm not sure I found the right answer — would you like me to pass this to a colleague?"
+_YES = re.compile(r"^\W*(?:(?:oh |um |uh |well |okay |ok |yeah |yes )*(?:yes|yeah|yep|yup|sure|please|ok|okay|go ahead"
+                  r"|do that|why not|that would be (?:great|good|helpful)|i would|i'd like that|absolutely|definitely"
+                  r"|of course|pass (?:it|me|this) (?:on|over)?)\b)", re.IGNORECASE)
+_NO = re.compile(r"\b(?:no|nope|not now|no thanks|no thank you|i'm fine|it's fine|that's okay|don't)\b", re.IGNORECASE)
 
 
-class RulesEscalator:
-    """One escalation per call, recorded and nothing more: it opens a case on the desk (status
-    ``waiting``, ``handoff_status`` ``recorded``: nothing was sent to anyone) and tells the caller
-    exactly that, with the case number. It transfers no one and notifies no one, so it never says it
-    does; without a stored call (the nightly run) or when the case cannot be stored, it says it
-    could not pass the call on."""
-
-    def __init__(self, rules: EscalationRules) -> None:
-        self.rules = rules
-
-    async def escalate(self, ctx: TurnContext, esc: Escalation, *, with_reason: bool = True) -> str:
-        out, call = ctx.outcome, ctx.call
-        out.escalated = True
-        if call.escalation is not None:  # later triggers are noted on the turn
-            out.escalation = {**call.escalation, "repeat_reason": esc.reason}
-            return already_recorded_message(call.escalation.get("case"))
-        call.state.escalated = True
-        case = None
-        if call.persist and call.session_id is not None:
-            try:
-                async with ctx.deps.pool.acquire() as conn:
-                    case = await CaseDesk(ctx.deps.pool, call.organization_id).open(
-                        conn, session_id=call.session_id, reason=esc.reason, handoff="callback",
-                        details={**esc.details, "transcript": ctx.text}, status="waiting",
-                        handoff_status="recorded")
-            except Exception:  # noqa: BLE001 - nothing stored: the caller is told so, not promised a case
-                log.exception("could not record the escalation")
-        call.escalation = {"reason": esc.reason, "handoff": "callback" if case else "none", **esc.details}
-        if case is not None:
-            call.escalation.update(case_id=case.id, case=case.label, handoff_status="recorded")
-        else:
-            call.escalation["handoff_status"] = "not_recorded"
-        out.escalation = dict(call.escalation)
-        return recorded_message(esc.reason, case.label if case else None, with_reason=with_reason)
-
-    async def recorded(self, ctx: TurnContext, escalation_id: str) -> None:
-        """Link the case to the agent's turn, now that the turn is stored."""
-        if ctx.outcome.turn_id is None:
-            return
-        await ctx.deps.pool.execute(
-            "update escalations set turn_id = $3 where organization_id = $1 and id = $2 and turn_id is null",
-            ctx.call.organization_id, escalation_id, ctx.outcome.turn_id)
+def is_yes(text: str) -> bool:
+    """The caller accepts the offer ("yes please", "yeah go ahead"), and does not also say no."""
+    return bool(_YES.search(text)) and not _NO.search(text.split(",")[0])
 
 
-def escalator_of(ctx: TurnContext) -> Any:
-    return ctx.deps.escalator or RulesEscalator(ctx.deps.rules)
+def contact_of(call: CallContext) -> dict[str, Any]:
+    """Name, email, phone of the caller; the CRM's record (``callwise.calls.caller``) where the lookup found one."""
+    customer = call.customer
+    extra = getattr(customer, "extra", {}) or {}
+    out: dict[str, Any] = {"name": getattr(customer, "name", None), "email": extra.get("email"),
+                           "phone": extra.get("phone")}
+    crm = getattr(call.caller, "customer", None)
+    if crm is not None:
+        out.update(name=out["name"] or crm.name, email=out["email"] or crm.email, phone=out["phone"] or crm.phone,
+                   crm_provider=crm.provider, crm_id=crm.external_id)
+    return {k: v for k, v in out.items() if v}
+
+
+async def escalate(ctx: TurnContext, esc: Escalation, *, with_reason: bool = True) -> str:
+    """Escalate the turn: write the escalation into the turn and the call; return the caller's words."""
+    out, call = ctx.outcome, ctx.call
+    handoff = call.handoff
+    out.escalated = True
+    if call.escalation is not None:  # one handoff per call; later triggers are noted on the turn
+        out.escalation = {**call.escalation, "repeat_reason": esc.reason}
+        return handoff.after.already() if handoff.after is not None else (
+            "I've already passed your call to our support team.")
+    call.state.escalated = True
+    handoff.session_id, handoff.persist = call.session_id, call.persist
+    handoff.contact = contact_of(call)
+    handoff.recent = [t.text for t in call.memory.turns if t.role == "user"][-2:] + [ctx.text]
+    done = await ctx.deps.handoff.escalate(handoff, esc, with_reason=with_reason)
+    handoff.after = done.after
+    call.escalation = done.escalation
+    out.escalation = dict(done.escalation)
+    return done.say
 
 
 class EscalateOnWords:
-    """Stage: the word rules (explicit request, frustration, security, legal, outage, billing...)."""
+    """Stage: the word rules and the learned detector (explicit request, frustration, security, legal,
+    outage, billing, repeated failure), and the caller's reply to an offer of a colleague."""
 
     name = "escalate_on_words"
 
     async def run(self, ctx: TurnContext) -> None:
-        hit = ctx.deps.rules.check_user_turn(ctx.text, ctx.call.state)
+        state = ctx.call.state
+        if state.offer_pending:
+            state.offer_pending = False
+            if is_yes(ctx.text):
+                accepted = Escalation("explicit_request", "accepted the offer of a colleague", [ctx.text])
+                await ctx.say(await escalate(ctx, accepted))
+                ctx.finish("escalation")
+                return
+        hit = ctx.deps.rules.check_user_turn(ctx.text, state)
         if hit is None:
             return
-        await ctx.say(await escalator_of(ctx).escalate(ctx, hit))
+        await ctx.say(await escalate(ctx, hit))
         ctx.finish("escalation")
 
 
 class EscalateOnAnswer:
-    """Stage: the rules on the router's result. Runs only when the router ran."""
+    """Stage: the rules on the router's result. Runs only when the router ran. A low-confidence answer
+    to a first or second question is not a case: the caller is asked once instead."""
 
     name = "escalate_on_answer"
 
     async def run(self, ctx: TurnContext) -> None:
         if not ctx.router_ran:
             return
-        out, answer = ctx.outcome, ctx.answer
+        out, answer, state = ctx.outcome, ctx.answer, ctx.call.state
         failed = answer is None or (answer.tier is None and answer.error not in (None, "empty_query"))
-        hit = ctx.deps.rules.check_answer(
+        rules = ctx.deps.rules
+        hit = rules.check_answer(
             failed=failed, escalate=bool(answer and answer.escalate), confidence=out.confidence,
-            has_sources=bool(ctx.sources), state=ctx.call.state, error=out.error)
-        if hit is None:
+            has_sources=bool(ctx.sources), state=state, error=out.error)
+        unsure = hit is not None and hit.reason == "low_confidence"
+        if unsure and state.offered:  # asked once already: the caller's reply stands (repeated failure still counts)
+            hit = None
+        if hit is not None and not (unsure and state.questions_answered <= 2):
+            message = await escalate(ctx, hit, with_reason=hit.reason != "router_failure")
+            await ctx.say(" " + message)
             return
-        message = await escalator_of(ctx).escalate(ctx, hit, with_reason=hit.reason != "router_failure")
-        await ctx.say(" " + message)
+        if rules.wants_offer(state, answer_unsure=unsure):
+            state.offered = state.offer_pending = True
+            out.offered_colleague = True
+            out.offer = {"after": hit.rule if hit else "unsure detector on a troubled call",
+                         "detector": _detector_view(state)}
+            await ctx.say(" " + OFFER)
+
+
+def _detector_view(state: Any) -> dict[str, Any] | None:
+    det = state.last_detection
+    if det is None:
+        return None
+    best = det.reason or det.candidate
+    return {"candidate": best, "probability": round(det.probability, 3), "nearest": [n.describe() for n in det.nearest]}

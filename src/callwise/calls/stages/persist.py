@@ -10,7 +10,6 @@ import logging
 from typing import Literal
 
 from callwise.calls.context import TurnContext, TurnOutcome
-from callwise.calls.stages.escalate import escalator_of
 from callwise.calls.store import ConversationStore, TurnRecord
 
 log = logging.getLogger("callwise.turn")
@@ -67,7 +66,8 @@ class Persist:
                                           "session_id": call.session_id, "turn_id": turn_id,
                                           "transcript": out.transcript, "rule": esc.get("rule"),
                                           "case": esc.get("case"), "handoff_status": esc.get("handoff_status")})
-                await escalator_of(ctx).recorded(ctx, escalation_id)
+                if call.handoff.after is not None:  # what the escalator left: link the turn, then what follows
+                    await call.handoff.after.stored(escalation_id, turn_id)
             reason = unresolved_reason(out)
             if reason:
                 await store.record_unresolved(out.transcript, reason=reason, session_id=call.session_id)
