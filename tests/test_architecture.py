@@ -150,9 +150,6 @@ def strongly_connected(g: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="two loops left from before the layout move, being broken next: "
-                   "calls.context -> calls.deps -> calls.stages.escalate (the escalator protocol) and "
-                   "evaluation.nightly <-> evaluation.report (the result types)")
 def test_no_module_imports_itself_through_a_loop() -> None:
     """Imports made only for type checking count too: a type that two modules need belongs below both."""
     loops = strongly_connected(graph(typing_too=True))
