@@ -90,6 +90,14 @@ async def test_live_case_carries_a_join_token_for_its_room(pg_pool, org_id):
     token = case.join_link.split("token=")[1]
     claims = api.TokenVerifier("devkey", "s" * 32).verify(token)
     assert claims.identity == "agent-alice" and claims.video.room == "call-42" and claims.video.room_join
+    import jwt
+
+    raw = jwt.decode(token, options={"verify_signature": False})
+    assert raw["exp"] - raw["nbf"] <= 600  # short-lived: ten minutes to open it
+    # only the claiming agent gets a link: nobody else by name, and nobody without a name
+    assert (await desk.get(case_id, agent="mallory")).join_link is None
+    assert (await desk.get(case_id)).join_link is None
+    assert (await desk.get(case_id, agent="alice")).join_link is not None
     # a callback case has no room to join
     _, cb = await _call_with_case(pg_pool, org_id, desk, room="call-43")
     assert (await desk.get(cb)).join_link is None

@@ -47,11 +47,11 @@ def vendors():
 def env(pg_pool, org_id, vendors):
     slack, zendesk, livekit = vendors
     slack.down = slack.revoked = zendesk.down = False
-    livekit.refuse = None
+    livekit.reset()
     creds = CredentialStore(pg_pool, Fernet(Fernet.generate_key()))
     links = JoinLinks(url=livekit.url, api_key=API_KEY, api_secret=API_SECRET)
     cfg = VendorConfig(zendesk_base_url=zendesk.url, slack_base_url=slack.url, livekit_url=livekit.url,
-                       livekit_api_key=API_KEY, livekit_api_secret=API_SECRET, join_link=links.link)
+                       livekit_api_key=API_KEY, livekit_api_secret=API_SECRET, public_url="https://cw.example.com")
     dispatch = Dispatcher(pg_pool, build_handlers(pg_pool, creds, cfg), organization_id=org_id,
                           backoff=Backoff(base_s=0.05, max_s=0.2, jitter=0))
 
@@ -104,9 +104,7 @@ async def test_outside_service_hours_says_the_team_is_offline(env):
     assert row["action"] == "slack.notify"
 
 
-async def test_app_caller_hears_connecting_only_after_the_join_link_is_out(env):
-    from livekit import api
-
+async def test_app_caller_hears_connecting_only_after_the_notice_is_out(env):
     await _slack(env)
     before = len(env["slack"].posted)
     res = await env["service"]().escalate(await _call(env["pool"], env["org"], room="call-77"), ASK_HUMAN)
@@ -116,9 +114,8 @@ async def test_app_caller_hears_connecting_only_after_the_join_link_is_out(env):
     assert msg["channel"] == "C0DUTY" and res.case.label in msg["text"]
     text = msg["blocks"][0]["text"]["text"]
     assert '"talk to a human"' in text and "Dana" in text and "my export keeps failing" in text
-    token = text.split("token=")[1].split("|")[0]
-    claims = api.TokenVerifier(API_KEY, API_SECRET).verify(token)
-    assert claims.identity == "agent-on-duty" and claims.video.room == "call-77"
+    # a link to the case, never a room token in chat: the join link is minted for the agent who claims it
+    assert f"https://cw.example.com/cases?case={res.case.label}" in text and "token=" not in json.dumps(msg)
     row = await env["pool"].fetchrow("select details from audit_log where organization_id = $1 and action = 'slack.notify'",
                                      env["org"])
     assert SlackApiServer.TOKEN not in row["details"] and "token=" not in row["details"]
@@ -207,7 +204,7 @@ async def test_sip_caller_is_transferred_after_hearing_so(env):
     req = env["livekit"].transfers[n]
     assert req.room_name == "sip-room" and req.transfer_to == "tel:+15550001111"
     assert req.participant_identity == "sip_+15557654321"
-    assert (await CaseDesk(env["pool"], env["org"]).get(res.case.id)).handoff_status == "transfer_requested"
+    assert (await CaseDesk(env["pool"], env["org"]).get(res.case.id)).handoff_status == "transferred"
 
 
 async def test_refused_transfer_falls_back_to_a_callback_and_says_so(env):
@@ -298,11 +295,11 @@ async def test_escalator_in_a_call_waits_for_the_human_then_goes_quiet(env):
     async def speak(text: str) -> None:
         heard.append(text)
 
-    call.ctx.handoff.line = CallLine(room="room-q", caller="app", participant_identity="web-1", speak=speak,
-                                     quiet=lambda: quiet.append(True))
+    esc.attach(call.session_id, CallLine(room="room-q", caller="app", participant_identity="web-1", speak=speak,
+                                         quiet=lambda: quiet.append(True)))
     out = await call.run_turn("can I speak to a person")
     assert out.escalation["handoff_status"] == "notified" and "asked a colleague" in out.answer
-    assert call.ctx.handoff.human_joined("agent-bob", "Bob")
+    assert esc.human_joined(call.session_id, "agent-bob", "Bob")
     await esc.drain()
     assert heard == ["Bob from our support team has joined and has the details of your call. I'll hand over to them now."]
     assert quiet == [True]
@@ -312,9 +309,8 @@ async def test_escalator_transfers_a_sip_caller_after_the_sentence_and_says_when
     from callwise.calls import SupportCall, SupportDeps
     from callwise.handoff.service import CallLine, HandoffEscalator
 
-    env["livekit"].refuse = {"status": 408, "code": "deadline_exceeded", "msg": "no answer",
-                             "meta": {"sip_transfer_reason": "STR_RINGING_TIMEOUT"}}
-    svc = env["service"](transfer_to="tel:+15550001111")
+    env["livekit"].outcome = "no_answer"
+    svc = env["service"](transfer_to="tel:+15550001111", ringing_timeout_s=1, hold_line_s=5)
     esc = HandoffEscalator(svc)
     deps = SupportDeps(retriever=None, router=None, pool=env["pool"], rules=svc.rules, escalator=esc)  # type: ignore[arg-type]
     call = await SupportCall.start(deps, organization_id=env["org"], room="sip-q")
@@ -326,12 +322,12 @@ async def test_escalator_transfers_a_sip_caller_after_the_sentence_and_says_when
     async def settle() -> None:
         order.append("settled")
 
-    call.ctx.handoff.line = CallLine(room="sip-q", caller="sip", participant_identity="sip_+1555", speak=speak,
-                                     settle=settle)
+    esc.attach(call.session_id, CallLine(room="sip-q", caller="sip", participant_identity="sip_+1555", speak=speak,
+                                         settle=settle))
     out = await call.run_turn("get me a human")
     assert "transferring you" in out.answer
     await esc.drain()
-    assert order[0] == "settled" and "transfer didn't go through" in order[1]
+    assert order[0] == "settled" and "transfer didn't go through: no one could pick up in time" in order[1]
     case = await CaseDesk(env["pool"], env["org"]).get(out.escalation["case"])
     assert case.status == "callback" and case.handoff_status == "transfer_failed"
 
@@ -352,7 +348,7 @@ async def test_on_duty_notice_through_an_incoming_webhook(env):
         await env["creds"].set(env["org"], "slack", secrets={"webhook_url": hook.url})
         res = await env["service"]().escalate(await _call(env["pool"], env["org"], room="call-w"), ASK_HUMAN)
         assert res.handoff_status == "notified" and len(hook.messages) == 1
-        assert res.case.label in hook.messages[0]["text"] and "token=" in json.dumps(hook.messages[0]["blocks"])
+        assert res.case.label in hook.messages[0]["text"] and "token=" not in json.dumps(hook.messages[0]["blocks"])
 
 
 async def test_zendesk_429_retry_after_schedules_the_next_attempt(env):
@@ -400,3 +396,115 @@ def test_whoever_opens_the_shared_on_duty_link_is_introduced_as_a_colleague():
     wait.human_joined("agent-on-duty", "on-duty")
     assert wait.human is None
     assert human_joined_message(wait.human or "A colleague").startswith("A colleague from our support team has joined")
+
+
+# ------------------------------------------------------------------------------------------------ issue 23
+async def _running_dispatcher(env):  # type: ignore[no-untyped-def]
+    """The background dispatcher every worker job runs (``running_dispatcher``), polling fast."""
+    import asyncio
+
+    stop = asyncio.Event()
+    bg = Dispatcher(env["pool"], env["dispatch"].handlers, organization_id=env["org"], worker_id="background")
+    task = asyncio.create_task(bg.run(stop, poll_s=0.02))
+    return stop, task
+
+
+async def test_a_running_dispatcher_does_not_take_the_transfer_while_the_agent_speaks(env, tmp_path):
+    """The worker's own wiring: ``handoff_service`` and the ``running_dispatcher`` every job runs."""
+    import asyncio
+
+    from callwise.wiring.integrations import handoff_service, running_dispatcher
+    from callwise.wiring.settings import Settings
+
+    settings = Settings(_env_file=None, data_dir=tmp_path, encryption_key=Fernet.generate_key().decode(),
+                        livekit_url=env["livekit"].url, livekit_api_key=API_KEY, livekit_api_secret=API_SECRET,
+                        handoff_transfer_to="tel:+15550001111", outbox_poll_s=0.02)
+    svc = handoff_service(settings, env["pool"], rules=ClockRules(12))
+    async with running_dispatcher(settings, env["pool"]) as background:
+        assert background is not None
+        res = await svc.escalate(await _call(env["pool"], env["org"], room="race-room", caller="sip"), ASK_HUMAN)
+        await asyncio.sleep(0.3)  # "I'm transferring you ..." is being spoken; the dispatcher polls 15 times
+        assert all(t.room_name != "race-room" for t in env["livekit"].transfers)
+        assert await res.follow_up() is None  # the handoff's own delivery connected the caller
+    assert [t.room_name for t in env["livekit"].transfers].count("race-room") == 1
+    case = await CaseDesk(env["pool"], env["org"]).get(res.case.id)
+    assert case.handoff_status == "transferred" and case.status == "waiting"
+    [row] = case.outbox
+    assert row["status"] == "delivered"
+
+
+async def test_a_running_dispatcher_does_not_take_the_live_slack_notice(env):
+    import asyncio
+
+    await _slack(env)
+    before = len(env["slack"].posted)
+    stop, task = await _running_dispatcher(env)
+    deliver_now = env["dispatch"].deliver_now
+
+    async def busy_loop_then_deliver(ids, timeout_s):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.3)  # the worker's event loop is busy with audio for a moment
+        return await deliver_now(ids, timeout_s)
+
+    try:
+        svc = env["service"]()
+        svc._deliver_now = busy_loop_then_deliver
+        res = await svc.escalate(await _call(env["pool"], env["org"], room="race-slack"), ASK_HUMAN)
+    finally:
+        stop.set()
+        await task
+    assert res.handoff_status == "notified" and "asked a colleague" in res.say
+    assert sum(res.case.label in m["text"] for m in env["slack"].posted[before:]) == 1
+
+
+async def test_a_transfer_that_rings_past_the_immediate_budget_connects_and_the_caller_is_held(env):
+    env["livekit"].ring_s = 1.5  # longer than the 0.5 s immediate budget; shorter than the ringing timeout
+    svc = env["service"](transfer_to="tel:+15550001111", immediate_timeout_s=0.5, ringing_timeout_s=5, hold_line_s=0.4)
+    res = await svc.escalate(await _call(env["pool"], env["org"], room="ring-room", caller="sip"), ASK_HUMAN)
+    heard: list[str] = []
+
+    async def say(text: str) -> None:
+        heard.append(text)
+
+    assert await res.follow_up(say) is None
+    assert heard and all(h == "It's still ringing; please stay on the line." for h in heard)
+    assert [t.room_name for t in env["livekit"].connected].count("ring-room") == 1
+    case = await CaseDesk(env["pool"], env["org"]).get(res.case.id)
+    assert case.handoff_status == "transferred" and case.status == "waiting"
+
+
+async def test_a_transfer_nobody_answers_becomes_a_callback_after_the_ringing_timeout(env):
+    import time
+
+    env["livekit"].outcome = "no_answer"
+    svc = env["service"](transfer_to="tel:+15550001111", immediate_timeout_s=0.5, ringing_timeout_s=1)
+    res = await svc.escalate(await _call(env["pool"], env["org"], caller="sip", customer={"phone": "+15557654321"}),
+                             ASK_HUMAN)
+    t0 = time.monotonic()
+    said = await res.follow_up()
+    assert time.monotonic() - t0 >= 1.0  # it waited out the ringing, not the 0.5 s budget
+    assert said and "no one could pick up in time" in said and "call you back" in said
+    assert [t.room_name for t in env["livekit"].connected].count("call-1") == 0
+    case = await CaseDesk(env["pool"], env["org"]).get(res.case.id)
+    assert case.status == "callback" and case.handoff_status == "transfer_failed"
+    assert "STR_RINGING_TIMEOUT" in case.outbox[0]["last_error"]
+
+
+async def test_a_busy_destination_is_told_as_busy(env):
+    env["livekit"].outcome, env["livekit"].ring_s = "refuse", 0.2
+    svc = env["service"](transfer_to="tel:+15550001111")
+    res = await svc.escalate(await _call(env["pool"], env["org"], caller="sip"), ASK_HUMAN)
+    said = await res.follow_up()
+    assert said and "our colleague's line was busy" in said
+    case = await CaseDesk(env["pool"], env["org"]).get(res.case.id)
+    assert case.handoff_status == "transfer_failed" and "486" in case.outbox[0]["last_error"]
+
+
+async def test_ongoing_is_not_counted_as_a_connected_transfer(env):
+    env["livekit"].outcome = "ongoing"
+    svc = env["service"](transfer_to="tel:+15550001111")
+    res = await svc.escalate(await _call(env["pool"], env["org"], caller="sip", customer={"phone": "+15557654321"}),
+                             ASK_HUMAN)
+    said = await res.follow_up()
+    assert said and "couldn't confirm that the transfer went through" in said and "call you back" in said
+    case = await CaseDesk(env["pool"], env["org"]).get(res.case.id)
+    assert case.status == "callback" and case.handoff_status == "transfer_unconfirmed"

@@ -3,7 +3,8 @@ one record per key (a repeat answers 200 with the first record), ``GET /actions?
 
 ``down`` (503), ``fail_rate`` (503 on that share of calls, seeded) and ``rate_limit_once`` (429 with
 Retry-After) script the faults; ``creates`` counts real creations per key, which is what "exactly once"
-is checked against.
+is checked against. With ``dedupe=False`` the vendor ignores the key (as most real vendors do): a double
+delivery shows as two creations.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from tests.vendors._http import FakeServer, Reply, Request
 
 
 class IdempotentVendor(FakeServer):
-    def __init__(self, *, fail_rate: float = 0.0, seed: int = 7) -> None:
+    def __init__(self, *, fail_rate: float = 0.0, seed: int = 7, dedupe: bool = True) -> None:
         super().__init__()
+        self.dedupe = dedupe
+        self.failed = 0  # 503s answered before anything was created
         self.down = False
         self.fail_rate = fail_rate
         self.rng = random.Random(seed)
@@ -42,13 +45,14 @@ class IdempotentVendor(FakeServer):
                 self.reject_next = False
                 return Reply(422, {"error": "RecordInvalid"})
             if self.fail_rate and self.rng.random() < self.fail_rate:
+                self.failed += 1
                 return Reply(503, {"error": "flaky"})
             if request.method == "GET":
                 key = (request.query.get("key") or [""])[0]
                 rec = self.records.get(key)
                 return Reply(200, {"results": [rec] if rec else []})
             key = request.headers.get("idempotency-key", "")
-            if key in self.records:
+            if self.dedupe and key in self.records:
                 return Reply(200, self.records[key])
             self.creates[key] += 1
             rec = {"id": f"v-{len(self.records) + 1}", "key": key, "body": request.body}

@@ -136,7 +136,7 @@ async def test_dispatcher_killed_between_send_and_mark_does_not_duplicate(pg_poo
 
 
 async def test_two_dispatchers_on_one_queue_never_double_deliver(pg_pool, org_id):
-    with IdempotentVendor(fail_rate=0.2, seed=3) as flaky:
+    with IdempotentVendor(fail_rate=0.2, seed=3, dedupe=False) as flaky:  # a double claim would create twice
         await _enqueue_many(pg_pool, org_id, 80)
         calls: list[str] = []
         real = vendor_handler(flaky.url, lookup_first=False)  # no lookup: a double claim would show as a double create
@@ -151,6 +151,7 @@ async def test_two_dispatchers_on_one_queue_never_double_deliver(pg_pool, org_id
         assert sa.delivered + sb.delivered == 80
         assert sa.delivered > 0 and sb.delivered > 0
         assert len(flaky.creates) == 80 and set(flaky.creates.values()) == {1}
+        assert len(calls) == 80 + flaky.failed  # each attempt was one handler call: no row was handed out twice
         assert await _statuses(pg_pool, org_id) == {"delivered": 80}
 
 

@@ -23,6 +23,7 @@ from tests.vendors.twilio import TwilioServer
 
 PUBLIC = "https://callwise.example.com"
 CALLER = "+15557654321"
+LINK_KEY = b"k" * 32
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,8 @@ async def world(pg_pool, fakes):
     dispatch = Dispatcher(pg_pool, build_handlers(pg_pool, creds, cfg), organization_id=org,
                           backoff=Backoff(base_s=0.05, max_s=0.1, jitter=0))
     # webhooks need no token, only a signature
-    app = create_app(ApiServices(pg_pool, None, None, None, "api-token", public_url=PUBLIC, credentials=creds))
+    app = create_app(ApiServices(pg_pool, None, None, None, "api-token", public_url=PUBLIC, credentials=creds,
+                                 survey_key=LINK_KEY))
     client = TestClient(TestServer(app))
     await client.start_server()
     session = await ConversationStore(pg_pool, org).start_session(room="r", kind="support")
@@ -87,6 +89,17 @@ async def test_sms_survey_goes_out_and_a_reply_is_a_rating(world):
     res, _ = await _inbound(w, "I'd say 4 out of 5")
     assert res.status == 200 and "<Response>" in await res.text()
     assert [tuple(r) for r in await _responses(w)] == [(4, "sms", False)]
+
+
+async def test_a_number_typed_with_punctuation_still_gets_the_reply(world):
+    """The CRM's "(555) 765-4321" is sent to and stored as +15557654321, the form Twilio's reply comes from."""
+    w = world
+    req = await request_survey(w["pool"], w["org"], w["session"], channel="sms", contact="(555) 765-4321")
+    assert req is not None and req.contact == CALLER
+    await w["dispatch"].drain(timeout_s=10)
+    assert [m["to"] for m in w["twilio"].messages if req.reference in m["body"]] == [CALLER]
+    res, _ = await _inbound(w, "5")
+    assert res.status == 200 and [tuple(r) for r in await _responses(w)] == [(5, "sms", False)]
 
 
 async def test_banana_gets_one_clarifying_sms_then_no_rating(world):
@@ -149,12 +162,17 @@ async def test_sms_crash_between_send_and_mark_sends_once(world):
 
 async def test_email_survey_and_signed_delivery_events(world):
     w = world
+    from callwise.calls.followup import survey_token
+
     req = await request_survey(w["pool"], w["org"], w["session"], channel="email", contact="dana@example.com",
-                               public_url=PUBLIC)
+                               public_url=PUBLIC, link_key=LINK_KEY)
     await w["dispatch"].drain(timeout_s=10)
     [mail] = [m for m in w["sendgrid"].mails if m["custom_args"].get("survey_reference") == req.reference]
     assert mail["personalizations"][0]["to"][0]["email"] == "dana@example.com"
-    assert f"{PUBLIC}/survey?ref={req.reference}&rating=5" in mail["content"][0]["value"]
+    token = survey_token(LINK_KEY, w["org"], req.reference)
+    link = f"{PUBLIC}/survey?" + __import__("urllib.parse").parse.urlencode(
+        {"org": w["org"], "ref": req.reference, "t": token, "rating": 5})
+    assert link in mail["content"][0]["value"]
     msg_id = await w["pool"].fetchval("select vendor_message_id from survey_requests where id = $1", req.id)
     assert msg_id == mail["msg_id"]
 
@@ -179,9 +197,16 @@ async def test_email_survey_and_signed_delivery_events(world):
     replay = await w["client"].post(url, data=events, headers=headers(w["signer"].sign(events, ts)))
     assert replay.status == 403
 
-    page = await w["client"].get(f"/survey?ref={req.reference}")
+    # the reference alone, a forged token, another org's id: nothing opens, nothing is stored
+    assert (await w["client"].get(f"/survey?ref={req.reference}")).status == 404
+    assert (await w["client"].get(f"/survey?org={w['org']}&ref={req.reference}&t=AAAA")).status == 404
+    other = str(uuid.uuid4())
+    assert (await w["client"].get(f"/survey?org={other}&ref={req.reference}&t={token}")).status == 404
+    forged = await w["client"].post("/survey", data={"org": w["org"], "ref": req.reference, "t": "x" * 24, "rating": "1"})
+    assert forged.status == 404 and await _responses(w) == []
+    page = await w["client"].get(f"/survey?org={w['org']}&ref={req.reference}&t={token}")
     assert page.status == 200 and "from 1 (poor) to 5" in await page.text()
-    done = await w["client"].post("/survey", data={"ref": req.reference, "rating": "5"})
+    done = await w["client"].post("/survey", data={"org": w["org"], "ref": req.reference, "t": token, "rating": "5"})
     assert done.status == 200 and [tuple(r) for r in await _responses(w)] == [(5, "email", False)]
     assert (await w["client"].get("/survey?ref=NOPE99")).status == 404
     assert (await w["client"].get(f"/v1/orgs/{w['slug']}/escalations")).status == 401  # the rest keeps the token
@@ -224,7 +249,7 @@ async def test_twilio_status_callback_records_delivery(world):
     await w["dispatch"].drain(timeout_s=10)
     sid = await w["pool"].fetchval("select vendor_message_id from survey_requests where id = $1", req.id)
     params = {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30003", "AccountSid": tw.ACCOUNT_SID,
-              "To": w["number"], "From": w["number"]}
+              "To": CALLER, "From": w["number"]}  # as Twilio sends it: To is the customer we texted
     sig = tw.signature(PUBLIC + "/v1/webhooks/twilio/status", params)
     res = await w["client"].post("/v1/webhooks/twilio/status", data=params, headers={"X-Twilio-Signature": sig})
     assert res.status == 200

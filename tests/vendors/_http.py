@@ -2,6 +2,9 @@
 
 Each fake subclasses ``FakeServer`` and implements ``handle(request) -> Reply``. Tests queue
 special replies (errors, malformed bodies) with ``enqueue``; otherwise the fake answers normally.
+``act_then_fail(method, path)`` makes the next matching request do its work (the ticket, message or post
+exists afterwards) and then answer 500, as a vendor does when it fails after committing: what the
+client saw is an error, what the fake holds is the truth.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class FakeServer:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._lose: list[tuple[str, str]] = []  # (method, path): act, then answer 500
+        self.lost_responses = 0
 
     # --- to override
     def handle(self, request: Request) -> Reply:  # pragma: no cover - abstract
@@ -54,6 +59,11 @@ class FakeServer:
     # --- scripting
     def enqueue(self, *replies: Reply | Callable[[Request], Reply]) -> None:
         self.script.extend(replies)
+
+    def act_then_fail(self, method: str, path: str, times: int = 1) -> None:
+        """The next ``times`` requests to ``method path`` are applied, then answered with a 500."""
+        with self._lock:
+            self._lose.extend([(method.upper(), path)] * times)
 
     def error(self, status: int, body: Any, headers: dict[str, str] | None = None) -> Reply:
         return Reply(status=status, body=body, headers=headers or {})
@@ -87,7 +97,14 @@ class FakeServer:
                 with fake._lock:
                     fake.requests.append(req)
                     scripted = fake.script.popleft() if fake.script else None
+                    lose = (req.method, req.path) in fake._lose
+                    if lose:
+                        fake._lose.remove((req.method, req.path))
                 reply = scripted(req) if callable(scripted) else scripted or fake.handle(req)
+                if lose and reply.status < 400:
+                    with fake._lock:
+                        fake.lost_responses += 1
+                    reply = Reply(500, {"error": "internal error (the action was applied)"})
                 if reply.delay_s:
                     import time
                     time.sleep(reply.delay_s)

@@ -1,11 +1,17 @@
 """A local HubSpot: CRM v3 search, contact batch upsert, calls and tickets with associations, OAuth
-refresh, in the documented wire format (429 with policyName, 207 with errors[])."""
+refresh, in the documented wire format (429 with policyName, 207 with errors[]).
+
+Contacts keep ``phone``/``mobilephone`` exactly as typed ("(555) 010-0100"); like HubSpot, the stand-in
+derives the searchable calculated properties ``hs_searchable_calculated_phone_number`` /
+``hs_searchable_calculated_mobile_number`` (the national digits, read in the portal's ``region``)."""
 
 from __future__ import annotations
 
 import secrets
 from typing import Any
 from urllib.parse import parse_qs
+
+import phonenumbers
 
 from tests.vendors._http import FakeServer, Reply, Request
 
@@ -20,6 +26,17 @@ class FakeHubSpot(FakeServer):
         self.client_secret = "hs-secret"
         self.objects: dict[str, list[dict[str, Any]]] = {"contacts": [], "calls": [], "tickets": []}
         self._next = 1000
+        self.region = "US"
+
+    def _calculated(self, props: dict[str, Any]) -> None:
+        for typed, calc in (("phone", "hs_searchable_calculated_phone_number"),
+                            ("mobilephone", "hs_searchable_calculated_mobile_number")):
+            try:
+                number = phonenumbers.parse(str(props.get(typed) or ""), self.region)
+            except phonenumbers.NumberParseException:
+                props.pop(calc, None)
+                continue
+            props[calc] = phonenumbers.national_significant_number(number)
 
     def add(self, kind: str, properties: dict[str, Any], *, associations: list[dict[str, Any]] | None = None,
             updated: str = NOW) -> dict[str, Any]:
@@ -28,6 +45,8 @@ class FakeHubSpot(FakeServer):
                                                       "lastmodifieddate": updated},
                "createdAt": "2024-01-15T10:00:00.000Z", "updatedAt": updated, "archived": False,
                "associations": associations or []}
+        if kind == "contacts":
+            self._calculated(obj["properties"])
         self.objects[kind].append(obj)
         return obj
 
@@ -85,6 +104,7 @@ class FakeHubSpot(FakeServer):
                 found = [o for o in self.objects[kind] if o["properties"].get("email") == item["id"]]
                 if found:
                     found[0]["properties"].update(item["properties"])
+                    self._calculated(found[0]["properties"])
                     results.append({**self._public(found[0]), "new": False})
                 else:
                     results.append({**self._public(self.add(kind, {**item["properties"], "email": item["id"]})),

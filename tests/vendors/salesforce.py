@@ -59,7 +59,7 @@ class FakeSalesforce(FakeServer):
         if " FROM Case " in q:
             return [c for c in self.cases if any(c["Subject"].startswith(x.rstrip("%").replace("\\_", "_")) for x in lits)]
         rows = self.contacts
-        if "WHERE Id = " in q:
+        if "WHERE Id = " in q or "WHERE Id IN (" in q:
             rows = [c for c in rows if c["Id"] in lits]
         elif "WHERE Email = " in q:
             rows = [c for c in rows if c.get("Email") in lits]
@@ -97,6 +97,16 @@ class FakeSalesforce(FakeServer):
             return Reply(200, body)
         if r.headers.get("authorization") != f"Bearer {self.access_token}":
             return self._err(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        if r.path == f"{V}/search":  # SOSL, phone search only: formats do not matter, digits do
+            m = re.fullmatch(r"FIND \{([0-9]+)\} IN PHONE FIELDS RETURNING Contact\(([^)]*)\)", r.query["q"][0])
+            if m is None:
+                return self._err(400, "MALFORMED_SEARCH", "unsupported search")
+            term = m.group(1)
+            fields = [f.strip() for f in m.group(2).split(" LIMIT ")[0].split(",")]
+            hits = [c for c in self.contacts if not c.get("IsDeleted") and any(
+                re.sub(r"\D", "", str(c.get(f) or "")).endswith(term) for f in ("Phone", "MobilePhone"))]
+            return Reply(200, {"searchRecords": [{"attributes": c["attributes"], **{f: c.get(f) for f in fields}}
+                                                 for c in hits]}, self._headers())
         if r.path in (f"{V}/query", f"{V}/queryAll"):
             rows = self._run_query(r.query["q"][0])
             if r.path.endswith("/query"):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
+import time
 from typing import Any
 
 from tests.vendors._http import FakeServer, Reply, Request
@@ -26,6 +28,9 @@ class ZendeskServer(FakeServer):
         self.refreshes = 0
         self.down = False
         self.next_id = 4521
+        self.refresh_delay_s = 0.0  # hold refresh requests so concurrent ones overlap
+        self.refused_refreshes = 0
+        self._token_lock = threading.Lock()
 
     def expire_access(self) -> None:
         self.access_token = "expired-" + secrets.token_hex(4)
@@ -47,11 +52,17 @@ class ZendeskServer(FakeServer):
         return Reply(404, {"error": "InvalidEndpoint", "description": "Not found"})
 
     def _token(self, request: Request) -> Reply:
+        time.sleep(self.refresh_delay_s)
+        with self._token_lock:  # one refresh at a time, as the real token store: the first rotates, the next is refused
+            return self._token_locked(request)
+
+    def _token_locked(self, request: Request) -> Reply:
         body = request.body if isinstance(request.body, dict) else {}
         if body.get("grant_type") != "refresh_token" or body.get("client_id") != self.CLIENT_ID or \
                 body.get("client_secret") != self.CLIENT_SECRET:
             return Reply(401, {"error": "invalid_client", "error_description": "Client authentication failed."})
         if body.get("refresh_token") != self.refresh_token:
+            self.refused_refreshes += 1
             return Reply(400, {"error": "invalid_grant", "error_description": "The provided authorization grant is "
                                "invalid, expired, revoked, or was issued to another client."})
         self.refreshes += 1

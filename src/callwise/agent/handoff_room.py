@@ -52,17 +52,19 @@ def wire_room(ctx: Any, call: Any, session: Any, participant: rtc.RemoteParticip
         def quiet() -> None:
             session.input.set_audio_enabled(False)
 
-        call.ctx.handoff.line = CallLine(room=ctx.room.name, caller="sip" if sip else "app",
-                                         participant_identity=participant.identity, speak=speak,
-                                         settle=settle, quiet=quiet)
+        escalator.attach(call.session_id, CallLine(room=ctx.room.name, caller="sip" if sip else "app",
+                                                   participant_identity=participant.identity, speak=speak,
+                                                   settle=settle, quiet=quiet))
 
         def on_join(p: rtc.RemoteParticipant) -> None:
             if p.identity.startswith("agent-"):
-                call.ctx.handoff.human_joined(p.identity, p.name or None)
+                escalator.human_joined(call.session_id, p.identity, p.name or None)
 
         ctx.room.on("participant_connected", on_join)
 
     async def after_call() -> None:
+        if isinstance(escalator, HandoffEscalator):
+            escalator.detach(call.session_id)
         await survey_if_unrated(settings, call)
 
     ctx.add_shutdown_callback(after_call)
@@ -71,13 +73,15 @@ def wire_room(ctx: Any, call: Any, session: Any, participant: rtc.RemoteParticip
 async def survey_if_unrated(settings: Any, call: Any) -> None:
     """The call ended before its rating: queue the survey by SMS or email when the caller can be reached."""
     from callwise.calls.followup import choose_channel, request_survey
-    from callwise.wiring.integrations import credential_store
+    from callwise.wiring.integrations import credential_store, survey_key
 
     if not call.session_id or call.ctx.survey_phase == "done":
         return
     customer = call.ctx.customer
     extra = getattr(customer, "extra", {}) or {}
-    contact = {"phone": extra.get("phone"), "email": extra.get("email")}
+    crm = getattr(call.ctx.caller, "customer", None)  # the CRM's record, where the caller lookup found one
+    contact = {"phone": extra.get("phone") or getattr(crm, "phone", None),
+               "email": extra.get("email") or getattr(crm, "email", None)}
     try:
         # the org's own choice (organizations.settings.survey_followup) wins over CALLWISE_SURVEY_FOLLOWUP
         own = await call.deps.pool.fetchval("select settings->>'survey_followup' from organizations where id = $1",
@@ -89,6 +93,7 @@ async def survey_if_unrated(settings: Any, call: Any) -> None:
         choice = choose_channel(mode, contact, configured)
         if choice is not None:
             await request_survey(call.deps.pool, call.organization_id, call.session_id, channel=choice[0],
-                                 contact=choice[1], public_url=settings.public_url)
+                                 contact=choice[1], public_url=settings.public_url, link_key=survey_key(settings),
+                                 region=settings.default_phone_region)
     except Exception:  # noqa: BLE001 - the call is over; a failed follow-up is logged, not raised
         log.exception("could not queue the survey follow-up")

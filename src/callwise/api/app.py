@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from callwise.api import cases, crm, dashboard, stats, webhooks
+from callwise.api import auth, cases, crm, dashboard, stats, webhooks
 from callwise.api.services import SERVICES, ApiServices, dumps, error, json_body, org_id
 from callwise.calls.guard import clean_text
 from callwise.infra import telemetry
@@ -185,7 +185,7 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
 
 
 def create_app(services: ApiServices) -> web.Application:
-    app = web.Application(middlewares=[_auth_middleware(services.token)], client_max_size=1 << 20)
+    app = web.Application(middlewares=[auth.middleware_for(services, OPEN_PATHS)], client_max_size=1 << 20)
     app[SERVICES] = services
     app.router.add_get("/healthz", health)
     app.router.add_get("/metrics", prometheus_metrics)

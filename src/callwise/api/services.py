@@ -37,6 +37,7 @@ class ApiServices:
     token: str | None = None
     join_links: JoinLinks | None = None  # LiveKit join links for a claimed live case
     public_url: str | None = None  # what vendors signed (CALLWISE_PUBLIC_URL), when behind a proxy
+    survey_key: bytes | None = None  # signs the survey links (callwise.calls.followup.survey_token)
     credentials: Any = None  # the encrypted per-org vendor credentials (CredentialStore)
     crm: CrmAuth | None = None
 

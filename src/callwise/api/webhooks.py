@@ -3,10 +3,13 @@
 * ``POST /v1/webhooks/twilio/sms``: an inbound SMS (a survey reply). The org is the one whose Twilio
   account SID and number received it; ``X-Twilio-Signature`` is checked with that org's auth token
   against ``CALLWISE_PUBLIC_URL`` + the path (what Twilio signed). Answers TwiML.
-* ``POST /v1/webhooks/twilio/status``: delivery status of a message we sent.
+* ``POST /v1/webhooks/twilio/status``: delivery status of a message we sent; there our number is ``From``
+  (``To`` is the customer), so the org is found by ``From``.
 * ``POST /v1/webhooks/sendgrid/events?org=SLUG``: SendGrid's signed event webhook (ECDSA, 5-minute window):
   delivered / bounce / dropped on the survey email.
-* ``GET|POST /survey?ref=REF[&rating=N]``: the email survey's rating page (the reference is the capability).
+* ``GET|POST /survey?org=ORG_ID&ref=REF&t=TOKEN[&rating=N]``: the email survey's rating page; ``t`` is an HMAC
+  of (org, reference) under the server's key (``callwise.calls.followup.survey_token``), so a guessed
+  reference opens nothing, and the request is looked up in that org only.
 
 A forged, replayed, malformed or oversized request gets 4xx and stores nothing. These paths carry their
 own authentication (the vendor's signature), not the API token (``PUBLIC_PATHS``).
@@ -22,7 +25,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from callwise.api.services import error, read_body, services_of, signed_url
-from callwise.calls.followup import record_reply
+from callwise.calls.followup import record_reply, valid_survey_token
 from callwise.integrations.webhooks import first_delivery
 
 log = logging.getLogger("callwise.webhooks")
@@ -32,7 +35,9 @@ PUBLIC_PATHS = frozenset({"/v1/webhooks/twilio/sms", "/v1/webhooks/twilio/status
 _TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
-async def _twilio_verified(request: web.Request) -> tuple[str, dict[str, str]] | web.Response:
+async def _twilio_verified(request: web.Request, ours: str = "To") -> tuple[str, dict[str, str]] | web.Response:
+    """The org and the form of a signed Twilio webhook; ``ours`` names the field holding the org's number
+    (``To`` for an inbound message, ``From`` for the status of a message we sent)."""
     from callwise.integrations.twilio import valid_signature
     from callwise.integrations.webhooks import twilio_org
 
@@ -41,11 +46,11 @@ async def _twilio_verified(request: web.Request) -> tuple[str, dict[str, str]] |
         params = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw)))
     except (UnicodeDecodeError, ValueError):
         return error(400, "the body is not a form")
-    account, to = params.get("AccountSid", ""), params.get("To", "")
-    if not account or not to or not params.get("MessageSid"):
-        return error(400, "AccountSid, To and MessageSid are required")
+    account, number = params.get("AccountSid", ""), params.get(ours, "")
+    if not account or not number or not params.get("MessageSid"):
+        return error(400, f"AccountSid, {ours} and MessageSid are required")
     pool = services_of(request).pool
-    org_id = await twilio_org(pool, account, to)
+    org_id = await twilio_org(pool, account, number)
     if org_id is None:
         return error(403, "unknown Twilio account or number")
     cred = await services_of(request).credentials.get(org_id, "twilio")
@@ -70,7 +75,7 @@ async def twilio_sms(request: web.Request) -> web.Response:
 
 
 async def twilio_status(request: web.Request) -> web.Response:
-    checked = await _twilio_verified(request)
+    checked = await _twilio_verified(request, ours="From")
     if isinstance(checked, web.Response):
         return checked
     org_id, params = checked
@@ -129,15 +134,25 @@ async def sendgrid_events(request: web.Request) -> web.Response:
 
 
 async def survey_page(request: web.Request) -> web.Response:
-    pool = services_of(request).pool
-    if request.method == "POST":
-        form = await request.post()
-        ref, rating = str(form.get("ref", "")), str(form.get("rating", ""))
-    else:
-        ref, rating = request.query.get("ref", ""), ""
-    row = await pool.fetchrow("select organization_id, status from survey_requests where reference = $1 limit 1", ref[:12])
+    import uuid
+
+    services = services_of(request)
+    pool = services.pool
+    source = await request.post() if request.method == "POST" else request.query
+    org, ref, token = (str(source.get(k, ""))[:64] for k in ("org", "ref", "t"))
+    rating = str(source.get("rating", "")) if request.method == "POST" else ""
+    invalid = web.Response(status=404, text="<p>This survey link is not valid.</p>", content_type="text/html")
+    key = services.survey_key
+    try:
+        org = str(uuid.UUID(org))
+    except ValueError:
+        return invalid
+    if not key or not valid_survey_token(key, org, ref, token):
+        return invalid
+    row = await pool.fetchrow("select organization_id, status from survey_requests where organization_id = $1 "
+                              "and reference = $2", org, ref)
     if row is None:
-        return web.Response(status=404, text="<p>This survey link is not valid.</p>", content_type="text/html")
+        return invalid
     if request.method == "POST":
         if rating not in {"1", "2", "3", "4", "5"}:
             return web.Response(status=400, text="<p>Pick a number from 1 to 5.</p>", content_type="text/html")
@@ -147,9 +162,11 @@ async def survey_page(request: web.Request) -> web.Response:
     if row["status"] in ("answered", "unanswered"):
         return web.Response(text="<p>This survey was already answered. Thank you.</p>", content_type="text/html")
     buttons = "".join(f"<button name='rating' value='{n}'>{n}</button> " for n in range(1, 6))
+    hidden = "".join(f"<input type='hidden' name='{k}' value='{html.escape(v)}'>"
+                     for k, v in (("org", org), ("ref", ref), ("t", token)))
     page = (f"<!doctype html><meta charset='utf-8'><title>How did we do?</title><body style='font-family:sans-serif'>"
             f"<p>How would you rate the help you got, from 1 (poor) to 5 (excellent)?</p><form method='post'>"
-            f"<input type='hidden' name='ref' value='{html.escape(ref)}'>{buttons}</form></body>")
+            f"{hidden}{buttons}</form></body>")
     return web.Response(text=page, content_type="text/html")
 
 

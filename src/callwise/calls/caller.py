@@ -27,6 +27,7 @@ from typing import Any
 from callwise.integrations.crm.actions import LOG_CALL, call_payload
 from callwise.integrations.crm.types import CRM, CallLog, Customer, digits
 from callwise.integrations.outbox import enqueue
+from callwise.integrations.phone import e164
 from callwise.routing.types import CustomerContext
 
 log = logging.getLogger("callwise.caller")
@@ -43,21 +44,23 @@ class CallerId:
     external_id: str | None = None
 
     @classmethod
-    def parse(cls, value: str) -> CallerId:
-        """``--caller``: an email, a phone number (``+15550100``, ``(555) 010-0100``), else an external id."""
+    def parse(cls, value: str, region: str = "US") -> CallerId:
+        """``--caller``: an email, a phone number (``+15550100100``, ``(555) 010-0100``: kept as E.164), else an
+        external id."""
         value = value.strip()
         if _EMAIL.match(value):
             return cls(email=value.lower())
         if re.fullmatch(r"[+()\d\s.-]{5,}", value) and sum(ch.isdigit() for ch in value) >= 5:
-            return cls(phone=digits(value))
+            return cls(phone=e164(value, region) or digits(value))
         return cls(external_id=value)
 
     @classmethod
-    def from_participant(cls, attributes: Mapping[str, str] | None, metadata: str | None) -> CallerId | None:
-        """A SIP caller's ``sip.phoneNumber`` attribute, else ``email``/``external_id`` in JSON metadata."""
+    def from_participant(cls, attributes: Mapping[str, str] | None, metadata: str | None,
+                         region: str = "US") -> CallerId | None:
+        """A SIP caller's ``sip.phoneNumber`` attribute (as E.164), else ``email``/``external_id`` in JSON metadata."""
         phone = (attributes or {}).get("sip.phoneNumber")
         if phone:
-            return cls(phone=digits(phone))
+            return cls(phone=e164(phone, region) or digits(phone))
         try:
             meta = json.loads(metadata) if metadata else {}
         except ValueError:

@@ -5,11 +5,15 @@ comes back as a ``survey_responses`` row (``channel_used`` sms/email) through th
 ``sendgrid.email``) in one transaction. :func:`record_sms_reply` handles an inbound SMS (already
 signature-checked): a rating is stored (2 or less opens a case), anything else gets one clarifying SMS,
 then no rating. Every message carries a short reference (``ref K7Q2MX``) so replies and delivery events
-find their request.
+find their request. The email's rating links carry the org and an HMAC of (org, reference) under a key only
+the server holds (:func:`survey_token`): the 6-character reference alone opens nothing.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -39,12 +43,32 @@ def sms_text(org_name: str, reference: str) -> str:
             f"5 (excellent)? Reply with a number. Ref {reference}")
 
 
-def email_text(org_name: str, reference: str, public_url: str | None) -> tuple[str, str]:
+def survey_token(key: bytes, organization_id: str, reference: str) -> str:
+    """The capability in a survey link: 144 bits of HMAC-SHA256 over the org and the reference."""
+    mac = hmac.new(key, f"survey\x00{organization_id}\x00{reference}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:18]).decode()
+
+
+def valid_survey_token(key: bytes, organization_id: str, reference: str, token: str) -> bool:
+    return hmac.compare_digest(survey_token(key, organization_id, reference).encode(), token.encode())
+
+
+def survey_link(public_url: str, key: bytes, organization_id: str, reference: str, rating: int | None = None) -> str:
+    from urllib.parse import urlencode
+
+    query = {"org": organization_id, "ref": reference, "t": survey_token(key, organization_id, reference)}
+    if rating is not None:
+        query["rating"] = str(rating)
+    return f"{public_url.rstrip('/')}/survey?{urlencode(query)}"
+
+
+def email_text(org_name: str, reference: str, links: list[str] | None = None) -> tuple[str, str]:
+    """``links``: the five rating links (1 to 5), when the survey page is reachable."""
     subject = f"How did we do? Your call with {org_name} support"
     lines = [f"Thanks for calling {org_name} support.", "",
              "How would you rate the help you got, from 1 (poor) to 5 (excellent)?"]
-    if public_url:
-        lines += [""] + [f"  {n}: {public_url.rstrip('/')}/survey?ref={reference}&rating={n}" for n in range(1, 6)]
+    if links:
+        lines += [""] + [f"  {n}: {link}" for n, link in enumerate(links, start=1)]
     lines += ["", f"Reference {reference}"]
     return subject, "\n".join(lines)
 
@@ -70,8 +94,15 @@ class SurveyRequest:
 
 
 async def request_survey(pool: Any, organization_id: str, session_id: str, *, channel: Channel, contact: str,
-                         public_url: str | None = None) -> SurveyRequest | None:
-    """Queue the survey for a call with no rating yet; None when it has one or was already asked."""
+                         public_url: str | None = None, link_key: bytes | None = None,
+                         region: str = "US") -> SurveyRequest | None:
+    """Queue the survey for a call with no rating yet; None when it has one or was already asked. An email
+    carries rating links when ``public_url`` and the signing ``link_key`` are both given. A phone number is
+    stored as E.164 (read in ``region`` when it has no country code), the form Twilio's replies come from."""
+    if channel == "sms":
+        from callwise.integrations.phone import e164
+
+        contact = e164(contact, region) or contact
     async with pool.acquire() as conn, conn.transaction():
         rated = await conn.fetchval("select 1 from survey_responses where organization_id = $1 and session_id = $2",
                                     organization_id, session_id)
@@ -91,7 +122,9 @@ async def request_survey(pool: Any, organization_id: str, session_id: str, *, ch
             payload = {**base, "body": sms_text(org_name, reference), "kind": "survey"}
             action = "twilio.sms"
         else:
-            subject, body = email_text(org_name, reference, public_url)
+            links = ([survey_link(public_url, link_key, organization_id, reference, n) for n in range(1, 6)]
+                     if public_url and link_key else None)
+            subject, body = email_text(org_name, reference, links)
             payload = {**base, "subject": subject, "body": body}
             action = "sendgrid.email"
         await enqueue(conn, organization_id=organization_id, action=action, payload=payload,

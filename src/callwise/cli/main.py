@@ -10,6 +10,7 @@ from callwise.cli import escalations as escalation_commands
 from callwise.cli import evaluation as evaluation_commands
 from callwise.cli import health as health_commands
 from callwise.cli import integrations as integration_commands
+from callwise.cli import keys as keys_commands
 from callwise.cli import knowledge as knowledge_commands
 from callwise.cli import outbox as outbox_commands
 from callwise.cli import routing as routing_commands
@@ -29,6 +30,7 @@ evaluation_commands.register(app)
 escalation_commands.register(app)
 outbox_commands.register(app)
 integration_commands.register(app)
+keys_commands.register(app)
 routing_commands.register(app)
 knowledge_commands.register(app)
 serve_commands.register(app)

@@ -6,8 +6,9 @@ nobody could be reached live), who has it (``assigned_to``, ``claimed_at``), the
 (``resolved_at``, ``resolution_notes``), running ``notes``, the vendor ticket id once one exists and
 what happened to the live handoff (``handoff_status``, see :mod:`callwise.handoff.service`).
 
-A case for a live call carries a join link: a LiveKit access token for the caller's room with the
-identity ``agent-<name>``, minted on demand (never stored) when LiveKit credentials are configured.
+A live case gives a join link only to the agent who claimed it: a LiveKit access token for the caller's
+room with the identity ``agent-<name>``, valid for ten minutes, minted on demand (never stored, never posted
+to chat: the on-duty notice links to the case instead) when LiveKit credentials are configured.
 Every query filters on the organization.
 """
 
@@ -55,7 +56,7 @@ class JoinLinks:
     url: str
     api_key: str
     api_secret: str
-    ttl: timedelta = timedelta(hours=2)
+    ttl: timedelta = timedelta(minutes=10)  # long enough to open it; the room session outlives the token
     client_url: str = "https://meet.livekit.io/custom"
 
     def token(self, room: str, name: str) -> str:
@@ -209,8 +210,10 @@ class CaseDesk:
                  "at": r["created_at"]} for r in rows]
 
     def _link(self, case: Case, agent: str | None) -> None:
-        if self.links is not None and case.live and case.room:
-            case.join_link = self.links.link(case.room, agent or case.assigned_to or "on-duty")
+        """A join link for the named agent who holds the claim, and nobody else."""
+        if (self.links is not None and agent and case.live and case.room and case.status == "claimed"
+                and case.assigned_to == agent):
+            case.join_link = self.links.link(case.room, agent)
 
     async def list(self, *, status: str | None = None, limit: int = 50, transcript: bool = False) -> list[Case]:
         if status is not None and status not in STATUSES and status != "open":

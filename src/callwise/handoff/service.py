@@ -9,15 +9,22 @@ sentence to say:
   because the case row is committed; a Zendesk ticket number replaces it only once the ticket exists.
 - **live, SIP caller** with ``CALLWISE_HANDOFF_TRANSFER_TO`` and LiveKit configured: the caller hears that
   they are being transferred (with the case number in case the line drops), then :meth:`HandoffResult.follow_up`
-  sends the ``livekit.transfer`` outbox row now; a refused or failed transfer turns the case into a callback
+  sends the ``livekit.transfer`` outbox row and waits while it rings (up to ``ringing_timeout_s``, a hold
+  line every ``hold_line_s``); a refused, unanswered or unconfirmed transfer turns the case into a callback
   and returns the sentence that says so.
-- **live, app or web caller** with an on-duty channel (Slack) for the org: the notice with the join link is
+- **live, app or web caller** with an on-duty channel (Slack) for the org: the notice with the case link is
   delivered *before* the caller hears "a colleague has been asked to join"; :class:`LiveWait` then keeps
   the caller company every ``keepalive_s`` and, with nobody joined after ``timeout_s``, turns the case into a
   callback and says so; when the human joins it introduces them and the agent goes quiet.
 
-``handoff_status`` on the case records what happened: ``pending``, ``notified``, ``transfer_requested``,
-``human_joined``, ``notify_failed``, ``transfer_failed``, ``timed_out``, ``callback``.
+``handoff_status`` on the case records what happened: ``pending``, ``notified``, ``transfer_ringing``,
+``transferred`` (the destination answered), ``transfer_unconfirmed`` (LiveKit took the transfer but did not
+confirm an answer: a callback too), ``human_joined``, ``notify_failed``, ``transfer_failed``, ``timed_out``,
+``callback``.
+
+A row this service delivers itself (the transfer, the live notice, the ticket whose number the caller
+hears) is queued due at its deadline, so the background dispatcher running in the same worker cannot
+deliver it first (``callwise.integrations.outbox.enqueue``).
 """
 
 from __future__ import annotations
@@ -30,7 +37,6 @@ from typing import Any, Literal
 
 from callwise.handoff.cases import Case, CaseDesk, spoken_case_number
 from callwise.handoff.escalation import Escalation, EscalationRules, reason_sentence
-from callwise.handoff.escalator import CallHandoff, CallLine, Escalated
 
 log = logging.getLogger("callwise.handoff")
 
@@ -40,6 +46,7 @@ Say = Callable[[str], Awaitable[None]]
 # ------------------------------------------------------------------------------------------------ sentences
 # (why a person is brought in: callwise.handoff.escalation.reason_sentence)
 KEEPALIVE = "I'm still finding a colleague for you; thanks for waiting."
+HOLD_LINE = "It's still ringing; please stay on the line."
 
 
 def _reference(ref: str) -> str:
@@ -85,8 +92,32 @@ def fallback_message(ref: str, hours: str, contact: dict[str, Any], what: str) -
             f"during service hours, {hours}. Your {_reference(ref)}.")
 
 
+def unconfirmed_message(ref: str, hours: str, contact: dict[str, Any]) -> str:
+    return (f"I couldn't confirm that the transfer went through. If you're not connected in a moment, "
+            f"{_contact_promise(contact)} during service hours, {hours}. Your {_reference(ref)}.")
+
+
+_TRANSFER_FAILURES = {"refused": "our colleague's line was busy", "no_answer": "no one could pick up in time"}
+
+
+def transfer_failure(last_error: str | None) -> str:
+    """What to tell the caller from the transfer row's error (``callwise.integrations.livekit_sip``)."""
+    for kind, words in _TRANSFER_FAILURES.items():
+        if f"({kind})" in (last_error or ""):
+            return f"the transfer didn't go through: {words}"
+    return "the transfer didn't go through"
+
+
 def human_joined_message(name: str) -> str:
     return f"{name} from our support team has joined and has the details of your call. I'll hand over to them now."
+
+
+def _json_field(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        import json
+
+        return dict(json.loads(value) or {})
+    return dict(value or {})
 
 
 # ------------------------------------------------------------------------------------------------ types
@@ -110,7 +141,7 @@ class HandoffResult:
     handoff: str  # live | callback
     handoff_status: str
     reference: str  # what the caller was given: CW-1042 or the ticket number
-    follow_up: Callable[[], Awaitable[str | None]] | None = None  # run after ``say`` was spoken (a SIP transfer)
+    follow_up: Callable[..., Awaitable[str | None]] | None = None  # run after ``say`` was spoken (a SIP transfer)
     wait: LiveWait | None = None  # for an app caller waiting for a human
 
     def as_dict(self) -> dict[str, Any]:
@@ -129,6 +160,18 @@ class HandoffConfig:
     timeout_s: float = 120.0
     keepalive_s: float = 30.0
     immediate_timeout_s: float = 4.0  # how long the caller waits for the live action / ticket before we speak
+    ringing_timeout_s: int = 30  # how long a SIP transfer may ring before it counts as not answered
+    hold_line_s: float = 10.0  # while it rings, the caller hears HOLD_LINE this often
+    speak_allowance_s: float = 60.0  # the transfer sentence is spoken before the transfer starts
+
+    @property
+    def transfer_deadline_s(self) -> float:
+        """Until then the transfer row is the handoff's own; only after it may a background dispatcher take it."""
+        return self.speak_allowance_s + self.ringing_timeout_s + 10.0
+
+    @property
+    def immediate_deadline_s(self) -> float:
+        return self.immediate_timeout_s + 10.0
 
 
 class HandoffService:
@@ -182,20 +225,25 @@ class HandoffService:
                     "matched": esc.matched, "recent": call.recent[-3:], "customer": call.customer,
                     "room": call.room, "handoff": handoff, "service_hours": self.service_hours}
             if live_action == "livekit.transfer":
+                # the rows this call delivers itself are not due before their deadline: one owner per row
                 ids["live"] = await enqueue(conn, organization_id=call.organization_id, action="livekit.transfer",
                                             payload={**base, "participant_identity": call.participant_identity,
-                                                     "transfer_to": self.config.transfer_to},
+                                                     "transfer_to": self.config.transfer_to,
+                                                     "ringing_timeout_s": self.config.ringing_timeout_s},
                                             idempotency_key=f"{case.id}:transfer", case_id=case.id,
-                                            session_id=call.session_id, max_attempts=1) or ""
+                                            session_id=call.session_id, max_attempts=1,
+                                            delay_s=self.config.transfer_deadline_s) or ""
             if "slack" in channels:  # the on-duty notice: a join request when live, a heads-up for a callback
+                live_notice = live_action == "slack.notify"
                 ids["slack"] = await enqueue(conn, organization_id=call.organization_id, action="slack.notify",
                                              payload=base, idempotency_key=f"{case.id}:notify", case_id=case.id,
-                                             session_id=call.session_id,
-                                             max_attempts=1 if live_action == "slack.notify" else 8) or ""
+                                             session_id=call.session_id, max_attempts=1 if live_notice else 8,
+                                             delay_s=self.config.immediate_deadline_s if live_notice else 0.0) or ""
             if "zendesk" in channels:
                 ids["ticket"] = await enqueue(conn, organization_id=call.organization_id, action="zendesk.ticket",
                                               payload=base, idempotency_key=f"{case.id}:ticket", case_id=case.id,
-                                              session_id=call.session_id) or ""
+                                              session_id=call.session_id,
+                                              delay_s=self.config.immediate_deadline_s) or ""
             elif channels & {"hubspot", "salesforce"}:  # the org's tickets live in its CRM: a ticket / Case there
                 await enqueue(conn, organization_id=call.organization_id, action="crm.open_case",
                               payload=crm_case_payload(base, case.label, call.customer), case_id=case.id,
@@ -230,17 +278,39 @@ class HandoffService:
         if live_action == "livekit.transfer":
             transfer_id = ids.get("live", "")
 
-            async def transfer() -> str | None:
-                ok = (await self._deliver([transfer_id])).get(transfer_id, False)
-                if ok:
-                    await desk.set_handoff(case.id, "transfer_requested")
-                    case.handoff_status = "transfer_requested"
+            async def transfer(say: Say | None = None) -> str | None:
+                """Rings the on-duty number (the caller hears HOLD_LINE meanwhile) until it is answered, refused
+                or rings out; returns what to tell the caller, ``None`` once they are connected."""
+                case.handoff_status = "transfer_ringing"
+                await desk.set_handoff(case.id, "transfer_ringing")
+                pending = asyncio.ensure_future(
+                    self._deliver([transfer_id], timeout_s=self.config.ringing_timeout_s + 5.0))
+                while say is not None and not pending.done():
+                    done, _ = await asyncio.wait({pending}, timeout=self.config.hold_line_s)
+                    if not done:
+                        await say(HOLD_LINE)
+                await pending
+                row = await self.pool.fetchrow(
+                    "select status, result, last_error from outbox where organization_id = $1 and id = $2",
+                    call.organization_id, transfer_id)
+                result = _json_field(row["result"]) if row else {}
+                if row and row["status"] == "delivered" and result.get("transfer") == "connected":
+                    await desk.set_handoff(case.id, "transferred", note="the on-duty number answered the transfer")
+                    case.handoff_status = "transferred"
                     return None
+                if row and row["status"] == "delivered":  # LiveKit took the REFER, but no one confirmed an answer
+                    await desk.set_handoff(case.id, "transfer_unconfirmed", status="callback",
+                                           note=f"LiveKit answered {result.get('status')}: the transfer was not "
+                                                "confirmed; call back if the caller was not connected")
+                    await self.callback_notice(call, case, base)
+                    case.status, case.handoff, case.handoff_status = "callback", "callback", "transfer_unconfirmed"
+                    return unconfirmed_message(reference, self.service_hours, contact)
                 await desk.set_handoff(case.id, "transfer_failed", status="callback",
                                        note="the SIP transfer failed or was not answered")
                 await self.callback_notice(call, case, base)
                 case.status, case.handoff, case.handoff_status = "callback", "callback", "transfer_failed"
-                return fallback_message(reference, self.service_hours, contact, "the transfer didn't go through")
+                return fallback_message(reference, self.service_hours, contact,
+                                        transfer_failure(row["last_error"] if row else None))
 
             return HandoffResult(first + transfer_message(reference), case, "live", "pending", reference,
                                  follow_up=transfer)
@@ -264,13 +334,13 @@ class HandoffService:
         except Exception:  # noqa: BLE001 - the case says callback either way
             log.exception("could not queue the callback notice for %s", case.label)
 
-    async def _deliver(self, ids: list[str]) -> dict[str, bool]:
+    async def _deliver(self, ids: list[str], timeout_s: float | None = None) -> dict[str, bool]:
         ids = [i for i in ids if i]
         if not ids or self._deliver_now is None:
             return {}
+        budget = self.config.immediate_timeout_s if timeout_s is None else timeout_s
         try:
-            return await asyncio.wait_for(self._deliver_now(ids, self.config.immediate_timeout_s),
-                                          timeout=self.config.immediate_timeout_s + 1)
+            return await asyncio.wait_for(self._deliver_now(ids, budget), timeout=budget + 1)
         except (TimeoutError, Exception):  # noqa: BLE001 - the outbox retries; the caller hears the truth
             log.warning("immediate delivery of %s did not finish", ids, exc_info=True)
             return {}
@@ -283,7 +353,7 @@ class HandoffService:
         if case.status in ("waiting", "claimed") and case.handoff_status in ("notified", "pending"):
             return (f"A colleague from our support team has been asked to join and has your "
                     f"{_reference(result.reference)}; they'll be with you as soon as they're free.")
-        if case.handoff_status == "transfer_requested":
+        if case.handoff_status in ("transfer_ringing", "transferred"):
             return "Your transfer to our support team is under way."
         return (f"I've already opened a case for you, {_reference(result.reference)}; "
                 f"{_contact_promise(case.contact)} during service hours, {self.service_hours}.")
@@ -341,36 +411,122 @@ class LiveWait:
 
 
 # ------------------------------------------------------------------------------------------------ the turn's escalate stage
+@dataclass
+class CallLine:
+    """What only the worker knows about a call: the room, whether the caller dialled in over SIP, the
+    caller's participant identity, and how to speak outside a turn (keep-alive lines, a failed transfer)."""
+
+    room: str | None = None
+    caller: CallerKind = "app"
+    participant_identity: str | None = None
+    speak: Say | None = None
+    settle: Callable[[], Awaitable[None]] | None = None  # wait until the agent has finished speaking
+    quiet: Callable[[], None] | None = None  # a human took over: stop answering the caller
+
+
 class HandoffEscalator:
-    """``callwise.handoff.escalator.Escalator`` backed by the handoff service: the case exists before the caller
-    hears its number. One instance per worker process; per-call state lives on the call (``CallHandoff``)."""
+    """``callwise.calls.stages.escalate.Escalator`` backed by the handoff service: the case exists before the caller
+    hears its number. One instance per worker process; per-call state is keyed by the session id."""
 
     def __init__(self, service: HandoffService) -> None:
         self.service = service
+        self.lines: dict[str, CallLine] = {}
+        self.results: dict[str, HandoffResult] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def escalate(self, call: CallHandoff, esc: Escalation, *, with_reason: bool = True) -> Escalated:
-        if not call.persist or call.session_id is None:  # the nightly run: no case, nothing promised
-            return Escalated(reason_sentence(esc.reason), {"reason": esc.reason, "handoff": "none", **esc.details})
-        line = call.line
-        cc = CallContext(organization_id=call.organization_id, session_id=call.session_id, room=line.room,
+    def attach(self, session_id: str, line: CallLine) -> None:
+        self.lines[session_id] = line
+
+    def detach(self, session_id: str) -> None:
+        self.lines.pop(session_id, None)
+        self.results.pop(session_id, None)
+
+    def result(self, session_id: str) -> HandoffResult | None:
+        return self.results.get(session_id)
+
+    def human_joined(self, session_id: str, identity: str, name: str | None = None) -> bool:
+        """The worker calls this when a participant ``agent-*`` joins; True when a handoff was waiting."""
+        res = self.results.get(session_id)
+        if res is None or res.wait is None:
+            return False
+        res.wait.human_joined(identity, name)
+        return True
+
+    @staticmethod
+    def _contact(customer: Any, lookup: Any = None) -> dict[str, Any]:
+        """Name, email, phone of the caller; the CRM's record (``callwise.calls.caller``) where the lookup found one."""
+        extra = getattr(customer, "extra", {}) or {}
+        out = {"name": getattr(customer, "name", None), "email": extra.get("email"), "phone": extra.get("phone")}
+        crm = getattr(lookup, "customer", None)
+        if crm is not None:
+            out.update(name=out["name"] or crm.name, email=out["email"] or crm.email, phone=out["phone"] or crm.phone,
+                       crm_provider=crm.provider, crm_id=crm.external_id)
+        return {k: v for k, v in out.items() if v}
+
+    async def escalate(self, ctx: Any, esc: Escalation, *, with_reason: bool = True) -> str:
+        out, call = ctx.outcome, ctx.call
+        out.escalated = True
+        session_id = call.session_id
+        if call.escalation is not None:  # one handoff per call; later triggers are noted on the turn
+            out.escalation = {**call.escalation, "repeat_reason": esc.reason}
+            prior = self.results.get(session_id or "")
+            return self.service.already_escalated(prior) if prior else (
+                "I've already passed your call to our support team.")
+        call.state.escalated = True
+        if not call.persist or session_id is None:  # the nightly run: no case, nothing promised
+            call.escalation = {"reason": esc.reason, "handoff": "none", **esc.details}
+            out.escalation = dict(call.escalation)
+            return reason_sentence(esc.reason)
+        line = self.lines.get(session_id, CallLine())
+        recent = [t.text for t in getattr(call.memory, "turns", []) if t.role == "user"][-2:] + [ctx.text]
+        cc = CallContext(organization_id=call.organization_id, session_id=session_id, room=line.room,
                          caller=line.caller, participant_identity=line.participant_identity,
-                         customer=call.contact, recent=call.recent)
+                         customer=self._contact(call.customer, getattr(call, "caller", None)), recent=recent)
         try:
             result = await self.service.escalate(cc, esc, with_reason=with_reason)
         except Exception:  # noqa: BLE001 - no case could be opened: promise nothing that is not true
             log.exception("could not open a case")
-            return Escalated(
-                reason_sentence(esc.reason) + " I'm sorry, I couldn't reach our support team's system just now; "
-                f"please call us again during service hours, {self.service.service_hours}.",
-                {"reason": esc.reason, "handoff": "callback", "handoff_status": "no_case", **esc.details})
-        record = {"reason": esc.reason, "handoff": result.handoff, **esc.details, **result.as_dict()}
-        return Escalated(result.say, record, _AfterHandoff(self, call, result, record))
+            call.escalation = {"reason": esc.reason, "handoff": "callback", "handoff_status": "no_case", **esc.details}
+            out.escalation = dict(call.escalation)
+            return (reason_sentence(esc.reason) + " I'm sorry, I couldn't reach our support team's system just now; "
+                    f"please call us again during service hours, {self.service.service_hours}.")
+        self.results[session_id] = result
+        call.escalation = {"reason": esc.reason, "handoff": result.handoff, **esc.details, **result.as_dict()}
+        out.escalation = dict(call.escalation)
+        return result.say
+
+    async def recorded(self, ctx: Any, escalation_id: str) -> None:
+        """After the turn is stored: link the agent's turn to the case, then start what follows the sentence
+        (the SIP transfer; the wait for a human)."""
+        session_id = ctx.call.session_id or ""
+        result = self.results.get(session_id)
+        if result is None:
+            return
+        desk = self.service.desk(ctx.call.organization_id)
+        if ctx.outcome.turn_id:
+            await desk.link_turn(result.case.id, ctx.outcome.turn_id)
+        line = self.lines.get(session_id, CallLine())
+        if result.follow_up is not None:
+            follow_up, result.follow_up = result.follow_up, None
+            self._spawn(self._follow_up(follow_up, line, ctx))
+        if result.wait is not None and line.speak is not None and result.wait.outcome is None:
+            self._spawn(self._wait(result.wait, line))
 
     async def _wait(self, wait: LiveWait, line: CallLine) -> None:
         assert line.speak is not None
         if await wait.run(line.speak) == "human_joined" and line.quiet is not None:
             line.quiet()
+
+    async def _follow_up(self, follow_up: Callable[..., Awaitable[str | None]], line: CallLine, ctx: Any) -> None:
+        if line.settle is not None:  # the caller hears "I'm transferring you" before the line is handed over
+            await line.settle()
+        fallback = await follow_up(line.speak)
+        if ctx.call.escalation is not None:
+            res = self.results.get(ctx.call.session_id or "")
+            if res is not None:
+                ctx.call.escalation.update(res.as_dict())
+        if fallback and line.speak is not None:
+            await line.speak(fallback)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -381,40 +537,3 @@ class HandoffEscalator:
         """Wait for follow-ups in flight (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-
-class _AfterHandoff:
-    """What a handoff leaves on the call: its result, and what follows once the turn is stored (the SIP
-    transfer; the wait for a human)."""
-
-    def __init__(self, escalator: HandoffEscalator, call: CallHandoff, result: HandoffResult,
-                 record: dict[str, Any]) -> None:
-        self.escalator, self.call, self.result, self.record = escalator, call, result, record
-
-    def already(self) -> str:
-        return self.escalator.service.already_escalated(self.result)
-
-    def human_joined(self, identity: str, name: str | None = None) -> bool:
-        if self.result.wait is None:
-            return False
-        self.result.wait.human_joined(identity, name)
-        return True
-
-    async def stored(self, escalation_id: str, turn_id: str | None) -> None:
-        """Link the agent's turn to the case, then start what follows the sentence."""
-        result, line = self.result, self.call.line
-        if turn_id:
-            await self.escalator.service.desk(self.call.organization_id).link_turn(result.case.id, turn_id)
-        if result.follow_up is not None:
-            follow_up, result.follow_up = result.follow_up, None
-            self.escalator._spawn(self._follow_up(follow_up, line))
-        if result.wait is not None and line.speak is not None and result.wait.outcome is None:
-            self.escalator._spawn(self.escalator._wait(result.wait, line))
-
-    async def _follow_up(self, follow_up: Callable[..., Awaitable[str | None]], line: CallLine) -> None:
-        if line.settle is not None:  # the caller hears "I'm transferring you" before the line is handed over
-            await line.settle()
-        fallback = await follow_up()
-        self.record.update(self.result.as_dict())  # the call's escalation record (the same dict)
-        if fallback and line.speak is not None:
-            await line.speak(fallback)

@@ -3,7 +3,7 @@
 =====================  ==========================================================================
 action                 what it does (idempotency)
 =====================  ==========================================================================
-``slack.notify``       on-duty notice with the join link (bot: metadata key, history lookup on retry)
+``slack.notify``       on-duty notice with a link to the case (bot: metadata key, history lookup on retry)
 ``livekit.transfer``   cold SIP transfer (one attempt: a transfer is only useful while the caller waits)
 ``zendesk.ticket``     ticket with the transcript (``external_id`` = case id, looked up before create)
 ``twilio.sms``         survey SMS (on retry: the message list for to/from since the row was made)
@@ -18,9 +18,9 @@ with the error, ``callwise outbox retry`` after re-authorising).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -37,8 +37,7 @@ class VendorConfig:
     livekit_url: str | None = None
     livekit_api_key: str | None = None
     livekit_api_secret: str | None = None
-    join_link: Callable[[str, str], str] | None = None  # (room, agent name) -> link
-    public_url: str | None = None
+    public_url: str | None = None  # the on-duty notice links to {public_url}/cases?case=CW-1042
 
 
 async def _credential(creds: CredentialStore, item: OutboxItem, provider: str) -> Credential:
@@ -87,8 +86,8 @@ def build_handlers(pool: Any, creds: CredentialStore, cfg: VendorConfig) -> dict
         cred = await _credential(creds, item, "slack")
         p = item.payload
         link = None
-        if p.get("handoff") == "live" and p.get("room") and cfg.join_link is not None:
-            link = cfg.join_link(p["room"], "on-duty")  # minted now, never stored
+        if p.get("handoff") == "live" and cfg.public_url:  # a link to the case; a join link needs a claim
+            link = f"{cfg.public_url.rstrip('/')}/cases?{urlencode({'case': str(p.get('case', ''))})}"
         text, blocks = on_duty_notice(p, link)
         try:
             if cred.secret("bot_token"):
@@ -103,9 +102,9 @@ def build_handlers(pool: Any, creds: CredentialStore, cfg: VendorConfig) -> dict
                                          audit={"channel": channel, "case": p.get("case")})
                 body = await bot.post_message(channel, text, blocks, key=item.idempotency_key)
                 return Delivered(vendor_id=body.get("ts"), result={"channel": body.get("channel")},
-                                 audit={"channel": channel, "case": p.get("case"), "join_link": bool(link)})
+                                 audit={"channel": channel, "case": p.get("case"), "case_link": bool(link)})
             await SlackWebhook(cred.secrets["webhook_url"]).post(text, blocks)
-            return Delivered(result={"webhook": True}, audit={"case": p.get("case"), "join_link": bool(link)})
+            return Delivered(result={"webhook": True}, audit={"case": p.get("case"), "case_link": bool(link)})
         except SlackError as exc:
             await _raise_vendor(exc, creds, item, "slack")
             raise  # unreachable
@@ -118,30 +117,37 @@ def build_handlers(pool: Any, creds: CredentialStore, cfg: VendorConfig) -> dict
         p = item.payload
         try:
             out = await transfer_caller(cfg.livekit_url, cfg.livekit_api_key, cfg.livekit_api_secret, room=p["room"],
-                                        participant_identity=p["participant_identity"], transfer_to=p["transfer_to"])
+                                        participant_identity=p["participant_identity"], transfer_to=p["transfer_to"],
+                                        ringing_timeout_s=int(p.get("ringing_timeout_s") or 30))
         except TransferError as exc:
             raise (RetryableError(str(exc)) if exc.retryable else PermanentError(str(exc))) from exc
-        return Delivered(vendor_id=out.transfer_id, result={"status": out.status},
-                         audit={"case": p.get("case"), "transfer_to": p["transfer_to"], "status": out.status})
+        # delivered = LiveKit accepted the transfer; ``result`` says whether the caller is known to be connected
+        return Delivered(vendor_id=out.transfer_id or None,
+                         result={"status": out.status, "transfer": out.result, "reason": out.reason},
+                         audit={"case": p.get("case"), "transfer_to": p["transfer_to"], "status": out.status,
+                                "transfer": out.result})
 
     async def zendesk_ticket(item: OutboxItem) -> Delivered:
+        from callwise.integrations.oauth_refresh import Refreshed, StoredTokens
         from callwise.integrations.zendesk import TokenPair, ZendeskClient, ZendeskError, base_url_for, ticket_for_case
 
         cred = await _credential(creds, item, "zendesk")
         p = item.payload
+        stored = StoredTokens(creds, item.organization_id, "zendesk", cred.version)
 
-        async def save(pair: TokenPair) -> None:
-            ok = await creds.rotate(item.organization_id, "zendesk", expected_version=cred.version,
-                                    access_token=pair.access_token, refresh_token=pair.refresh_token,
-                                    expires_at=pair.expires_at)
-            if not ok:
-                raise RetryableError("zendesk: another process refreshed the token at the same time; retrying")
+        async def save(pair: TokenPair) -> None:  # compare-and-set: a pair stored meanwhile is not overwritten
+            await stored.save(Refreshed(pair.access_token, pair.refresh_token, pair.expires_at))
+
+        async def reload() -> TokenPair | None:  # our refresh was refused: did another process rotate first?
+            newer = await stored.newer()
+            return TokenPair(newer.secrets["access_token"], newer.secret("refresh_token"), newer.expires_at) \
+                if newer else None
 
         client = ZendeskClient(
             base_url_for(str(cred.fields.get("subdomain", "")), cfg.zendesk_base_url),
             TokenPair(cred.secrets["access_token"], cred.secret("refresh_token"), cred.expires_at),
             client_id=cred.fields.get("client_id"), client_secret=cred.secret("client_secret"), on_refresh=save,
-            http=shared.get())
+            http=shared.get(), reload=reload)
         rows = await pool.fetch(
             "select t.speaker, t.role, t.text from turns t join escalations e on e.session_id = t.session_id "
             "and e.organization_id = t.organization_id where e.organization_id = $1 and e.id = $2 "

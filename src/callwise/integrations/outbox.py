@@ -131,6 +131,12 @@ async def enqueue(conn: Any, *, organization_id: str, action: str, payload: Mapp
                   max_attempts: int = DEFAULT_MAX_ATTEMPTS, delay_s: float = 0.0) -> str | None:
     """Add an action in the caller's transaction; the same ``idempotency_key`` twice is one row.
 
+    ``delay_s`` makes the row due later. A row the writer will deliver itself with
+    :meth:`Dispatcher.deliver_now` (the live handoff) is queued with its deadline as ``delay_s``: it has one
+    owner, because the background dispatchers claim only due rows, while ``deliver_now`` claims a pending
+    row whether due or not. If the writer dies first, the row becomes due at the deadline and is delivered
+    in the background.
+
     Returns the row id, or ``None`` when the key already existed (the action was queued before)."""
     row = await conn.fetchrow(
         "insert into outbox (organization_id, action, payload, idempotency_key, case_id, session_id, max_attempts, "
@@ -156,11 +162,15 @@ async def list_items(pool: Any, organization_id: str, *, status: str | None = No
 
 
 async def retry(pool: Any, organization_id: str, *, item_id: str | None = None, all_dead: bool = False) -> int:
-    """Make dead (or, with ``item_id``, pending/dead) rows due now with a fresh set of attempts."""
+    """Make dead (or, with ``item_id``, pending/dead) rows due now with a fresh set of attempts.
+
+    ``attempts`` is kept (the budget grows instead): a handler looks for what an earlier attempt may already
+    have created before it creates again, and it knows there was an earlier attempt by ``attempts``."""
     if item_id is None and not all_dead:
         raise ValueError("give an outbox id or all_dead=True")
     result = await pool.execute(
-        "update outbox set status = 'pending', attempts = 0, next_attempt_at = now(), locked_by = null, "
+        "update outbox set status = 'pending', max_attempts = attempts + max_attempts, next_attempt_at = now(), "
+        "locked_by = null, "
         "locked_until = null, updated_at = now() where organization_id = $1 and status in ('dead', 'pending') "
         "and (($2::uuid is not null and id = $2) or ($2::uuid is null and status = 'dead'))",
         organization_id, item_id,
@@ -246,19 +256,20 @@ class Dispatcher:
     async def deliver_now(self, ids: Sequence[str], timeout_s: float = 5.0) -> dict[str, bool]:
         """Claim these rows (if due and not taken) and deliver them at once: the live path of a handoff,
         where the caller is waiting. Returns ``{id: delivered}``; a row that failed stays in the outbox
-        under its usual retry rules."""
+        under its usual retry rules. The lease outlasts ``timeout_s`` (a SIP transfer rings for up to 30 s)."""
+        lease_s = max(self.lease_s, timeout_s * 1.25 + 5.0)
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 "with due as (select id from outbox where id = any($3::uuid[]) and status = 'pending' "
                 "and action = any($4::text[]) for update skip locked) "
                 "update outbox o set status = 'in_flight', locked_by = $1, locked_until = now() + make_interval(secs => $2), "
                 "attempts = o.attempts + 1, updated_at = now() from due where o.id = due.id returning o.*",
-                self.worker_id, float(self.lease_s), list(ids), list(self.handlers))
+                self.worker_id, float(lease_s), list(ids), list(self.handlers))
         items = [OutboxItem.from_row(r) for r in rows]
         outcome = {str(i): False for i in ids}
 
         async def one(item: OutboxItem) -> None:
-            stats = await self._guarded(item, timeout_s)
+            stats = await self._guarded(item, timeout_s, lease_s)
             outcome[item.id] = stats.delivered == 1
 
         await asyncio.gather(*(one(i) for i in items))
@@ -310,18 +321,21 @@ class Dispatcher:
         return stats
 
     # ------------------------------------------------------------------------------------- one row
-    async def _guarded(self, item: OutboxItem, timeout_s: float | None = None) -> DispatchStats:
+    async def _guarded(self, item: OutboxItem, timeout_s: float | None = None,
+                       lease_s: float | None = None) -> DispatchStats:
         async with self._sem:
             try:
-                return await self.deliver(item, timeout_s)
+                return await self.deliver(item, timeout_s, lease_s)
             except Exception:  # noqa: BLE001 - marking failed (database); the lease expires and it is retried
                 log.exception("outbox row %s: could not record the outcome", item.id)
                 return DispatchStats()
 
-    async def deliver(self, item: OutboxItem, timeout_s: float | None = None) -> DispatchStats:
+    async def deliver(self, item: OutboxItem, timeout_s: float | None = None,
+                      lease_s: float | None = None) -> DispatchStats:
         stats = DispatchStats()
         handler = self.handlers[item.action]
-        limit = min(timeout_s or self.lease_s * 0.8, self.lease_s * 0.8)
+        lease = lease_s or self.lease_s
+        limit = min(timeout_s or lease * 0.8, lease * 0.8)
         try:
             done = await asyncio.wait_for(handler(item), timeout=limit)
         except DeliveryError as exc:

@@ -23,17 +23,12 @@ from sendgrid import SendGridAPIClient
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.mail import CustomArg, Mail
 
+from callwise.integrations.errors import VendorError
+
 DEFAULT_BASE_URL = "https://api.sendgrid.com"
 MAX_EVENT_AGE_S = 300
 
-
-class SendGridError(RuntimeError):
-    def __init__(self, message: str, *, retryable: bool = True, auth: bool = False,
-                 retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.auth = auth
-        self.retry_after = retry_after
+SendGridError = VendorError  # one error type for every vendor (callwise.integrations.errors)
 
 
 def _error(exc: Exception) -> SendGridError:

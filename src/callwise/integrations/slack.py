@@ -18,19 +18,12 @@ from typing import Any
 
 import httpx
 
+from callwise.integrations.errors import VendorError
+
 DEFAULT_BASE_URL = "https://slack.com"
 _AUTH_ERRORS = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
 
-
-class SlackError(RuntimeError):
-    """Slack refused the message or could not be reached."""
-
-    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None,
-                 auth: bool = False) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.auth = auth
+SlackError = VendorError  # one error type for every vendor (callwise.integrations.errors)
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
@@ -119,9 +112,10 @@ def section(markdown: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": markdown[:3000]}}
 
 
-def on_duty_notice(payload: dict[str, Any], join_link: str | None) -> tuple[str, list[dict[str, Any]]]:
+def on_duty_notice(payload: dict[str, Any], case_link: str | None) -> tuple[str, list[dict[str, Any]]]:
     """The on-duty message for a case: reason, the words that triggered it, a short summary, the customer,
-    and the join link (live) or the callback note."""
+    and a link to the case (live) or the callback note. Never a join link: the room token is minted only for
+    the agent who claims the case."""
     case = payload.get("case", "case")
     live = payload.get("handoff") == "live"
     head = f"{'Caller waiting' if live else 'Callback needed'}: {case} ({payload.get('reason', '?')})"
@@ -132,8 +126,9 @@ def on_duty_notice(payload: dict[str, Any], join_link: str | None) -> tuple[str,
     lines = [f"*{head}*", f"Rule: {payload.get('rule', '-')}; words: {matched}", f"Customer: {who}"]
     if recent:
         lines.append("Call so far:\n" + "\n".join(f"> {r}" for r in recent))
-    if live and join_link:
-        lines.append(f"<{join_link}|Join the call> (claim it: `callwise escalations claim --org ORG {case} --agent NAME`)")
+    if live:
+        where = f"<{case_link}|Open {case}>; " if case_link else ""
+        lines.append(f"{where}claim it to get your join link: `callwise escalations claim --org ORG {case} --agent NAME`")
     elif not live:
         lines.append(f"Service hours: {payload.get('service_hours', '-')}")
     text = "\n".join(lines)

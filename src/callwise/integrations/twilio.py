@@ -26,16 +26,12 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from callwise.integrations.errors import VendorError
+
 DEFAULT_BASE_URL = "https://api.twilio.com"
 _TWILIO_HOST = re.compile(r"^https://api\.twilio\.com")
 
-
-class TwilioError(RuntimeError):
-    def __init__(self, message: str, *, retryable: bool = True, auth: bool = False) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.auth = auth
-        self.retry_after: float | None = None
+TwilioError = VendorError  # one error type for every vendor (callwise.integrations.errors)
 
 
 class RedirectingHttpClient(TwilioHttpClient):

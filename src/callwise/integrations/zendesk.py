@@ -19,15 +19,10 @@ from typing import Any
 
 import httpx
 
+from callwise.integrations.errors import VendorError
+from callwise.integrations.oauth_refresh import refresh_grant
 
-class ZendeskError(RuntimeError):
-    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None,
-                 auth: bool = False, status: int | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.auth = auth
-        self.status = status
+ZendeskError = VendorError  # one error type for every vendor (callwise.integrations.errors)
 
 
 @dataclass
@@ -38,6 +33,7 @@ class TokenPair:
 
 
 TokenSaver = Callable[[TokenPair], Awaitable[None]]
+TokenReload = Callable[[], Awaitable[TokenPair | None]]  # the pair another process stored after ours was refused
 
 
 def base_url_for(subdomain: str, override: str | None) -> str:
@@ -76,7 +72,8 @@ class ZendeskClient:
 
     def __init__(self, base_url: str, tokens: TokenPair, *, client_id: str | None = None,
                  client_secret: str | None = None, on_refresh: TokenSaver | None = None, timeout_s: float = 10.0,
-                 http: httpx.AsyncClient | None = None) -> None:
+                 http: httpx.AsyncClient | None = None, reload: TokenReload | None = None) -> None:
+        self.reload = reload
         self.http = http  # a shared client (connection pool); one per call when None
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
@@ -110,21 +107,17 @@ class ZendeskClient:
         if not (self.tokens.refresh_token and self.client_id and self.client_secret):
             raise ZendeskError("Zendesk token expired and no refresh token / client credentials are stored",
                                retryable=False, auth=True)
-        body = {"grant_type": "refresh_token", "refresh_token": self.tokens.refresh_token,
-                "client_id": self.client_id, "client_secret": self.client_secret}
         try:
-            resp = await self._send("POST", "/oauth/tokens", json=body)
-        except httpx.HTTPError as exc:
-            raise ZendeskError(f"Zendesk token refresh: unreachable ({type(exc).__name__})") from exc
-        if resp.status_code in (400, 401, 403):  # invalid_grant: revoked or already rotated
-            raise ZendeskError(f"Zendesk token refresh refused ({resp.status_code}): "
-                               f"{_safe_json(resp).get('error', '')}", retryable=False, auth=True)
-        if resp.status_code != 200:
-            raise _error(resp, "token refresh")
-        data = resp.json()
-        expires = data.get("expires_in")
-        pair = TokenPair(access_token=data["access_token"], refresh_token=data.get("refresh_token") or None,
-                         expires_at=datetime.now(UTC) + timedelta(seconds=int(expires)) if expires else None)
+            got = await refresh_grant(self.http, self.base_url + "/oauth/tokens", refresh_token=self.tokens.refresh_token,
+                                      client_id=self.client_id, client_secret=self.client_secret, json_body=True,
+                                      vendor="Zendesk", timeout_s=self.timeout_s)
+        except ZendeskError as exc:  # invalid_grant: revoked, or rotated by another process a moment ago
+            newer = await self.reload() if exc.auth and self.reload is not None else None
+            if newer is None:
+                raise
+            self.tokens = newer
+            return newer
+        pair = TokenPair(access_token=got.access_token, refresh_token=got.refresh_token, expires_at=got.expires_at)
         if self.on_refresh is not None:
             await self.on_refresh(pair)
         self.tokens = pair

@@ -7,7 +7,7 @@ from typing import Any
 
 from callwise.api.services import ApiServices, CrmAuth
 from callwise.wiring.crm import oauth_app, state_key, store_tokens
-from callwise.wiring.integrations import credential_store, join_links
+from callwise.wiring.integrations import credential_store, join_links, survey_key
 from callwise.wiring.routing import tier3_price
 from callwise.wiring.settings import Settings
 
@@ -38,4 +38,5 @@ def api_services(settings: Settings, pool: Any, *, retriever: Any = None, router
         pool=pool, retriever=retriever, router=router, tier3_price=tier3_price(settings),
         token=settings.api_token.get_secret_value() if settings.api_token else None,
         join_links=links, public_url=settings.public_url, credentials=creds, crm=crm_auth(settings, creds),
+        survey_key=survey_key(settings),
     )

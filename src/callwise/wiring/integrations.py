@@ -25,6 +25,20 @@ def join_links(settings: Settings) -> JoinLinks | None:
     return None
 
 
+def survey_key(settings: Settings) -> bytes:
+    """The HMAC key of survey links, derived from the credential encryption key (never stored apart)."""
+    import hashlib
+
+    from callwise.integrations.credentials import KEY_FILE
+
+    if settings.encryption_key is not None:
+        material = settings.encryption_key.get_secret_value().encode()
+    else:
+        load_cipher(None, settings.data_dir)  # makes the key file once if needed
+        material = (settings.data_dir / KEY_FILE).read_bytes()
+    return hashlib.sha256(b"callwise-survey-link\x00" + material).digest()
+
+
 def case_desk(settings: Settings, pool: Any, organization_id: str) -> CaseDesk:
     return CaseDesk(pool, organization_id, links=join_links(settings))
 
@@ -42,8 +56,7 @@ def vendor_config(settings: Settings) -> Any:
         zendesk_base_url=settings.zendesk_base_url, slack_base_url=settings.slack_base_url,
         twilio_base_url=settings.twilio_base_url, sendgrid_base_url=settings.sendgrid_base_url,
         livekit_url=settings.livekit_url, livekit_api_key=links.api_key if links else None,
-        livekit_api_secret=links.api_secret if links else None, join_link=links.link if links else None,
-        public_url=settings.public_url)
+        livekit_api_secret=links.api_secret if links else None, public_url=settings.public_url)
 
 
 def handlers(settings: Settings, pool: Any, creds: CredentialStore | None = None) -> dict[str, Handler]:
@@ -58,7 +71,7 @@ def crm_config(settings: Settings) -> Any:
     from callwise.integrations.crm.connect import CRMConfig
 
     return CRMConfig(hubspot_base_url=settings.hubspot_base_url, hubspot_token_path=settings.hubspot_token_path,
-                     salesforce_login_url=settings.salesforce_login_url)
+                     salesforce_login_url=settings.salesforce_login_url, phone_region=settings.default_phone_region)
 
 
 def caller_service(settings: Settings, pool: Any) -> Any:
@@ -85,7 +98,9 @@ def handoff_service(settings: Settings, pool: Any, rules: EscalationRules | None
     return HandoffService(
         pool, rules or EscalationRules(EscalationPolicy.from_settings(settings)),
         config=HandoffConfig(transfer_to=settings.handoff_transfer_to, livekit_configured=links is not None,
-                             timeout_s=settings.handoff_timeout_s, keepalive_s=settings.handoff_keepalive_s),
+                             timeout_s=settings.handoff_timeout_s, keepalive_s=settings.handoff_keepalive_s,
+                             ringing_timeout_s=settings.handoff_ringing_timeout_s,
+                             hold_line_s=settings.handoff_hold_line_s),
         channels=creds.configured, deliver_now=dispatch.deliver_now,
         desk_factory=lambda org: CaseDesk(pool, org, links=links))
 

@@ -152,6 +152,11 @@ class Settings(BaseSettings):
         description="On-duty number for SIP callers (tel:+1... or sip:user@host); cold transfer via LiveKit SIP.")
     handoff_timeout_s: float = Field(120.0, gt=0, description="App callers: no human joined by then -> callback.")
     handoff_keepalive_s: float = Field(30.0, gt=0, description="App callers: a 'still finding a colleague' line this often.")
+    handoff_ringing_timeout_s: int = Field(30, ge=1, le=120, description="SIP transfers: how long the on-duty "
+                                           "number may ring before the transfer counts as not answered.")
+    handoff_hold_line_s: float = Field(10.0, gt=0, description="SIP transfers: a 'still ringing' line this often.")
+    default_phone_region: str = Field("US", pattern=r"^[A-Z]{2}$", description="Region for phone numbers written "
+                                      "without a country code (E.164 normalisation).")
     outbox_poll_s: float = Field(1.0, gt=0, description="How often an idle outbox dispatcher looks for due rows.")
     outbox_dispatcher: bool = Field(True, description="Run the outbox dispatcher inside the worker and `callwise serve`.")
     public_url: str | None = Field(None, description="The URL Twilio/SendGrid reach `callwise serve` on (webhook signatures).")

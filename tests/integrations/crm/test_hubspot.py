@@ -30,22 +30,35 @@ def _client(fake, tokens=None, **kw):
 
 async def test_finds_a_caller_by_phone_with_mapped_fields(hs):
     hs.add("contacts", {"firstname": "Ada", "lastname": "Lovelace", "email": "ada@example.com",
-                        "phone": "+15550100", "company": "Analytical Engines", "total_revenue": "12500.5",
-                        "createdate": "2024-01-15T10:00:00.000Z"})
+                        "phone": "(555) 010-0100", "company": "Analytical Engines", "total_revenue": "12500.5",
+                        "createdate": "2024-01-15T10:00:00.000Z"})  # as a person typed it
     client, _ = _client(hs)
-    customer = await client.find_customer(phone="+15550100")
+    customer = await client.find_customer(phone="+15550100100")  # as the SIP trunk gives it
     assert customer is not None
     assert (customer.name, customer.company, customer.lifetime_value) == ("Ada Lovelace", "Analytical Engines", 12500.5)
     assert customer.account_age_days and customer.account_age_days > 300
     search = hs.requests[-1].json
-    assert search["filterGroups"][0]["filters"][0] == {"propertyName": "phone", "operator": "EQ", "value": "+15550100"}
+    assert search["filterGroups"][0]["filters"][0] == {
+        "propertyName": "hs_searchable_calculated_phone_number", "operator": "EQ", "value": "5550100100"}
+
+
+async def test_phone_formats_people_type_all_find_the_contact_and_other_countries_do_not(hs):
+    hs.add("contacts", {"firstname": "Mobile", "mobilephone": "555.010.0177"})
+    hs.add("contacts", {"firstname": "Londoner", "phone": "+44 20 7946 0958"})
+    client, _ = _client(hs)
+    for typed in ("+15550100177", "(555) 010-0177", "1-555-010-0177"):
+        found = await client.find_customer(phone=typed)
+        assert found and found.name == "Mobile", typed
+    assert (await client.find_customer(phone="+44 20 7946 0958")).name == "Londoner"
+    assert await client.find_customer(phone="+1 207 946 0958") is None  # same national digits, another country
+    assert await client.find_customer(phone="not a number") is None
 
 
 async def test_two_contacts_with_one_number_the_most_recent_wins(hs, caplog):
-    hs.add("contacts", {"firstname": "Old", "phone": "+15550100"}, updated="2025-01-01T00:00:00.000Z")
-    hs.add("contacts", {"firstname": "New", "phone": "+15550100"}, updated="2026-06-01T00:00:00.000Z")
+    hs.add("contacts", {"firstname": "Old", "phone": "+1 555 010 0100"}, updated="2025-01-01T00:00:00.000Z")
+    hs.add("contacts", {"firstname": "New", "phone": "555-010-0100"}, updated="2026-06-01T00:00:00.000Z")
     client, _ = _client(hs)
-    customer = await client.find_customer(phone="+15550100")
+    customer = await client.find_customer(phone="+15550100100")
     assert customer and customer.name == "New"
     assert "several HubSpot contacts match" in caplog.text
 

@@ -28,23 +28,35 @@ def _client(fake, **kw):
 
 
 async def test_finds_a_caller_by_phone_with_account_fields_and_open_cases(sf):
-    sf.add_contact(Name="Ada Lovelace", Email="ada@example.com", Phone="+15550100",
+    sf.add_contact(Name="Ada Lovelace", Email="ada@example.com", Phone="(555) 010-0100",  # as a person typed it
                    Account={"Name": "Analytical Engines", "Type": "Enterprise"},
                    Cases={"totalSize": 2, "done": True, "records": [{"Id": "5001"}, {"Id": "5002"}]})
     client, _ = _client(sf)
-    customer = await client.find_customer(phone="+1 (555) 0100")
+    customer = await client.find_customer(phone="+15550100100")  # as the SIP trunk gives it
     assert customer is not None
     assert (customer.name, customer.company, customer.plan, customer.open_tickets) == \
         ("Ada Lovelace", "Analytical Engines", "Enterprise", 2)
     assert customer.account_age_days and customer.account_age_days > 300
-    assert "'+15550100'" in sf.queries[-1]
+    search = [r for r in sf.requests if r.path.endswith("/search")][-1]
+    assert search.query["q"][0].startswith("FIND {5550100100} IN PHONE FIELDS")
+
+
+async def test_phone_formats_people_type_find_the_contact_and_other_countries_do_not(sf):
+    sf.add_contact(Name="Mobile", MobilePhone="555.010.0177")
+    sf.add_contact(Name="Londoner", Phone="+44 20 7946 0958")
+    client, _ = _client(sf)
+    for typed in ("+15550100177", "(555) 010-0177", "1-555-010-0177"):
+        found = await client.find_customer(phone=typed)
+        assert found and found.name == "Mobile", typed
+    assert await client.find_customer(phone="+1 207 946 0958") is None  # same national digits, another country
+    assert await client.find_customer(phone="12") is None
 
 
 async def test_two_contacts_with_one_number_the_most_recently_modified_wins(sf, caplog):
-    sf.add_contact(Name="Old Record", Phone="+15550100", LastModifiedDate="2025-01-01T00:00:00.000+0000")
-    sf.add_contact(Name="New Record", Phone="+15550100", LastModifiedDate="2026-06-01T00:00:00.000+0000")
+    sf.add_contact(Name="Old Record", Phone="+1 555 010 0100", LastModifiedDate="2025-01-01T00:00:00.000+0000")
+    sf.add_contact(Name="New Record", Phone="555-010-0100", LastModifiedDate="2026-06-01T00:00:00.000+0000")
     client, _ = _client(sf)
-    customer = await client.find_customer(phone="+15550100")
+    customer = await client.find_customer(phone="+15550100100")
     assert customer and customer.name == "New Record"
     assert "several Salesforce contacts match" in caplog.text
 

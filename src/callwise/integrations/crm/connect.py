@@ -27,6 +27,7 @@ class CRMConfig:
     salesforce_login_url: str = "https://login.salesforce.com"
     salesforce_api_version: str = salesforce.API_VERSION
     timeout_s: float = 10.0
+    phone_region: str = "US"  # numbers without a country code (CALLWISE_DEFAULT_PHONE_REGION)
 
 
 def _field_map(cred: Credential, defaults: FieldMap) -> FieldMap:
@@ -69,7 +70,8 @@ def _build(creds: CredentialStore, org: str, cred: Credential, cfg: CRMConfig, t
                                   refresh_token=cred.secrets.get("refresh_token"), expires_at=expires),
             base_url=cfg.hubspot_base_url, client_id=_str(cred.fields.get("client_id")),
             client_secret=cred.secrets.get("client_secret"), on_refresh=save_hs,
-            fields=_field_map(cred, hubspot.DEFAULT_FIELDS), token_path=cfg.hubspot_token_path, timeout_s=timeout_s)
+            fields=_field_map(cred, hubspot.DEFAULT_FIELDS), token_path=cfg.hubspot_token_path, timeout_s=timeout_s,
+            phone_region=cfg.phone_region)
 
     async def save_sf(t: salesforce.SalesforceTokens) -> None:
         await rotate(t.access_token, t.refresh_token, None)
@@ -85,7 +87,7 @@ def _build(creds: CredentialStore, org: str, cred: Credential, cfg: CRMConfig, t
         client_id=_str(cred.fields.get("client_id")), client_secret=cred.secrets.get("client_secret"),
         on_refresh=save_sf, fields=_field_map(cred, salesforce.DEFAULT_FIELDS),
         external_id_field=_str(cred.fields.get("external_id_field")) or "Callwise_Id__c",
-        api_version=cfg.salesforce_api_version, timeout_s=timeout_s)
+        api_version=cfg.salesforce_api_version, timeout_s=timeout_s, phone_region=cfg.phone_region)
 
 
 def _str(value: Any) -> str | None:

@@ -31,7 +31,8 @@ from typing import Any
 import httpx
 from hubspot import HubSpot  # type: ignore[import-untyped]
 
-from callwise.integrations.crm.types import CallLog, CaseRequest, CRMError, Customer, FieldMap, digits, pick_most_recent
+from callwise.integrations.crm.types import CallLog, CaseRequest, CRMError, Customer, FieldMap, pick_most_recent
+from callwise.integrations.phone import e164, national_digits, same_number
 
 log = logging.getLogger("callwise.crm.hubspot")
 
@@ -100,8 +101,9 @@ class HubSpotCRM:
     def __init__(self, tokens: HubSpotTokens, *, base_url: str = "https://api.hubapi.com",
                  client_id: str | None = None, client_secret: str | None = None, on_refresh: TokenSaver | None = None,
                  fields: FieldMap = DEFAULT_FIELDS, token_path: str = TOKEN_PATH, daily_pause_s: float = 3600.0,
-                 refresh_margin_s: float = 300.0, timeout_s: float = 10.0) -> None:
+                 refresh_margin_s: float = 300.0, timeout_s: float = 10.0, phone_region: str = "US") -> None:
         self.tokens = tokens
+        self.phone_region = phone_region
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
         self.client_secret = client_secret
@@ -209,14 +211,27 @@ class HubSpotCRM:
         elif email:
             groups = [FilterGroup(filters=[Filter(property_name="email", operator="EQ", value=email.strip())])]
         elif phone:
-            groups = [FilterGroup(filters=[Filter(property_name=prop, operator="EQ", value=value)])
-                      for prop in ("phone", "mobilephone") for value in dict.fromkeys([phone.strip(), digits(phone)])]
+            # HubSpot keeps each contact's number as typed in ``phone``/``mobilephone`` and, searchable, its national
+            # digits in the calculated ``hs_searchable_calculated_phone_number``/``..._mobile_number``: search those,
+            # then keep only the contacts whose number is really the caller's (same E.164)
+            wanted = e164(phone, self.phone_region)
+            national = national_digits(phone, self.phone_region)
+            if wanted is None or national is None:
+                return None
+            groups = [FilterGroup(filters=[Filter(property_name=prop, operator="EQ", value=national)])
+                      for prop in ("hs_searchable_calculated_phone_number", "hs_searchable_calculated_mobile_number")]
+            groups += [FilterGroup(filters=[Filter(property_name=prop, operator="EQ", value=wanted)])
+                       for prop in ("phone", "mobilephone")]
         else:
             return None
         request = PublicObjectSearchRequest(filter_groups=groups, properties=self._properties(), limit=10,
                                             sorts=["-lastmodifieddate"])
         page = await self._call("contact search", lambda c: c.crm.contacts.search_api.do_search(request))
-        best, ambiguous = pick_most_recent([self._customer(r) for r in page.results or []])
+        results = page.results or []
+        if phone and not (external_id or email):
+            results = [r for r in results if any(same_number((r.properties or {}).get(p), wanted, self.phone_region)
+                                                 for p in ("phone", "mobilephone"))]
+        best, ambiguous = pick_most_recent([self._customer(r) for r in results])
         if ambiguous:
             log.warning("several HubSpot contacts match; using the most recently modified",
                         extra={"matches": len(page.results), "chosen": best.external_id if best else None})

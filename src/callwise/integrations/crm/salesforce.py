@@ -29,7 +29,8 @@ from urllib.parse import quote as urlquote
 import httpx
 
 from callwise.integrations.crm.soql import quote, quote_like
-from callwise.integrations.crm.types import CallLog, CaseRequest, CRMError, Customer, FieldMap, digits, pick_most_recent
+from callwise.integrations.crm.types import CallLog, CaseRequest, CRMError, Customer, FieldMap, pick_most_recent
+from callwise.integrations.phone import e164, national_digits, same_number
 
 log = logging.getLogger("callwise.crm.salesforce")
 
@@ -87,8 +88,10 @@ class SalesforceCRM:
                  client_id: str | None = None, client_secret: str | None = None,
                  on_refresh: TokenSaver | None = None, fields: FieldMap = DEFAULT_FIELDS,
                  external_id_field: str = "Callwise_Id__c", api_version: str = API_VERSION,
-                 timeout_s: float = 10.0, limit_pause_s: float = 900.0, http: httpx.AsyncClient | None = None) -> None:
+                 timeout_s: float = 10.0, limit_pause_s: float = 900.0, http: httpx.AsyncClient | None = None,
+                 phone_region: str = "US") -> None:
         self.tokens = tokens
+        self.phone_region = phone_region
         self.login_url = login_url.rstrip("/")
         self.client_id = client_id
         self.client_secret = client_secret
@@ -214,8 +217,19 @@ class SalesforceCRM:
         elif email:
             where = f"Email = {quote(email.strip())}"
         elif phone:
-            forms = list(dict.fromkeys([phone.strip(), digits(phone)]))
-            where = " OR ".join(f"Phone = {quote(p)} OR MobilePhone = {quote(p)}" for p in forms)
+            # Phone fields hold numbers as people typed them; SOSL's IN PHONE FIELDS matches them whatever the
+            # format. Search by the national digits, then keep the contacts whose number is the caller's (E.164).
+            wanted, national = e164(phone, self.phone_region), national_digits(phone, self.phone_region)
+            if wanted is None or national is None:
+                return None
+            resp = await self._request("GET", "search", params={
+                "q": f"FIND {{{national}}} IN PHONE FIELDS RETURNING Contact(Id, Phone, MobilePhone LIMIT 50)"})
+            ids = [str(r["Id"]) for r in resp.json().get("searchRecords", [])
+                   if same_number(r.get("Phone"), wanted, self.phone_region)
+                   or same_number(r.get("MobilePhone"), wanted, self.phone_region)]
+            if not ids:
+                return None
+            where = f"Id IN ({', '.join(quote(i) for i in ids[:10])})"
         else:
             return None
         records = await self.query(f"{self._select()} WHERE {where} ORDER BY LastModifiedDate DESC LIMIT 10")

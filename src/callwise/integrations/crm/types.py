@@ -10,22 +10,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from callwise.integrations.errors import VendorError
 
-class CRMError(RuntimeError):
-    """A CRM call that failed, translated at the edge.
-
-    ``retryable`` errors (5xx, timeouts, a per-second rate limit) may be tried again later;
-    ``auth`` means the token was rejected even after a refresh (the integration needs
-    re-authorisation); ``retry_after`` is how long the vendor asked us to wait (seconds).
-    """
-
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = True,
-                 retry_after: float | None = None, auth: bool = False) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.auth = auth
+CRMError = VendorError  # one error type for every vendor (callwise.integrations.errors)
 
 
 @dataclass
