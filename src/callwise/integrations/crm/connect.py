@@ -1,7 +1,8 @@
 """One organization's CRM client, built from its stored (encrypted) credentials.
 
-Refreshed tokens go back through ``CredentialStore.rotate`` (a compare-and-set on the row's
-version), so two processes refreshing at once never store a dead refresh token over a live one.
+Refreshed tokens go back through ``StoredTokens`` (``callwise.integrations.oauth_refresh``): a
+compare-and-set on the row's version, so two processes refreshing at once never store a dead refresh token
+over a live one, and a refresh refused because another process rotated first re-reads the stored pair.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from callwise.integrations.credentials import Credential, CredentialStore
 from callwise.integrations.crm import hubspot, salesforce
 from callwise.integrations.crm.types import CRM, FieldMap
+from callwise.integrations.oauth_refresh import Refreshed, StoredTokens
 
 log = logging.getLogger("callwise.crm")
 
@@ -48,28 +50,29 @@ async def crm_for(creds: CredentialStore, organization_id: str, cfg: CRMConfig, 
 
 
 def _build(creds: CredentialStore, org: str, cred: Credential, cfg: CRMConfig, timeout_s: float) -> CRM:
-    version = cred.version
+    stored = StoredTokens(creds, org, cred.provider, cred.version)
 
     async def rotate(access: str, refresh: str | None, expires_at: datetime | None) -> None:
-        nonlocal version
-        if not await creds.rotate(org, cred.provider, expected_version=version, access_token=access,
-                                  refresh_token=refresh, expires_at=expires_at):
-            log.warning("CRM token refreshed by another process first; keeping ours for this client only",
-                        extra={"provider": cred.provider})
-            return
-        version += 1
+        await stored.save(Refreshed(access, refresh, expires_at))
 
     if cred.provider == "hubspot":
         async def save_hs(t: hubspot.HubSpotTokens) -> None:
             await rotate(t.access_token, t.refresh_token,
                          datetime.fromtimestamp(t.expires_at, UTC) if t.expires_at else None)
 
+        async def reload_hs() -> hubspot.HubSpotTokens | None:
+            newer = await stored.newer()
+            return hubspot.HubSpotTokens(access_token=newer.secrets.get("access_token", ""),
+                                         refresh_token=newer.secrets.get("refresh_token"),
+                                         expires_at=newer.expires_at.timestamp() if newer.expires_at else None) \
+                if newer else None
+
         expires = cred.expires_at.timestamp() if cred.expires_at else None
         return hubspot.HubSpotCRM(
             hubspot.HubSpotTokens(access_token=cred.secrets.get("access_token", ""),
                                   refresh_token=cred.secrets.get("refresh_token"), expires_at=expires),
             base_url=cfg.hubspot_base_url, client_id=_str(cred.fields.get("client_id")),
-            client_secret=cred.secrets.get("client_secret"), on_refresh=save_hs,
+            client_secret=cred.secrets.get("client_secret"), on_refresh=save_hs, reload=reload_hs,
             fields=_field_map(cred, hubspot.DEFAULT_FIELDS), token_path=cfg.hubspot_token_path, timeout_s=timeout_s,
             phone_region=cfg.phone_region)
 
@@ -79,13 +82,19 @@ def _build(creds: CredentialStore, org: str, cred: Credential, cfg: CRMConfig, t
             await creds.pool.execute("update integration_credentials set instance_url = $3 "
                                      "where organization_id = $1 and provider = $2", org, "salesforce", t.instance_url)
 
+    async def reload_sf() -> salesforce.SalesforceTokens | None:
+        newer = await stored.newer()
+        return salesforce.SalesforceTokens(
+            access_token=newer.secrets.get("access_token", ""), refresh_token=newer.secrets.get("refresh_token"),
+            instance_url=newer.instance_url or instance) if newer else None
+
     instance = cred.instance_url or _str(cred.fields.get("instance_url")) or cfg.salesforce_login_url
     return salesforce.SalesforceCRM(
         salesforce.SalesforceTokens(access_token=cred.secrets.get("access_token", ""), instance_url=instance,
                                     refresh_token=cred.secrets.get("refresh_token")),
         login_url=_str(cred.fields.get("login_url")) or cfg.salesforce_login_url,
         client_id=_str(cred.fields.get("client_id")), client_secret=cred.secrets.get("client_secret"),
-        on_refresh=save_sf, fields=_field_map(cred, salesforce.DEFAULT_FIELDS),
+        on_refresh=save_sf, reload=reload_sf, fields=_field_map(cred, salesforce.DEFAULT_FIELDS),
         external_id_field=_str(cred.fields.get("external_id_field")) or "Callwise_Id__c",
         api_version=cfg.salesforce_api_version, timeout_s=timeout_s, phone_region=cfg.phone_region)
 

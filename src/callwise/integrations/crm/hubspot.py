@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from hubspot import HubSpot  # type: ignore[import-untyped]
 
 from callwise.integrations.crm.types import CallLog, CaseRequest, CRMError, Customer, FieldMap, pick_most_recent
+from callwise.integrations.oauth_refresh import refresh_grant
 from callwise.integrations.phone import e164, national_digits, same_number
 
 log = logging.getLogger("callwise.crm.hubspot")
@@ -51,6 +51,7 @@ class HubSpotTokens:
 
 
 TokenSaver = Callable[[HubSpotTokens], Awaitable[None]]
+TokenReload = Callable[[], Awaitable[HubSpotTokens | None]]  # the pair another process stored after ours was refused
 
 
 def _error(exc: Exception, what: str) -> CRMError:
@@ -101,8 +102,10 @@ class HubSpotCRM:
     def __init__(self, tokens: HubSpotTokens, *, base_url: str = "https://api.hubapi.com",
                  client_id: str | None = None, client_secret: str | None = None, on_refresh: TokenSaver | None = None,
                  fields: FieldMap = DEFAULT_FIELDS, token_path: str = TOKEN_PATH, daily_pause_s: float = 3600.0,
-                 refresh_margin_s: float = 300.0, timeout_s: float = 10.0, phone_region: str = "US") -> None:
+                 refresh_margin_s: float = 300.0, timeout_s: float = 10.0, phone_region: str = "US",
+                 reload: TokenReload | None = None) -> None:
         self.tokens = tokens
+        self.reload = reload
         self.phone_region = phone_region
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
@@ -128,26 +131,19 @@ class HubSpotCRM:
         if not (self.tokens.refresh_token and self.client_id):
             raise CRMError("HubSpot: the access token expired and no refresh token is stored", status=401,
                            retryable=False, auth=True)
-        async with httpx.AsyncClient(timeout=self.timeout_s) as http:
-            try:
-                resp = await http.post(self.base_url + self.token_path, data={
-                    "grant_type": "refresh_token", "client_id": self.client_id,
-                    "client_secret": self.client_secret or "", "refresh_token": self.tokens.refresh_token})
-            except httpx.HTTPError as exc:
-                raise CRMError(f"HubSpot token refresh: {type(exc).__name__}") from exc
-        if resp.status_code >= 400:
-            try:
-                err = resp.json().get("error", "")
-            except ValueError:
-                err = ""
-            auth = err in ("invalid_grant", "invalid_client") or resp.status_code == 401
-            raise CRMError(f"HubSpot token refresh: {resp.status_code} {err}".strip(), status=resp.status_code,
-                           retryable=not auth and resp.status_code >= 500, auth=auth)
-        body = resp.json()
-        expires_in = _number(body.get("expires_in"))
-        new = HubSpotTokens(access_token=body["access_token"],
-                            refresh_token=body.get("refresh_token") or self.tokens.refresh_token,
-                            expires_at=time.time() + expires_in if expires_in else None)
+        try:
+            got = await refresh_grant(None, self.base_url + self.token_path, refresh_token=self.tokens.refresh_token,
+                                      client_id=self.client_id, client_secret=self.client_secret, vendor="HubSpot",
+                                      timeout_s=self.timeout_s)
+        except CRMError as exc:  # refused: revoked, or rotated by another process a moment ago
+            newer = await self.reload() if exc.auth and self.reload is not None else None
+            if newer is None:
+                raise
+            self.tokens = newer
+            self._client = self._sdk()
+            return
+        new = HubSpotTokens(access_token=got.access_token, refresh_token=got.refresh_token,
+                            expires_at=got.expires_at.timestamp() if got.expires_at else None)
         if self.on_refresh is not None:
             await self.on_refresh(new)
         self.tokens = new

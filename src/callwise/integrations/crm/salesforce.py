@@ -30,6 +30,7 @@ import httpx
 
 from callwise.integrations.crm.soql import quote, quote_like
 from callwise.integrations.crm.types import CallLog, CaseRequest, CRMError, Customer, FieldMap, pick_most_recent
+from callwise.integrations.oauth_refresh import refresh_grant
 from callwise.integrations.phone import e164, national_digits, same_number
 
 log = logging.getLogger("callwise.crm.salesforce")
@@ -47,6 +48,7 @@ class SalesforceTokens:
 
 
 TokenSaver = Callable[[SalesforceTokens], Awaitable[None]]
+TokenReload = Callable[[], Awaitable[SalesforceTokens | None]]  # the pair another process stored after ours was refused
 
 
 def _errors(resp: httpx.Response) -> tuple[str, str]:
@@ -89,8 +91,9 @@ class SalesforceCRM:
                  on_refresh: TokenSaver | None = None, fields: FieldMap = DEFAULT_FIELDS,
                  external_id_field: str = "Callwise_Id__c", api_version: str = API_VERSION,
                  timeout_s: float = 10.0, limit_pause_s: float = 900.0, http: httpx.AsyncClient | None = None,
-                 phone_region: str = "US") -> None:
+                 phone_region: str = "US", reload: TokenReload | None = None) -> None:
         self.tokens = tokens
+        self.reload = reload
         self.phone_region = phone_region
         self.login_url = login_url.rstrip("/")
         self.client_id = client_id
@@ -120,20 +123,18 @@ class SalesforceCRM:
             raise CRMError("Salesforce: the session expired and no refresh token is stored", status=401,
                            retryable=False, auth=True)
         try:
-            resp = await self._http.post(f"{self.login_url}/services/oauth2/token", data={
-                "grant_type": "refresh_token", "refresh_token": self.tokens.refresh_token,
-                "client_id": self.client_id, "client_secret": self.client_secret or ""})
-        except httpx.HTTPError as exc:
-            raise CRMError(f"Salesforce token refresh: {type(exc).__name__}") from exc
-        if resp.status_code >= 400:
-            code, msg = _errors(resp)
-            auth = resp.status_code in (400, 401) and code in ("invalid_grant", "invalid_client", "unauthorized_client")
-            raise CRMError(f"Salesforce token refresh: {resp.status_code} {code} {msg}".strip(), status=resp.status_code,
-                           retryable=not auth and resp.status_code >= 500, auth=auth)
-        body = resp.json()
-        new = SalesforceTokens(access_token=body["access_token"],
-                               instance_url=body.get("instance_url") or self.tokens.instance_url,
-                               refresh_token=body.get("refresh_token") or self.tokens.refresh_token)
+            got = await refresh_grant(self._http, f"{self.login_url}/services/oauth2/token",
+                                      refresh_token=self.tokens.refresh_token, client_id=self.client_id,
+                                      client_secret=self.client_secret, vendor="Salesforce")
+        except CRMError as exc:  # refused: revoked, or rotated by another process a moment ago
+            newer = await self.reload() if exc.auth and self.reload is not None else None
+            if newer is None:
+                raise
+            self.tokens = newer
+            return
+        new = SalesforceTokens(access_token=got.access_token,
+                               instance_url=str(got.body.get("instance_url") or self.tokens.instance_url),
+                               refresh_token=got.refresh_token)
         if self.on_refresh is not None:
             await self.on_refresh(new)  # stored (atomically) before the old pair is dropped
         self.tokens = new
