@@ -85,3 +85,36 @@ def test_budget_cli(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert res.exit_code == 2 and "YYYY-MM-DD" in res.output
     res = runner.invoke(app, ["health", "--json"])
     assert res.exit_code == 0, res.output
+
+
+async def test_a_spent_hard_cap_holds_the_org_to_the_cheapest_tier_and_says_so(pg_pool, org_id) -> None:  # type: ignore[no-untyped-def]
+    from callwise.evaluation.budgets import CAP_REASON, BudgetCaps
+    from callwise.routing.providers.openai import OpenAIProvider
+    from callwise.routing.router import CascadingRouter, Tier
+    from callwise.routing.types import SourceDoc
+    from tests.routing.conftest import FAST_RETRY
+    from tests.vendors.openai import FakeOpenAI
+
+    servers = [FakeOpenAI(f"Answer from tier {i}.", logprob=-0.01).start() for i in (1, 2, 3)]
+    try:
+        tiers = [Tier(f"tier{i}", OpenAIProvider(f"model-{i}", api_key="test", base_url=s.base_url))
+                 for i, s in enumerate(servers, start=1)]
+        router = CascadingRouter(tiers, retry=FAST_RETRY)
+        caps = BudgetCaps(pg_pool, ttl_s=0.0)
+        router.budget_cap = caps.reason_for
+        sources = [SourceDoc(1, "kb/errors.md", "Errors", "A 401 means the API key is wrong or expired.")]
+        question = "Why does my python script get a 401?"  # a code question starts at tier3
+        before = await router.answer(question, sources, organization_id=org_id)
+        assert before.cascade_path == ["tier3"] and "budget_cap" not in before.complexity
+        await set_budget(pg_pool, org_id, 1.0, hard_cap=True)
+        await _spend(pg_pool, org_id, 0.9)
+        assert (await router.answer(question, sources, organization_id=org_id)).cascade_path == ["tier3"]
+        await _spend(pg_pool, org_id, 0.2)  # spent: 1.1 of 1.0
+        capped = await router.answer(question, sources, organization_id=org_id)
+        assert capped.cascade_path == ["tier1"] and capped.tier == "tier1"
+        assert capped.complexity["budget_cap"] == CAP_REASON
+        await set_budget(pg_pool, org_id, 1.0, hard_cap=False)  # the cap lifted: back to the usual plan
+        assert (await router.answer(question, sources, organization_id=org_id)).cascade_path == ["tier3"]
+    finally:
+        for s in servers:
+            s.stop()

@@ -2,18 +2,25 @@
 100% (posted to Slack when a webhook is configured, and recorded in ``budget_alerts`` either way, once per
 org, month and threshold).
 
-A budget with ``hard_cap`` that is spent moves the org to its cheapest tier (``capped`` in
-:func:`budget_status`); the router is told through ``callwise.wiring`` (see ``capped_orgs``).
+A budget with ``hard_cap`` that is spent moves the org to its cheapest tier: the router asks
+:class:`BudgetCaps` before each answer (the wiring sets ``CascadingRouter.budget_cap``), and the answer's
+routing decision (``RoutedAnswer.complexity["budget_cap"]``) says so.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
 from callwise.integrations.slack import SlackError, SlackWebhook
 
 THRESHOLDS = (80, 100)
+CAP_REASON = "the monthly budget is spent and hard-capped: answered by the cheapest tier only"
+log = logging.getLogger("callwise.budgets")
 
 
 class BudgetError(ValueError):
@@ -115,3 +122,31 @@ async def capped_orgs(pool: Any, today: date | None = None) -> set[str]:
                                  where e.organization_id = b.organization_id and e.created_at >= $1) >= b.monthly_usd""",
         start)
     return {str(r["organization_id"]) for r in rows}
+
+
+class BudgetCaps:
+    """Which organizations are held to the cheapest tier: the router awaits :meth:`reason_for` before each
+    answer. The set is read from Postgres (:func:`capped_orgs`, one indexed query) at most every ``ttl_s``
+    seconds, so a budget spent in another process holds here within that time."""
+
+    def __init__(self, pool: Any, ttl_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.pool = pool
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self.capped: set[str] = set()
+        self.read_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def refresh(self) -> None:
+        try:
+            self.capped = await capped_orgs(self.pool)
+        except Exception:  # noqa: BLE001 - a failed read keeps the last set (and is retried after ttl_s)
+            log.warning("could not read the capped budgets", exc_info=True)
+        self.read_at = self.clock()
+
+    async def reason_for(self, organization_id: str) -> str | None:
+        if self.read_at is None or self.clock() - self.read_at >= self.ttl_s:
+            async with self._lock:
+                if self.read_at is None or self.clock() - self.read_at >= self.ttl_s:
+                    await self.refresh()
+        return CAP_REASON if str(organization_id) in self.capped else None

@@ -206,15 +206,16 @@ group by organization_id, tier, provider, model
 """
 
 
-async def rollup_costs(pool: Any, day: Any, organization_id: str | None = None) -> int:
+async def rollup_costs(pool: Any, day: Any, organization_id: str | None = None, *, timeout: float = 600.0) -> int:
     """Summarize one UTC day of ``cost_events`` into ``cost_summaries`` (one row per org, tier, provider
     and model). The day's rows are replaced in one transaction, so a re-run, for today or any past day,
-    gives the same rows. Returns how many rows the day has."""
+    gives the same rows. Returns how many rows the day has. ``timeout``: per statement (a batch job, not
+    bound by the pool's command timeout)."""
     org_filter = "and organization_id = $2::uuid" if organization_id else ""
     args: tuple[Any, ...] = (day, organization_id) if organization_id else (day,)
     async with pool.acquire() as conn, conn.transaction():
         # one roll-up of a day at a time (two runs at once would each delete, then both insert)
         await conn.execute("select pg_advisory_xact_lock(hashtext('cost_rollup'), $1::date - date '2000-01-01')", day)
-        await conn.execute(ROLLUP_DELETE.format(org_filter=org_filter), *args)
-        status = await conn.execute(ROLLUP_SQL.format(org_filter=org_filter), *args)
+        await conn.execute(ROLLUP_DELETE.format(org_filter=org_filter), *args, timeout=timeout)
+        status = await conn.execute(ROLLUP_SQL.format(org_filter=org_filter), *args, timeout=timeout)
     return int(status.rsplit(" ", 1)[-1])

@@ -126,6 +126,8 @@ class CascadingRouter:
         self.breakers: dict[str, CircuitBreaker] = {}
         for t in self.tiers:
             self.breakers.setdefault(t.provider.key, CircuitBreaker(t.provider.key, breaker_failures, breaker_reset_s))
+        # org -> why it is held to the cheapest tier (a spent hard-capped budget), or None; set by the wiring
+        self.budget_cap: Callable[[str], Awaitable[str | None]] | None = None
 
     # ------------------------------------------------------------------ public API
     async def answer(self, query: str, sources: Sequence[SourceDoc] = (), *, modality: Modality = "voice",
@@ -400,7 +402,10 @@ class CascadingRouter:
         ids = dict(organization_id=organization_id, session_id=session_id, interaction_id=interaction_id)
         grounding = Grounding(query=clip_question(query), sources=tuple(sources))
         context: dict[str, Any] = {}  # per tier: what the context budget kept and cut
-        plan = self._plan(complexity.tier)
+        cap = await self.budget_cap(organization_id) if self.budget_cap is not None else None
+        plan = self.tiers[:1] if cap else self._plan(complexity.tier)
+        if cap:  # the routing decision says why the cheapest tier answers
+            cx["budget_cap"] = cap
         path: list[str] = []
         errors: list[str] = []
         attempts: list[_Attempt] = []

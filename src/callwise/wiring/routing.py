@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from callwise.evaluation.budgets import BudgetCaps
 from callwise.infra.logs import redact
 from callwise.infra.telemetry import MeteredCostSink
 from callwise.routing.budget import ContextBudget, default_budget
@@ -186,13 +187,16 @@ def build_router(settings: Settings, pool: Any = None, embedder: Any = None) -> 
                   max_tokens=cfg.max_tokens, price=cfg.price, timeout_s=cfg.timeout_s, logprobs=cfg.logprobs,
                   budget=tier_budget(settings, name, cfg))
              for name, cfg in plan.tiers.items()]
-    return CascadingRouter(
+    router = CascadingRouter(
         tiers, MeteredCostSink(PostgresCostSink(pool)) if pool is not None else NullCostSink(),
         confidence_threshold=settings.confidence_threshold,
         prompt_store=PostgresPromptStore(pool) if pool is not None else None,
         timeout_s=settings.provider_timeout_s,
         first_word_s=settings.turn_first_word_s, give_up_s=settings.turn_give_up_s, redact=redact,
     )
+    if pool is not None:  # a spent hard-capped budget holds the org to the cheapest tier (issue 24)
+        router.budget_cap = BudgetCaps(pool).reason_for
+    return router
 
 
 def tier3_price(settings: Settings) -> Price:
