@@ -20,7 +20,7 @@ from aiohttp import web
 
 from callwise.api.services import CrmAuth, error, read_body, services_of, signed_url
 from callwise.integrations.crm.oauth import OAuthError, exchange_code, verify_state
-from callwise.integrations.crm.sync import SyncResult, apply_hubspot_events, valid_hubspot_signature
+from callwise.integrations.crm.sync import SyncResult, apply_hubspot_events_in, valid_hubspot_signature
 from callwise.integrations.webhooks import first_delivery
 
 log = logging.getLogger("callwise.crm")
@@ -59,12 +59,12 @@ async def hubspot_webhook(request: web.Request) -> web.Response:
             log.warning("HubSpot webhook with a bad or stale signature refused")
             return error(403, "bad or stale signature")
         fresh = []
-        async with pool.acquire() as conn:
+        async with pool.acquire() as conn, conn.transaction():  # replay keys commit with what the events changed
             for ev in group:
                 key = str(ev.get("eventId") or f"{ev.get('subscriptionType')}:{ev.get('objectId')}:{ev.get('occurredAt')}")
                 if await first_delivery(conn, org_id, "hubspot", key):
                     fresh.append(ev)
-        total.add(await apply_hubspot_events(pool, org_id, fresh))
+            total.add(await apply_hubspot_events_in(conn, org_id, fresh))
         total.ignored += len(group) - len(fresh)
     return web.json_response(total.as_dict())
 

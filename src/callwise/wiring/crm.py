@@ -39,7 +39,7 @@ def oauth_app(settings: Settings, provider: str) -> OAuthApp:
 
 
 def state_key(settings: Settings) -> bytes:
-    """The HMAC key for OAuth state, derived from the credential encryption key (never stored apart)."""
+    """The key of the OAuth state tokens (Fernet), derived from the credential encryption key (never stored apart)."""
     if settings.encryption_key is not None:
         material = settings.encryption_key.get_secret_value().encode()
     else:

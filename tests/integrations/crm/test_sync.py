@@ -95,9 +95,11 @@ def test_oauth_state_is_signed_bound_and_expiring():
         verify_state(key, state, "salesforce", now=1001.0)
     with pytest.raises(OAuthError, match="expired"):
         verify_state(key, state, "hubspot", now=1000.0 + 601)
-    body, sig = state.split(".")
-    forged = base64.urlsafe_b64encode(b'{"org":"org-2","provider":"hubspot","nonce":"n","exp":9999999999}').decode().rstrip("=")
+    forged = sign_state(b"x" * 32, organization_id="org-2", provider="hubspot")  # another server's key
     with pytest.raises(OAuthError, match="not signed"):
-        verify_state(key, f"{forged}.{sig}", "hubspot")
+        verify_state(key, forged, "hubspot")
+    tampered = state[:-6] + ("A" if state[-6] != "A" else "B") + state[-5:]
+    with pytest.raises(OAuthError, match="not signed"):
+        verify_state(key, tampered, "hubspot", now=1001.0)
     with pytest.raises(OAuthError, match="malformed"):
         verify_state(key, "garbage", "hubspot")

@@ -1,16 +1,17 @@
 """OAuth 2 connect for the CRMs: the authorize URL with a signed, expiring, single-use ``state``,
 and the code exchange on the callback.
 
-``state`` is ``base64url(json{org, provider, nonce, exp}) . base64url(HMAC-SHA256(key, payload))``: the
-callback trusts the organization named in it only when the signature holds and it has not expired;
-single use is enforced by the caller recording the nonce (``callwise.integrations.webhooks.first_delivery``).
+``state`` is a Fernet token (``cryptography``, as for the stored credentials) of ``json{org, provider,
+nonce}``: authenticated and timestamped, read back with ``ttl`` so an old link is refused. The callback
+trusts the organization named in it only when the token holds and has not expired; single use is enforced
+by the caller recording the nonce (``callwise.integrations.webhooks.first_delivery``).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
-import hmac
 import json
 import secrets
 import time
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from cryptography.fernet import Fernet, InvalidToken
 
 STATE_TTL_S = 600
 
@@ -43,36 +45,49 @@ class OAuthApp:
             "scope": " ".join(self.scopes), "state": state})
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+def _fernet(key: bytes) -> Fernet:
+    """Fernet from a 32-byte key (``callwise.wiring.crm.state_key``, derived from the encryption key)."""
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"callwise-oauth-state\x00" + key).digest()))
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def sign_state(key: bytes, *, organization_id: str, provider: str, ttl_s: float = STATE_TTL_S,
-               now: float | None = None) -> str:
-    payload = json.dumps({"org": organization_id, "provider": provider, "nonce": secrets.token_urlsafe(16),
-                          "exp": int((now or time.time()) + ttl_s)}, separators=(",", ":")).encode()
-    return _b64(payload) + "." + _b64(hmac.new(key, payload, hashlib.sha256).digest())
-
-
-def verify_state(key: bytes, state: str, provider: str, *, now: float | None = None) -> dict[str, Any]:
-    """The state's payload (org, provider, nonce, exp) if it is ours, for ``provider``, and unexpired."""
+def _fernet_shaped(state: str) -> bool:
     try:
-        body, sig = state.split(".", 1)
-        payload = _unb64(body)
-        good = hmac.compare_digest(_unb64(sig), hmac.new(key, payload, hashlib.sha256).digest())
-        data = json.loads(payload) if good else None
-    except (ValueError, TypeError):
+        raw = base64.urlsafe_b64decode(state.encode("ascii"))
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return False
+    return len(raw) >= 57 and raw[0] == 0x80  # version byte, timestamp, IV, one block, HMAC
+
+
+def sign_state(key: bytes, *, organization_id: str, provider: str, now: float | None = None) -> str:
+    payload = json.dumps({"org": organization_id, "provider": provider, "nonce": secrets.token_urlsafe(16)},
+                         separators=(",", ":")).encode()
+    when = int(now if now is not None else time.time())
+    return _fernet(key).encrypt_at_time(payload, when).decode()
+
+
+def verify_state(key: bytes, state: str, provider: str, *, ttl_s: int = STATE_TTL_S,
+                 now: float | None = None) -> dict[str, Any]:
+    """The state's payload (org, provider, nonce) if it is ours, for ``provider``, and at most ``ttl_s`` old."""
+    f, at = _fernet(key), int(now if now is not None else time.time())
+    token = state.encode()
+    try:
+        payload = f.decrypt_at_time(token, ttl_s, at)
+    except InvalidToken:
+        try:  # ours but too old, or not ours at all?
+            f.decrypt_at_time(token, 10 ** 9, at)
+        except InvalidToken:
+            if not _fernet_shaped(state):
+                raise OAuthError("the state parameter is malformed") from None
+            raise OAuthError("the state parameter is not signed by this callwise") from None
+        raise OAuthError("the connect link expired; run `callwise integrations connect` again") from None
+    try:
+        data = json.loads(payload)
+    except ValueError:
         raise OAuthError("the state parameter is malformed") from None
     if not isinstance(data, dict):
-        raise OAuthError("the state parameter is not signed by this callwise")
+        raise OAuthError("the state parameter is malformed")
     if data.get("provider") != provider:
         raise OAuthError(f"the state was issued for {data.get('provider')}, not {provider}")
-    if float(data.get("exp", 0)) < (now or time.time()):
-        raise OAuthError("the connect link expired; run `callwise integrations connect` again")
     return data
 
 

@@ -12,9 +12,6 @@ Sources: HubSpot's webhook events (``webhook_events`` below; signature checked b
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,17 +26,24 @@ _HUBSPOT_COLUMNS = {"email": "email", "phone": "phone", "company": "company"}
 
 def valid_hubspot_signature(*, client_secret: str, method: str, uri: str, body: bytes, timestamp: str,
                             signature: str, now_ms: float | None = None) -> bool:
-    """HubSpot v3: base64(HMAC-SHA256(secret, method + uri + body + timestamp)), at most 5 minutes old."""
+    """HubSpot v3 through the SDK's ``Signature.is_valid`` (base64 HMAC-SHA256 over method + uri + body +
+    timestamp); the timestamp must be within 5 minutes either way (the SDK alone accepts future ones)."""
+    from hubspot.utils.signature import Signature  # type: ignore[import-untyped]
+
     try:
         ts = int(timestamp)
-    except ValueError:
+        text = body.decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
         return False
     now_ms = time.time() * 1000 if now_ms is None else now_ms
     if abs(now_ms - ts) > HUBSPOT_WINDOW_S * 1000:
         return False
-    message = method.upper().encode() + uri.encode() + body + timestamp.encode()
-    expected = base64.b64encode(hmac.new(client_secret.encode(), message, hashlib.sha256).digest()).decode()
-    return hmac.compare_digest(expected, signature)
+    try:
+        return bool(Signature.is_valid(signature=signature, client_secret=client_secret, request_body=text,
+                                       http_uri=uri, http_method=method.upper(), signature_version="v3",
+                                       timestamp=timestamp))
+    except Exception:  # noqa: BLE001 - InvalidSignatureTimestampError (the SDK's own clock check)
+        return False
 
 
 @dataclass
@@ -101,43 +105,48 @@ async def merge(conn: Any, organization_id: str, provider: str, merged_ids: Iter
 
 async def apply_hubspot_events(pool: Any, organization_id: str, events: Iterable[Mapping[str, Any]]) -> SyncResult:
     """Contact events from a (verified) HubSpot webhook: propertyChange, deletion, merge, privacyDeletion."""
-    result = SyncResult()
     async with pool.acquire() as conn, conn.transaction():
-        for ev in events:
-            kind = str(ev.get("subscriptionType", ""))
-            oid = str(ev.get("objectId", ""))
-            if not kind.startswith("contact.") or not oid:
-                result.ignored += 1
-                continue
-            if kind in ("contact.deletion", "contact.privacyDeletion"):
-                result.unlinked += await unlink(conn, organization_id, "hubspot", oid)
-            elif kind == "contact.merge":
-                merged = [str(x) for x in ev.get("mergedObjectIds") or []]
-                primary = str(ev.get("primaryObjectId") or oid)
-                result.merged += await merge(conn, organization_id, "hubspot", merged, primary)
-            elif kind == "contact.propertyChange":
-                prop, value = str(ev.get("propertyName", "")), ev.get("propertyValue")
-                if prop in _HUBSPOT_COLUMNS:
-                    col = _HUBSPOT_COLUMNS[prop]  # a fixed column name from the table above, never request text
-                    res = await conn.execute(
-                        f"update end_users set {col} = $4, updated_at = now() where organization_id = $1 "
-                        "and provider = $2 and external_id = $3", organization_id, "hubspot", oid,
-                        None if value in (None, "") else str(value)[:500])
-                    result.updated += res.endswith(" 1")
-                elif prop in ("firstname", "lastname"):
-                    row = await conn.fetchrow("select full_name from end_users where organization_id = $1 and "
-                                              "provider = 'hubspot' and external_id = $2", organization_id, oid)
-                    if row is not None:
-                        first, _, last = (row["full_name"] or "").partition(" ")
-                        first, last = (str(value or ""), last) if prop == "firstname" else (first, str(value or ""))
-                        await conn.execute("update end_users set full_name = $3, updated_at = now() where "
-                                           "organization_id = $1 and provider = 'hubspot' and external_id = $2",
-                                           organization_id, oid, " ".join(x for x in (first, last) if x) or None)
-                        result.updated += 1
-                else:
-                    result.ignored += 1
+        return await apply_hubspot_events_in(conn, organization_id, events)
+
+
+async def apply_hubspot_events_in(conn: Any, organization_id: str, events: Iterable[Mapping[str, Any]]) -> SyncResult:
+    """:func:`apply_hubspot_events` inside the caller's transaction (with the replay keys it records)."""
+    result = SyncResult()
+    for ev in events:
+        kind = str(ev.get("subscriptionType", ""))
+        oid = str(ev.get("objectId", ""))
+        if not kind.startswith("contact.") or not oid:
+            result.ignored += 1
+            continue
+        if kind in ("contact.deletion", "contact.privacyDeletion"):
+            result.unlinked += await unlink(conn, organization_id, "hubspot", oid)
+        elif kind == "contact.merge":
+            merged = [str(x) for x in ev.get("mergedObjectIds") or []]
+            primary = str(ev.get("primaryObjectId") or oid)
+            result.merged += await merge(conn, organization_id, "hubspot", merged, primary)
+        elif kind == "contact.propertyChange":
+            prop, value = str(ev.get("propertyName", "")), ev.get("propertyValue")
+            if prop in _HUBSPOT_COLUMNS:
+                col = _HUBSPOT_COLUMNS[prop]  # a fixed column name from the table above, never request text
+                res = await conn.execute(
+                    f"update end_users set {col} = $4, updated_at = now() where organization_id = $1 "
+                    "and provider = $2 and external_id = $3", organization_id, "hubspot", oid,
+                    None if value in (None, "") else str(value)[:500])
+                result.updated += res.endswith(" 1")
+            elif prop in ("firstname", "lastname"):
+                row = await conn.fetchrow("select full_name from end_users where organization_id = $1 and "
+                                          "provider = 'hubspot' and external_id = $2", organization_id, oid)
+                if row is not None:
+                    first, _, last = (row["full_name"] or "").partition(" ")
+                    first, last = (str(value or ""), last) if prop == "firstname" else (first, str(value or ""))
+                    await conn.execute("update end_users set full_name = $3, updated_at = now() where "
+                                       "organization_id = $1 and provider = 'hubspot' and external_id = $2",
+                                       organization_id, oid, " ".join(x for x in (first, last) if x) or None)
+                    result.updated += 1
             else:
                 result.ignored += 1
+        else:
+            result.ignored += 1
     return result
 
 
