@@ -15,7 +15,8 @@ each answerer from the same sources.
 Per answer: ``similarity`` (MiniLM cosine to the expected answer), ``items`` (share of the expected
 answer's numbers and listed identifiers present, case-insensitive; rows with none count as 1),
 ``speakable`` (``callwise.routing.text.speakable_problems`` finds nothing: no unbalanced brackets, no syntax
-synopsis, no markup, no table debris), ``correct`` (similarity >= 0.7 and every item present), words,
+synopsis, no markup, no table debris; with ``--voice`` the answers are composed for a voice call and
+also checked for code, paths, option lists, more than one identifier and captions without their example), ``correct`` (similarity >= 0.7 and every item present), words,
 latency, and whether the top source is one of the golden pages (``page_hit``). Reported per set and as
 the mean over the sets.
 
@@ -52,6 +53,7 @@ from callwise.routing.text import speakable_problems  # noqa: E402
 from callwise.routing.types import Grounding, sources_from  # noqa: E402
 
 ANSWERS = ROOT / "bench" / "data" / "answers"
+VOICE = [False]  # --voice: answers are spoken, speakable is checked with the voice rules
 PUBLIC_SETS = ("pydoc", "sqlite", "git")
 
 
@@ -178,7 +180,7 @@ async def run_pages(args: argparse.Namespace) -> dict[str, Any]:
                                         .read_text().splitlines() if x.strip())}
         per: dict[str, list[dict[str, Any]]] = {n: [] for n in answerers}
         for i, row in enumerate(rows):
-            g = Grounding(row["question"], tuple(page_sources(row, corpus, chunker)))
+            g = Grounding(row["question"], tuple(page_sources(row, corpus, chunker)), spoken=args.voice)
             for name, prov in answerers.items():
                 gen = await prov.generate([], grounding=g, max_tokens=args.max_tokens, temperature=0.0)
                 per[name].append(score_answer(row, gen, embed, True))
@@ -194,7 +196,11 @@ def score_answer(row: dict[str, Any], gen: Any, embed: Any, hit: bool) -> dict[s
     vecs = embed([text or "-", row["expected_answer"]])
     sim = float(vecs[0] @ vecs[1])
     items, missing = items_present(text, row["expected_answer"], row.get("identifiers", []))
-    problems = speakable_problems(text)
+    if VOICE[0]:  # what a caller hears: the voice path passes every answer through the speakable normaliser
+        from callwise.routing.speakable import speakable
+
+        text = speakable(text)
+    problems = speakable_problems(text, voice=VOICE[0])
     return {"id": row["_id"], "similarity": round(sim, 4), "items": round(items, 3), "missing": missing,
             "speakable": not problems, "problems": problems, "correct": sim >= 0.7 and items == 1.0,
             "page_hit": hit, "words": len(text.split()), "latency_ms": round(gen.latency_ms, 1),
@@ -249,7 +255,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 sources = tuple(sources_from(res.chunks))
                 top = mapping.get(res.chunks[0].document, res.chunks[0].document) if res.chunks else ""
                 hit = any(top == p or top.endswith(p) for p in row["pages"])
-                g = Grounding(row["question"], sources)
+                g = Grounding(row["question"], sources, spoken=args.voice)
                 for name, prov in answerers.items():
                     gen = await prov.generate([], grounding=g, max_tokens=args.max_tokens, temperature=0.0)
                     per[name].append(score_answer(row, gen, embed, hit))
@@ -275,8 +281,11 @@ def main() -> None:
                     help="retrieved: ingest + the default retriever's top 5; page: the golden page(s) chunked, "
                          "the 3 parents sharing most question words (answer quality alone, no database)")
     ap.add_argument("--max-tokens", type=int, default=120)
+    ap.add_argument("--voice", action="store_true", help="answer for a voice call (no code, paths or option lists "
+                    "read out) and check speakable with the voice rules")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    VOICE[0] = args.voice
     out = asyncio.run(run_pages(args) if args.sources == "page" else run(args))
     if args.json:
         print(json.dumps(out, indent=2))

@@ -339,7 +339,7 @@ async def per_tier(args: argparse.Namespace, questions: dict[str, str],
                          "confidence_ms": sum(e.latency_ms for e in conf_ev),
                          "prompt_tokens_counted": (ans.context.get(tier.name) or {}).get("prompt_tokens"),
                          "cost_usd": sum(e.cost_usd for e in events), "context": ans.context.get(tier.name),
-                         "answer": ans.text, "spoken": spoken, "spoken_problems": speakable_problems(spoken),
+                         "answer": ans.text, "spoken": spoken, "spoken_problems": speakable_problems(spoken, voice=args.modality in ("voice", "video")),
                          "raw_problems": speakable_problems(ans.text)})
         ok = [r for r in rows if r["ok"]]  # providers are shared with the cascade: closed once, at the end
         out[tier.name] = {
@@ -376,7 +376,7 @@ async def per_tier(args: argparse.Namespace, questions: dict[str, str],
                          "input_tokens": ans.input_tokens, "output_tokens": ans.output_tokens, "ttft_ms": first,
                          "latency_ms": ans.latency_ms, "cost_usd": ans.cost_usd, "error": ans.error,
                          "context": ans.context, "answer": ans.text, "spoken": spoken,
-                         "spoken_problems": speakable_problems(spoken)})
+                         "spoken_problems": speakable_problems(spoken, voice=args.modality in ("voice", "video"))})
         await router.aclose()
         out["cascade"] = rows
     await full.aclose()

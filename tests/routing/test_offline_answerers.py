@@ -171,6 +171,25 @@ async def test_extractive_answer_is_speakable_and_short(minilm, tmp_path: Path) 
     assert "900" in gen.text and not speakable_problems(gen.text), gen.text
 
 
+async def test_a_spoken_answer_reads_no_command_and_says_where_it_is(minilm, tmp_path: Path) -> None:
+    from callwise.routing.text import CODE_POINTER, speakable_problems
+    from callwise.routing.types import SourceDoc
+
+    page = SourceDoc(1, "git-credential-cache.html", "git-credential-cache(1)", _page_text(tmp_path, MANUAL_PAGE))
+    p = ExtractiveProvider(minilm)
+    q = "How can I make git keep my password for an hour?"
+    typed = await p.generate([], grounding=Grounding(q, (page,)))
+    spoken = await p.generate([], grounding=Grounding(q, (page,), spoken=True))
+    assert "cache --timeout=3600" in typed.text  # a text channel gets the command
+    assert "git config" not in spoken.text and "timeout=" not in spoken.text, spoken.text
+    assert spoken.text.endswith(CODE_POINTER) and spoken.text.count(CODE_POINTER) == 1, spoken.text
+    assert not speakable_problems(spoken.text, voice=True), (speakable_problems(spoken.text, voice=True), spoken.text)
+    plain = await p.generate([], grounding=Grounding("Do the stored credentials ever touch the disk?", (page,), spoken=True))
+    assert plain.text.startswith("This command caches credentials in memory") or "never touch the disk" in \
+        plain.text.split(".")[0], plain.text  # the answering sentence comes first
+    assert CODE_POINTER not in plain.text
+
+
 def test_speakable_problems() -> None:
     from callwise.routing.text import speakable_problems
 

@@ -16,7 +16,7 @@ from callwise.routing.speakable import (
     speakable_deltas,
     trim_to_sentence,
 )
-from callwise.routing.text import speakable_problems
+from callwise.routing.text import CODE_POINTER, speakable_problems
 
 # The shape of the answer in issue 14 (Markdown, two fenced SQL blocks, a list, a URL, cut off by the cap).
 MARKDOWN_ANSWER = """To change a password, use the **ALTER USER** statement [2]. Here is how:
@@ -45,9 +45,11 @@ def test_markdown_answer_becomes_plain_sentences() -> None:
     for gone in ("**", "`", "```", "http", "[2]", "###", "SELECT usename", "1."):
         assert gone not in out
     assert "ALTER USER statement" in out and "Connect as an administrator." in out
-    assert "The command is: passwd alice." in out  # a short one-line block is said in words
+    assert "passwd alice" not in out and "The command is" not in out  # no code block is read out, short or long
     assert "See the manual if stuck" not in out  # the cut-off last sentence is not said
-    assert out.endswith("You need the old password.")
+    assert out.endswith("You need the old password. " + CODE_POINTER)  # said once, where the command is
+    assert out.count(CODE_POINTER) == 1
+    assert not speakable_problems(out, voice=True), speakable_problems(out, voice=True)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -90,3 +92,31 @@ def test_short_code_in_words_and_sentences_kept_whole() -> None:
 def test_text_channels_keep_markdown() -> None:
     assert needs_speakable("voice") and needs_speakable("video")
     assert not needs_speakable("text") and not needs_speakable("screen_share")
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("To change it: ALTER USER bob WITH PASSWORD 'secret';", "code"),
+    ("Run git config --global credential.helper store.", "code"),
+    ("Then type $ make install in the folder.", "code"),
+    ("Say git config dash dash global to set it.", "code"),
+    ("Edit /etc/apache2/apache2.conf and reload.", "path"),
+    ("Pass -v and --quiet together.", "option list"),
+    ("Call sqlite3_open() and then sqlite3_close() when done.", "identifiers"),
+    ("To raise the cache time, run:", "caption without its example"),
+    ("The following example shows a password that expires at the end of the year:", "caption without its example"),
+])
+def test_voice_problems_name_what_a_caller_cannot_follow(text: str, problem: str) -> None:
+    assert problem in speakable_problems(text, voice=True)
+    assert problem not in speakable_problems(text)  # text channels keep their commands
+
+
+@pytest.mark.parametrize("text", [
+    "Set the credential helper to store in your global Git configuration.",
+    "Use the htpasswd utility to create the password file.",
+    "The .htaccess file is read on every request, so a change takes effect at once.",
+    "Note: this applies to Windows only.",
+    "Python 3.11 added it, e.g. for the version 2.4.1 server.",
+    "Select a row from the list, then update the table.",
+])
+def test_voice_allows_plain_instructions_and_one_short_name(text: str) -> None:
+    assert speakable_problems(text, voice=True) == []

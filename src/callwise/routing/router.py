@@ -21,6 +21,7 @@ from callwise.routing.pricing import Price
 from callwise.routing.prompts import FittedPrompt, PostgresPromptStore, PromptLibrary, clip_question, evidence_sources
 from callwise.routing.providers.base import Provider, ProviderError
 from callwise.routing.resilience import CircuitBreaker, RetryPolicy, TurnDeadline, call_with_retries, no_redaction
+from callwise.routing.speakable import needs_speakable
 from callwise.routing.types import CustomerContext, Generation, Grounding, Message, Modality, RoutedAnswer, SourceDoc
 
 log = logging.getLogger(__name__)
@@ -302,7 +303,7 @@ class CascadingRouter:
         log.warning("%s rejected a %d-token prompt for length; retrying once with %s tokens: %s", tier.name,
                     fitted.report.prompt_tokens, smaller.prompt_limit, first)
         fitted = refit(smaller)
-        grounding = Grounding(query=grounding.query, sources=tuple(fitted.sources))
+        grounding = Grounding(query=grounding.query, sources=tuple(fitted.sources), spoken=grounding.spoken)
         kwargs["max_tokens"] = smaller.max_output
         gen = await self._call(tier, fitted.messages, grounding=grounding, **kwargs)
         return gen, fitted
@@ -400,7 +401,7 @@ class CascadingRouter:
             except Exception as exc:  # noqa: BLE001
                 log.warning("prompt store unavailable, using built-in prompts: %s", exc)
         ids = dict(organization_id=organization_id, session_id=session_id, interaction_id=interaction_id)
-        grounding = Grounding(query=clip_question(query), sources=tuple(sources))
+        grounding = Grounding(query=clip_question(query), sources=tuple(sources), spoken=needs_speakable(modality))
         context: dict[str, Any] = {}  # per tier: what the context budget kept and cut
         cap = await self.budget_cap(organization_id) if self.budget_cap is not None else None
         plan = self.tiers[:1] if cap else self._plan(complexity.tier)
@@ -456,7 +457,7 @@ class CascadingRouter:
                 return fitted
 
             fitted = refit(tier.budget)
-            grounding = Grounding(query=grounding.query, sources=tuple(fitted.sources))
+            grounding = Grounding(query=grounding.query, sources=tuple(fitted.sources), spoken=grounding.spoken)
             try:
                 gen, fitted = await self._fitted_call(tier, fitted, refit, grounding=grounding,
                                        temperature=options.temperature,

@@ -5,10 +5,12 @@ blocks, a bullet list, a sentence cut off by the token cap). ``speakable(text)``
 answer into plain sentences; ``SpeakableStream`` does the same on a stream of deltas, releasing
 text sentence by sentence (what TTS wants anyway), so it can sit between a streamed answer and TTS:
 
-- code fences: a short one-line command is said in words ("git config dash dash global user dot
-  name"); a longer block is not read out (the caller cannot follow it by ear);
-- inline code in words the same way; Markdown emphasis, headings, quotes, tables and HTML tags
-  removed; links keep their text, a bare URL is said as "the website";
+- code is never read out (issue 21: a caller cannot follow SQL or a command line by ear): a code
+  block is dropped, inline code of more than one word becomes "the command", and once the answer
+  is over one sentence says where the exact command is written (``CODE_POINTER``); a single
+  inline name (``passwd``) is said in words, as the one identifier an answer may name;
+- Markdown emphasis, headings, quotes, tables and HTML tags removed; links keep their text, a bare
+  URL is said as "the website";
 - bullets and numbered items become sentences; citation marks ([1]) are removed;
 - at the end of the stream, a trailing fragment that is not a complete sentence (the token cap cut
   it) is dropped when a complete sentence was already said, else finished with a full stop.
@@ -21,6 +23,8 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
+
+from callwise.routing.text import CODE_POINTER
 
 #: a command longer than this many words is not read out
 SHORT_CODE_WORDS = 8
@@ -62,8 +66,8 @@ def code_in_words(code: str) -> str:
 def _inline(text: str) -> str:
     """Inline Markdown/HTML of one line to speech."""
     text = _MD_LINK.sub(lambda m: m.group(1), text)
-    text = _INLINE_CODE.sub(lambda m: code_in_words(m.group(1)) if len(m.group(1).split()) <= SHORT_CODE_WORDS
-                            else "the command shown in the manual", text)
+    text = _INLINE_CODE.sub(lambda m: code_in_words(m.group(1)) if len(m.group(1).split()) <= 1
+                            else "the command", text)
     text = _URL.sub("the website", text)
     text = _CITE.sub("", text)
     text = _HTML.sub(" ", text)
@@ -93,10 +97,8 @@ def _finish(sentence: str) -> str:
 
 
 def _code_block(body: str) -> str:
-    lines = [ln.strip() for ln in body.strip().splitlines() if ln.strip() and not ln.strip().startswith(("#", "//", "--"))]
-    if len(lines) == 1 and len(lines[0].split()) <= SHORT_CODE_WORDS:
-        return "The command is: " + code_in_words(lines[0].lstrip("$> ")) + "."
-    return ""  # too long to follow by ear
+    """Nothing: a code block is not read out, whatever its length (the stream says where it is)."""
+    return ""
 
 
 @dataclass
@@ -113,6 +115,8 @@ class SpeakableStream:
     _pending: str = ""  # normalised text not yet ending a sentence
     said_sentence: bool = False
     dropped: list[str] = field(default_factory=list)  # what was not read out (long code, a cut-off tail)
+    code_dropped: bool = False  # a command was left out: the pointer to it is said at the end
+    _pointed: bool = False
 
     def reset(self) -> None:
         self.__init__(boundaries=self.boundaries)  # type: ignore[misc]
@@ -152,6 +156,8 @@ class SpeakableStream:
         self._buf = ""
         if self._in_fence:  # an unclosed fence at the end: treat what came as the block
             self._in_fence = False
+            if any(ln.strip() for ln in self._fence):
+                self.code_dropped = True
             tail += self._add(_code_block("\n".join(self._fence)), unit=True)
             self._fence.clear()
         text = self._release(tail)
@@ -164,6 +170,9 @@ class SpeakableStream:
                 self.dropped.append(rest)  # cut off by the token cap: not said
             else:
                 text += _finish(rest)
+        if self.code_dropped and not self._pointed:
+            self._pointed = True
+            text += (" " if text or self.said_sentence else "") + CODE_POINTER
         return text.strip() if not self.said_sentence else text.rstrip()
 
     # -- internals
@@ -186,14 +195,17 @@ class SpeakableStream:
                 block = "\n".join(self._fence)
                 self._fence.clear()
                 said = _code_block(block)
-                if not said:
+                if not said and block.strip():
                     self.dropped.append(block)
+                    self.code_dropped = True
                 return self._add(said, unit=True)
             self._in_fence = True
             return self._add("", unit=True)
         if self._in_fence:
             self._fence.append(line)
             return ""
+        if any(len(m.group(1).split()) > 1 for m in _INLINE_CODE.finditer(line)):
+            self.code_dropped = True  # said as "the command"
         text, unit = _line(line)
         if complete and not unit and not stripped:
             return self._add("", unit=True)  # a blank line ends a paragraph

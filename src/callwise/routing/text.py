@@ -110,11 +110,81 @@ def brackets_balanced(text: str) -> bool:
     return not stack
 
 
-def speakable_problems(text: str) -> list[str]:
+#: said after a spoken answer in place of a command, a path or an option list that was not read out
+CODE_POINTER = ("The exact command is written out in the article this comes from, "
+                "which is easier than following it by ear.")
+
+
+# --- what a voice answer must not read out (``speakable_problems(text, voice=True)``) ------------
+_SQL = re.compile(
+    r"\b(?:SELECT\s+[\w*]|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(?:TEMP\s+|UNIQUE\s+|VIRTUAL\s+)?"
+    r"(?:TABLE|INDEX|VIEW|TRIGGER)|DROP\s+(?:TABLE|INDEX|VIEW)|ALTER\s+TABLE|PRAGMA\s+\w|WHERE\s+\w+\s*[=<>])"
+    r"|[\w'\")]\s*;(?:\s|$)", re.IGNORECASE)
+_SQL_KEYWORDS = re.compile(r"\b(?:SELECT|INSERT|UPDATE|DELETE|CREATE|PRAGMA|ALTER|DROP|WHERE|VALUES)\b")
+_SHELL = re.compile(
+    r"(?:^|\s)(?:\$|%|>>>|sqlite>|#)\s+\S"  # a prompt
+    r"|\b(?:git|sqlite3|python3?|pip3?|apache2?ctl|httpd|a2en\w+|a2dis\w+|htpasswd|htdigest|sudo|systemctl|"
+    r"chmod|chown|mkdir|curl|wget|ssh|openssl|rotatelogs)\s+(?:-{1,2}\w|[\w.-]+\s+-{1,2}\w|\w+\.\w+)"  # with options or a file
+    r"|\s\|\s*\w|&&|\s>>?\s*\S|\b2>&1\b")  # pipes, redirections
+_OPTIONS = re.compile(r"(?:^|[\s(,])(?:--[a-z][\w-]+(?:=\S+)?|-[a-zA-Z]\b)")
+_PATH = re.compile(r"(?:^|[\s(\"'])(?:~|\.{1,2})?/[\w.@-]+/[\w.@/-]*|\b[A-Z]:\\\\?\w|(?:^|\s)~/[\w.-]+")
+_CODE_IN_WORDS = re.compile(r"\bdash dash\b|\b\w+ dot \w+ dot\b|\bsemicolon\b|\bunderscore\b|\bopen paren\b|"
+                            r"\bequals sign\b|\bslash \w+ slash\b|\bThe command is:", re.IGNORECASE)
+_IDENT = re.compile(
+    r"(?<![\w.-])(?:"
+    r"[A-Za-z_][\w]*\(\)?(?=\()|[A-Za-z_]\w*\(\)"  # a call: name() or name(
+    r"|[a-z]+_[a-z0-9_]+"  # snake_case
+    r"|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?<!\.)(?=[\s,;:)\]!?]|\.\s|\.$|$)"  # dotted.name or file.ext
+    r"|--?[a-z][\w-]+"  # an option
+    r"|[a-z]+[A-Z]\w*"  # camelCase
+    r"|[A-Z][a-z]+[A-Z]\w*"  # CamelCase with an inner capital
+    r"|\.[a-z]{3,}\w*"  # a dotfile (.htaccess, .gitconfig)
+    r"|[A-Z]{2,}_[A-Z0-9_]+"  # A_CONSTANT
+    r")")
+_COMMON_DOTTED = re.compile(r"^(?:e\.g|i\.e|etc|vs|a\.m|p\.m|U\.S|www\.\w+|\d[\d.]*)$", re.IGNORECASE)
+_CAPTION = re.compile(r"(?:^|[.!?]\s+)(?:[^\s.!?:]+\s+){2,}[^\s.!?:]+:\s*(?=$|[A-Z\"'(])"
+                      r"|\b(?:for example|for instance|such as|like this|as follows|the following)\s*[.:]?\s*$",
+                      re.IGNORECASE)
+
+
+def identifiers(text: str) -> list[str]:
+    """Identifier-like tokens a listener would have to spell out: calls, snake_case, dotted names and
+    file names, options, camelCase, dotfiles, constants."""
+    out = []
+    for m in _IDENT.finditer(text):
+        tok = m.group(0).rstrip(".")
+        if tok and not _COMMON_DOTTED.match(tok) and tok not in out:
+            out.append(tok)
+    return out
+
+
+def voice_problems(text: str) -> list[str]:
+    """What a voice answer must not do (issue 21): read ``code`` (SQL, a command line, a prompt, code
+    said in words), a ``path``, an ``option list`` (two options or more), ``identifiers`` (more than
+    one: one short name is fine where it is the answer), or say a ``caption without its example``
+    ("To set it, run:" with nothing after)."""
+    problems = []
+    if _SQL.search(text) and (len(_SQL_KEYWORDS.findall(text)) >= 1 or ";" in text) or _SHELL.search(text) \
+            or _CODE_IN_WORDS.search(text):
+        problems.append("code")
+    if _PATH.search(text):
+        problems.append("path")
+    if len(_OPTIONS.findall(text)) >= 2:
+        problems.append("option list")
+    if len(identifiers(text)) > 1:
+        problems.append("identifiers")
+    if _CAPTION.search(text.strip()):
+        problems.append("caption without its example")
+    return problems
+
+
+def speakable_problems(text: str, *, voice: bool = False) -> list[str]:
     """Why ``text`` would sound wrong read aloud: ``unbalanced brackets``, ``syntax synopsis``
     (``git commit [-a | --interactive] [<file>...]``), ``markup`` (HTML, Markdown, reST) or
-    ``table debris``. Empty when it can be read out as it is."""
-    problems = []
+    ``table debris``; with ``voice``, also what a caller cannot follow by ear (``voice_problems``:
+    code, paths, option lists, more than one identifier, a caption without its example). Empty
+    when it can be read out as it is."""
+    problems = voice_problems(text) if voice else []
     if not brackets_balanced(text):
         problems.append("unbalanced brackets")
     if _SYNOPSIS.search(text):

@@ -69,6 +69,8 @@ class Grounding:
 
     query: str
     sources: tuple[SourceDoc, ...] = ()
+    #: the answer will be spoken (voice, video): no code, paths or option lists read out
+    spoken: bool = False
 
 
 @dataclass

@@ -21,7 +21,14 @@ import numpy as np
 
 from callwise.routing import answer_type
 from callwise.routing.providers.base import Provider, Stopwatch
-from callwise.routing.text import approx_tokens, sentences, speakable_problems, strip_markdown
+from callwise.routing.text import (
+    CODE_POINTER,
+    approx_tokens,
+    sentences,
+    speakable_problems,
+    strip_markdown,
+    voice_problems,
+)
 from callwise.routing.types import Generation, Grounding, Message
 
 EmbedFn = Callable[[list[str]], np.ndarray]
@@ -442,6 +449,15 @@ class ExtractiveProvider(Provider):
                            type_expected=0.0 if kind is None else 1.0, type_fit=float(fits[top]))
         if best < self.min_similarity:
             return NOT_FOUND, max(0.0, best), used
+        pointer = ""
+        if g.spoken:  # a caller cannot follow code, paths or option lists by ear: say the prose, point to the rest
+            sayable = [int(i) for i in order if not voice_problems(cands[int(i)][1].spoken)]
+            if not sayable or sayable[0] != top:
+                pointer = CODE_POINTER
+            if not sayable or float(sims[sayable[0]]) < self.min_similarity:
+                return pointer, best, used  # only the command answers: say where it is
+            top = sayable[0]
+            order = np.array(sayable)
         best_rank = cands[top][0]
         chosen = [top]
         words = _words(cands[top][1].spoken)
@@ -455,10 +471,14 @@ class ExtractiveProvider(Provider):
             # items present 0.464 -> 0.417)
             if rank == best_rank and float(scores[i]) >= float(scores[top]) - self.margin \
                     and words + _words(unit.spoken) <= self.max_words:
+                if g.spoken and voice_problems(" ".join(cands[j][1].spoken for j in [*chosen, int(i)])):
+                    continue  # together they would name more than one identifier
                 chosen.append(int(i))
                 words += _words(unit.spoken)
-        chosen.sort(key=lambda i: (cands[i][0], cands[i][1].pos))
-        return " ".join(cands[i][1].spoken for i in chosen), best, used
+        # the sentence that answers first, then the detail around it in the source's order
+        rest = sorted(chosen[1:], key=lambda i: (cands[i][0], cands[i][1].pos))
+        text = " ".join(cands[i][1].spoken for i in [chosen[0], *rest])
+        return (f"{text} {pointer}" if pointer else text), best, used
 
     def _rank_signals(self, question: str, qvec: np.ndarray,
                       units: list[Unit]) -> tuple[np.ndarray, answer_type.AnswerType | None, np.ndarray]:
