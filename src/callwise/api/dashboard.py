@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,6 +102,24 @@ def _org_plots(series: list[dict[str, Any]], tier_mix: dict[str, int]) -> dict[s
             "tiers": plots.tier_plot({"tier_counts": tier_mix}, "Answers by final tier, last 30 days")}
 
 
+_PLOT_CACHE: dict[str, tuple[float, str, dict[str, str]]] = {}
+PLOT_TTL_S = 60.0
+
+
+async def _plots_for(oid: str, series: list[dict[str, Any]], tier_mix: dict[str, int]) -> dict[str, str]:
+    """The org's plots, drawn again when their data changed and at most once a minute (matplotlib takes
+    hundreds of milliseconds a figure on a busy machine; the figures beside them are always fresh)."""
+    key = json.dumps([series, tier_mix], sort_keys=True)
+    now = time.monotonic()
+    hit = _PLOT_CACHE.get(oid)
+    if hit is not None and (hit[1] == key or now - hit[0] < PLOT_TTL_S):
+        return hit[2]
+    figures = await asyncio.to_thread(_org_plots, series, tier_mix)
+    figures["drawn_at"] = datetime.now(UTC).strftime("%H:%M:%S UTC")
+    _PLOT_CACHE[oid] = (now, key, figures)
+    return figures
+
+
 # -- pages ----------------------------------------------------------------------------------------------
 async def overview(request: web.Request) -> web.Response:
     pool = services_of(request).pool
@@ -134,14 +153,15 @@ async def org_page(request: web.Request) -> web.Response:
     oid = await org_id(request)
     slug = request.match_info["org"]
     breakers = getattr(services.router, "breaker_states", None)
-    today, month, series, cases, health, run = await asyncio.gather(
-        stats.org_stats(pool, oid, 1), stats.org_stats(pool, oid, 30), stats.daily_series(pool, oid, 30),
+    month = await stats.org_stats(pool, oid, 30)
+    today, series, cases, health, run = await asyncio.gather(
+        stats.org_stats(pool, oid, 1), stats.daily_series(pool, oid, 30, month["first_word_ms"]["p50_by_day"]),
         stats.open_case_list(pool, oid), stats.model_health(pool, oid, breakers=breakers),
         pool.fetchrow("select id, started_at, status, alerts, metrics from eval_runs where organization_id = $1 "
                       "order by started_at desc limit 1", oid))
     figures = None
     if month["calls"] or month["answered_turns"]:
-        figures = await asyncio.to_thread(_org_plots, series, month["tier_mix"])
+        figures = await _plots_for(oid, series, month["tier_mix"])
     nightly = None
     if run is not None:
         metrics = json.loads(run["metrics"]) or {}
