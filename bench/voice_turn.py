@@ -17,6 +17,16 @@ minute on 2 cores). The meeting call adds its utterances to the STT figures. Rep
 
 One warm-up turn runs first and is not counted. Wall-clock figures depend on the machine's load:
 run it alone.
+
+    python bench/voice_turn.py --live [--turn-detection audio,vad] [--only paused] [--json]
+
+``--live`` plays every support call in real time into the framework's own ``AgentSession``
+(``callwise.agent.live``: the caller waits for each answer, as a person would) once per turn
+detection mode, after warming every model, and reports p50/p95 of each agent turn's
+``last_word_to_first_audio``, ``end_of_turn_delay``, ``transcription_delay``, ``llm_ttft`` and
+``tts_ttfb``, the cut-ins (agent audio starting inside a caller's sentence; the ``paused-*`` calls
+hold 0.4-0.8 s pauses inside sentences), holding lines, generations the framework discarded, and
+whether every stored turn is one the caller heard. Real time: about 1.5 minutes a call and mode.
 """
 
 from __future__ import annotations
@@ -133,13 +143,117 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+TARGET_LIVE_P50_MS = 800.0
+TARGET_LIVE_P95_MS = 1300.0
+LIVE_KEYS = ("last_word_to_first_audio", "end_of_turn_delay", "transcription_delay", "llm_ttft", "tts_ttfb")
+
+
+async def run_live(args: argparse.Namespace) -> dict[str, Any]:
+    from _harness import ensure_example_kb  # bench-local helper
+
+    from callwise.agent.live import simulate_live
+    from callwise.agent.voice import build_stt, build_tts, build_turn_handling, build_vad, stt_choice, turn_detection_choice
+    from callwise.agent.warm import warm_up
+    from callwise.routing.resilience import HOLDING_LINE
+    from callwise.wiring.agent import open_components
+    from callwise.wiring.settings import Settings
+
+    calls_dir = Path(args.calls)
+    manifest = json.loads((calls_dir / "manifest.json").read_text())
+    calls = [c for c in manifest["calls"] if c["kind"] == "support" and (not args.only or args.only in c["file"])]
+    overrides: dict[str, Any] = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
+    settings = Settings(**overrides)
+    out: dict[str, Any] = {"stt": stt_choice(settings), "cpu_count": os.cpu_count(), "load_before": os.getloadavg(),
+                           "calls": [c["file"] for c in calls], "modes": {}}
+    async with open_components(settings) as comp:
+        org_id = await comp.runtime.org_id(args.org)
+        await ensure_example_kb(comp, org_id)
+        stt, vad, tts = build_stt(settings), build_vad(settings), build_tts(settings)
+        if tts is None:
+            raise SystemExit("--live needs espeak-ng (apt-get install espeak-ng)")
+        for mode in args.turn_detection.split(","):
+            handling = build_turn_handling(settings, mode, preemptive=args.preemptive)
+            name = turn_detection_choice(settings, mode)
+            warm = await warm_up(comp, stt=stt, vad=vad, tts=tts, turn_detector=handling["turn_detection"],
+                                 org_id=org_id)
+            values: dict[str, list[float]] = {k: [] for k in LIVE_KEYS}
+            per_call = []
+            for call in calls:
+                report = await simulate_live(calls_dir / call["file"], deps=comp.support_deps(), stt=stt, vad=vad,
+                                             tts=tts, organization_id=org_id, turn_handling=handling,
+                                             stt_name=out["stt"], turn_detection_name=name)
+                data = report.as_dict()
+                for t in data["turns"]:
+                    for k in LIVE_KEYS:
+                        v = t["latencies_ms"][k]
+                        if v is not None:
+                            values[k].append(v)
+                stored = await comp.pool.fetch("select role, text from turns where organization_id = $1 and "
+                                               "session_id = $2 order by seq", org_id, report.session_id)
+                heard = [t["agent_said"].strip() for t in data["turns"] if t["agent_said"]]
+                kept = [r["text"].strip() for r in stored if r["role"] == "assistant"]
+                per_call.append({
+                    "file": call["file"], "agent_turns": len(data["turns"]), "cut_ins": data["cut_ins"],
+                    "interrupted": sum(1 for t in data["turns"] if t["interrupted"]),
+                    "holding_lines": sum(1 for t in data["turns"] if t["agent_said"].startswith(HOLDING_LINE)),
+                    "discarded_generations": data["discarded_generations"],
+                    "premature_turns": data["premature_turns"],
+                    "stored_answers": len(kept), "stored_but_not_heard": len([k for k in kept if k not in heard]),
+                    "last_word_to_first_audio_ms": [t["latencies_ms"]["last_word_to_first_audio"]
+                                                    for t in data["turns"]],
+                    "wall_s": data["wall_s"]})
+                print(f"  [{name}] {call['file']}: {per_call[-1]}", file=sys.stderr, flush=True)
+            paused = [c for c in per_call if c["file"].startswith("paused-")]
+            out["modes"][name] = {
+                "warmup_s": warm, "preemptive_generation": args.preemptive,
+                **{f"{k}_ms": pct(v) for k, v in values.items()},
+                "cut_ins": sum(c["cut_ins"] for c in per_call),
+                "cut_ins_paused_calls": sum(c["cut_ins"] for c in paused),
+                "holding_lines": sum(c["holding_lines"] for c in per_call),
+                "discarded_generations": sum(c["discarded_generations"] for c in per_call),
+                "premature_turns": sum(c["premature_turns"] or 0 for c in per_call),
+                "premature_turns_paused_calls": sum(c["premature_turns"] or 0 for c in paused),
+                "stored_but_not_heard": sum(c["stored_but_not_heard"] for c in per_call),
+                "calls": per_call,
+            }
+    out["load_after"] = os.getloadavg()
+    out["targets"] = {"last_word_to_first_audio_p50_ms": TARGET_LIVE_P50_MS,
+                      "last_word_to_first_audio_p95_ms": TARGET_LIVE_P95_MS}
+    return out
+
+
+def print_live(result: dict[str, Any]) -> None:
+    print(f"live mode, STT {result['stt']}, load average before {result['load_before'][0]:.1f} "
+          f"after {result['load_after'][0]:.1f}")
+    for name, m in result["modes"].items():
+        print(f"turn detection {name} (preemptive generation {'on' if m['preemptive_generation'] else 'off'}):")
+        for k in LIVE_KEYS:
+            p = m[f"{k}_ms"]
+            print(f"  {k:<26} p50 {p['p50']} ms  p95 {p['p95']} ms  (n={p['n']})")
+        print(f"  turns ended mid-sentence {m['premature_turns']} (paused calls {m['premature_turns_paused_calls']}), "
+              f"cut-ins {m['cut_ins']} (paused calls {m['cut_ins_paused_calls']}), holding lines "
+              f"{m['holding_lines']}, discarded generations {m['discarded_generations']}, stored answers "
+              f"not heard {m['stored_but_not_heard']}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", default=str(ROOT / "examples" / "calls"))
     parser.add_argument("--org", default="bench-voice")
     parser.add_argument("--data-dir", default=None, help="callwise data dir (default: CALLWISE_DATA_DIR or .callwise)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--live", action="store_true", help="through the framework's AgentSession, in real time")
+    parser.add_argument("--turn-detection", default="audio,vad", help="--live: modes to compare (audio,vad)")
+    parser.add_argument("--preemptive", action="store_true", help="--live: the framework's preemptive generation on")
+    parser.add_argument("--only", default=None, help="--live: only the calls whose file name holds this")
     args = parser.parse_args()
+    if args.live:
+        live = asyncio.run(run_live(args))
+        if args.json:
+            print(json.dumps(live, indent=2))
+        else:
+            print_live(live)
+        return 0
     result = asyncio.run(run(args))
     if args.json:
         print(json.dumps(result, indent=2))

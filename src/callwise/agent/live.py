@@ -267,13 +267,14 @@ class LiveReport:
     wall_s: float = 0.0
     warmup_s: dict[str, float] | None = None
     discarded_generations: int = 0
+    premature_turns: int | None = None  # user turns committed while the caller was still inside a sentence
 
     def as_dict(self) -> dict[str, Any]:
         return {"file": self.file, "mode": "live", "duration_s": round(self.duration_s, 2),
                 "session_id": self.session_id, "stt": self.stt, "turn_detection": self.turn_detection,
                 "preemptive_generation": self.preemptive_generation, "tts": self.tts, "notes": self.notes,
                 "turns": self.turns, "cut_ins": sum(1 for t in self.turns if t.get("cut_in")),
-                "discarded_generations": self.discarded_generations,
+                "discarded_generations": self.discarded_generations, "premature_turns": self.premature_turns,
                 "warmup_s": self.warmup_s, "wall_s": round(self.wall_s, 2)}
 
 
@@ -363,7 +364,7 @@ async def simulate_live(path: str | Path, *, deps: SupportDeps, stt: lk_stt.STT,
     clip = load_audio(path)
     if tts is None:
         raise ValueError("--live needs a TTS (install espeak-ng, or set CALLWISE_TTS): first audio is what it measures")
-    preemptive = bool(turn_handling.get("preemptive_generation", {}).get("enabled", True))  # framework default: on
+    preemptive = bool(turn_handling.get("preemptive_generation", {}).get("enabled", True))  # the framework's default
     report = LiveReport(file=str(path), duration_s=clip.duration_s, session_id=None, stt=stt_name,
                         turn_detection=turn_detection_name, preemptive_generation=preemptive,
                         tts=getattr(tts, "model", type(tts).__name__), notes=list(clip.notes))
@@ -433,6 +434,9 @@ async def simulate_live(path: str | Path, *, deps: SupportDeps, stt: lk_stt.STT,
             a, b = playback.call_s(float(u["start_s"])), playback.call_s(float(u["end_s"]), end=True)
             if a is not None and b is not None:
                 utterances.append((a, b))
+    if utterances is not None:
+        commits = [playback.wall_to_call_s(added) for added, item in chat.items if item.role == "user"]
+        report.premature_turns = sum(1 for c in commits if any(a <= c < b - 0.05 for a, b in utterances))
     words = await asyncio.get_running_loop().run_in_executor(None, word_timings, stt, clip)
     report.turns = build_turns(playback=playback, output=output, chat=chat, words=words, skip=greeted,
                                utterances=utterances)

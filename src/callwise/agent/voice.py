@@ -111,26 +111,38 @@ def voice_choice(settings: Settings) -> VoiceChoice:
 
 
 # ---------------------------------------------------------------------------------------- turn taking
-TURN_DETECTION = ("audio", "vad")
+TURN_DETECTION = ("audio", "vad", "text")
 
 
 def turn_detection_choice(settings: Settings, mode: str = "audio") -> str:
     """``audio``: the framework's ``inference.TurnDetector`` (LiveKit Cloud's ``v1`` when the LiveKit
     keys are set, else the local ``v1-mini`` model from ``livekit-local-inference``, offline);
-    ``vad``: Silero's silence alone, for comparison."""
+    ``vad``: Silero's silence alone, for comparison; ``text``: Silero's silence, held open while the
+    transcript plainly stops mid-phrase (``callwise.agent.completeness``)."""
     if mode not in TURN_DETECTION:
         raise VoiceConfigError(f"turn detection must be one of {', '.join(TURN_DETECTION)}, not {mode!r}")
-    if mode == "vad":
-        return "vad"
+    if mode in ("vad", "text"):
+        return {"vad": "vad", "text": "vad+transcript-completeness"}[mode]
     cloud = settings.livekit_url and settings.livekit_api_key and settings.livekit_api_secret
     return "turn-detector-v1" if cloud else "turn-detector-v1-mini"
 
 
-def build_turn_handling(settings: Settings, mode: str = "audio", *, preemptive: bool = True) -> TurnHandlingOptions:
-    """The session's ``turn_handling`` options (``livekit.agents.voice.turn.TurnHandlingOptions``)."""
+def build_turn_handling(settings: Settings, mode: str = "audio", *, preemptive: bool = False) -> TurnHandlingOptions:
+    """The session's ``turn_handling`` options (``livekit.agents.voice.turn.TurnHandlingOptions``).
+
+    Preemptive generation is off by default (the framework's default is on): our "LLM" is the whole
+    support turn, and a speculative run on the transcript at the first silence has side effects the
+    framework cannot take back when it discards the run. Measured on paused-billing.wav: a run on
+    "Hi, I was looking at my invoice." opened a billing case before the caller finished the sentence,
+    and discarded runs were stored as answers nobody heard. It stays off until the turn splits a
+    side-effect-free draft from its commit."""
     choice = turn_detection_choice(settings, mode)
     detection: Any = "vad"
-    if choice != "vad":
+    if choice == "vad+transcript-completeness":
+        from callwise.agent.completeness import CompletenessDetector
+
+        detection = CompletenessDetector()
+    elif choice != "vad":
         from livekit.agents.inference import TurnDetector
 
         if choice == "turn-detector-v1":
@@ -140,5 +152,8 @@ def build_turn_handling(settings: Settings, mode: str = "audio", *, preemptive: 
         else:
             detection = TurnDetector(version="v1-mini")
     # the framework's own interruption model needs LiveKit Cloud; VAD barge-in offline
-    return TurnHandlingOptions(turn_detection=detection, preemptive_generation={"enabled": preemptive},
-                               interruption={"mode": "vad"} if choice != "turn-detector-v1" else {})
+    options = TurnHandlingOptions(turn_detection=detection, preemptive_generation={"enabled": preemptive},
+                                  interruption={"mode": "vad"} if choice != "turn-detector-v1" else {})
+    if choice == "vad+transcript-completeness":
+        options["endpointing"] = {"max_delay": 1.5}  # how long an unfinished sentence is held open at most
+    return options

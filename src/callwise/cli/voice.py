@@ -31,18 +31,21 @@ def simulate(
                               "AgentSession (VAD, turn detector, preemptive generation, interruptions, TTS) and "
                               "report per agent turn the latencies from its metrics and the audio timeline."),
     turn_detection: str = typer.Option(None, "--turn-detection", help="--live: audio (the framework's turn "
-                                       "detector, local model offline) | vad (silence only); default "
+                                       "detector, local model offline) | vad (silence only) | text (silence, held open while the "
+                                       "transcript stops mid-phrase); default "
                                        "CALLWISE_TURN_DETECTION (audio)."),
-    preemptive: bool = typer.Option(True, "--preemptive/--no-preemptive",
-                                    help="--live: start the answer on the transcript before the turn is over."),
+    preemptive: bool = typer.Option(False, "--preemptive/--no-preemptive",
+                                    help="--live: the framework's preemptive generation (the answer starts on the "
+                                         "transcript before the turn is over; off: its discarded runs have side "
+                                         "effects)."),
 ) -> None:
     """Play a recording (VAD, STT) or a text script through the support turn's stages and print each turn."""
     if kind not in ("support", "meeting"):
         fail(f"--kind must be support or meeting, not {kind!r}")
     if live and (kind != "support" or file.suffix.lower() in (".txt", ".jsonl")):
         fail("--live plays a support call recording (not a meeting or a text script)")
-    if turn_detection is not None and turn_detection not in ("audio", "vad"):
-        fail(f"--turn-detection must be audio or vad, not {turn_detection!r}")
+    if turn_detection is not None and turn_detection not in ("audio", "vad", "text"):
+        fail(f"--turn-detection must be audio, vad or text, not {turn_detection!r}")
     from callwise.agent.simulate import SCRIPT_SUFFIXES, ScriptError, load_script
 
     is_script = file.suffix.lower() in SCRIPT_SUFFIXES

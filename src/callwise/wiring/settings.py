@@ -123,9 +123,9 @@ class Settings(BaseSettings):
     deepgram_api_key: SecretStr | None = Field(None, validation_alias=_env("DEEPGRAM_API_KEY"))
     stt_model: Literal["tiny.en", "base"] = "tiny.en"
     tts: Literal["auto", "openai", "deepgram", "espeak", "none"] = "auto"
-    turn_detection: Literal["audio", "vad"] = Field("audio", description=(
+    turn_detection: Literal["audio", "vad", "text"] = Field("audio", description=(
         "End of turn: the framework's turn detector (LiveKit Cloud's v1 with the LiveKit keys, else the local "
-        "v1-mini model) or Silero's silence alone."))
+        "v1-mini model), Silero's silence alone, or silence held open while the transcript stops mid-phrase."))
 
     # --- escalation and survey -------------------------------------------------------------
     billing_dispute_threshold: float = Field(100.0, ge=0, description="USD; disputes above escalate.")
