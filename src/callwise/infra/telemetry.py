@@ -64,7 +64,7 @@ CONFIDENCE = _cw.create_histogram("callwise.routing.confidence", unit="1",
 ESCALATIONS = _cw.create_counter("callwise.escalations", description="Escalations by reason")
 CRM_LOOKUPS = _cw.create_counter("callwise.crm.lookups", description="Caller lookups by result")
 GENERATIONS = _cw.create_counter("callwise.llm.requests", description="Model calls by provider, model and result")
-COST = _cw.create_counter("callwise.llm.cost", unit="USD", description="Model spend")
+COST = _cw.create_counter("callwise.llm.cost_usd", description="Model spend in USD")
 
 
 @dataclass
