@@ -79,23 +79,55 @@ class CallerId:
 
 
 class CustomerCache:
-    """Customers (and misses) per (org, caller key) for ``ttl_s``, in this process."""
+    """Customers (and misses) per (org, caller key) for ``ttl_s``, in this process (tests, benches)."""
 
     def __init__(self, ttl_s: float = 600.0, max_entries: int = 10_000) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._items: dict[tuple[str, str], tuple[float, Customer | None]] = {}
 
-    def get(self, org: str, key: str) -> tuple[bool, Customer | None]:
+    async def get(self, org: str, key: str) -> tuple[bool, Customer | None]:
         hit = self._items.get((org, key))
         if hit is None or hit[0] < time.monotonic():
             return False, None
         return True, hit[1]
 
-    def put(self, org: str, key: str, customer: Customer | None) -> None:
+    async def put(self, org: str, key: str, customer: Customer | None) -> None:
         if len(self._items) >= self.max_entries:
             self._items.pop(next(iter(self._items)))
         self._items[(org, key)] = (time.monotonic() + self.ttl_s, customer)
+
+
+class PgCustomerCache:
+    """The caller cache every process shares: a ``crm_cache`` row per (org, caller key) with its fetch time;
+    a row older than ``ttl_s`` is a miss. ``customer`` null records "looked up, not in the CRM"."""
+
+    def __init__(self, pool: Any, ttl_s: float = 600.0) -> None:
+        self.pool = pool
+        self.ttl_s = ttl_s
+
+    async def get(self, org: str, key: str) -> tuple[bool, Customer | None]:
+        row = await self.pool.fetchrow(
+            "select customer from crm_cache where organization_id = $1 and caller_key = $2 "
+            "and fetched_at > now() - make_interval(secs => $3)", org, key, float(self.ttl_s))
+        if row is None:
+            return False, None
+        data = row["customer"]
+        data = json.loads(data) if isinstance(data, str) else data
+        return True, _customer_from(data) if data else None
+
+    async def put(self, org: str, key: str, customer: Customer | None) -> None:
+        await self.pool.execute(
+            "insert into crm_cache (organization_id, caller_key, customer, fetched_at) values ($1, $2, $3::jsonb, now()) "
+            "on conflict (organization_id, caller_key) do update set customer = excluded.customer, fetched_at = now()",
+            org, key, json.dumps(customer.as_dict()) if customer else None)
+
+
+def _customer_from(data: Mapping[str, Any]) -> Customer:
+    fields = {k: v for k, v in data.items() if k in Customer.__dataclass_fields__}
+    if fields.get("updated_at"):
+        fields["updated_at"] = datetime.fromisoformat(str(fields["updated_at"]))
+    return Customer(**fields)
 
 
 def customer_context(customer: Customer) -> CustomerContext:
@@ -134,7 +166,7 @@ class CallerLookup:
 
 class CallerService:
     def __init__(self, pool: Any, crm_factory: CRMFactory, *, budget_s: float = 0.3, timeout_s: float = 5.0,
-                 cache: CustomerCache | None = None) -> None:
+                 cache: CustomerCache | PgCustomerCache | None = None) -> None:
         self.pool = pool
         self.crm_factory = crm_factory
         self.budget_s = budget_s
@@ -148,12 +180,16 @@ class CallerService:
 
     async def _run(self, org: str, session_id: str | None, lookup: CallerLookup) -> Customer | None:
         t0 = time.perf_counter()
-        hit, customer = self.cache.get(org, lookup.caller.key)
+        try:
+            hit, customer = await self.cache.get(org, lookup.caller.key)
+        except Exception as exc:  # noqa: BLE001 - a cache that cannot be read is a miss
+            log.warning("caller cache unreadable", extra={"error": str(exc)[:200]})
+            hit, customer = False, None
         lookup.cache_hit = hit
         if not hit:
             try:
                 customer = await asyncio.wait_for(self._find(org, lookup.caller), self.timeout_s)
-                self.cache.put(org, lookup.caller.key, customer)
+                await self.cache.put(org, lookup.caller.key, customer)
             except Exception as exc:  # a CRM problem is an unknown caller, never a failed call
                 lookup.error = f"{type(exc).__name__}: {exc}"[:300]
                 log.warning("CRM lookup failed; treating the caller as unknown", extra={"error": lookup.error})

@@ -76,13 +76,13 @@ def crm_config(settings: Settings) -> Any:
 
 def caller_service(settings: Settings, pool: Any) -> Any:
     """The CRM lookup at call start (``callwise.calls.caller``): the org's connected CRM, within the budget."""
-    from callwise.calls.caller import CallerService, CustomerCache
+    from callwise.calls.caller import CallerService, PgCustomerCache
     from callwise.integrations.crm.connect import crm_for
 
     creds = credential_store(settings, pool)
     cfg = crm_config(settings)
     return CallerService(pool, lambda org: crm_for(creds, org, cfg), budget_s=settings.crm_lookup_budget_ms / 1000,
-                         cache=CustomerCache(settings.crm_cache_s))
+                         cache=PgCustomerCache(pool, settings.crm_cache_s))
 
 
 def dispatcher(settings: Settings, pool: Any, *, organization_id: str | None = None,

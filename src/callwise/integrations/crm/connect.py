@@ -16,6 +16,7 @@ from callwise.integrations.credentials import Credential, CredentialStore
 from callwise.integrations.crm import hubspot, salesforce
 from callwise.integrations.crm.types import CRM, FieldMap
 from callwise.integrations.oauth_refresh import Refreshed, StoredTokens
+from callwise.integrations.pauses import OrgPause, VendorPauses
 
 log = logging.getLogger("callwise.crm")
 
@@ -51,6 +52,7 @@ async def crm_for(creds: CredentialStore, organization_id: str, cfg: CRMConfig, 
 
 def _build(creds: CredentialStore, org: str, cred: Credential, cfg: CRMConfig, timeout_s: float) -> CRM:
     stored = StoredTokens(creds, org, cred.provider, cred.version)
+    pause = OrgPause(VendorPauses(creds.pool), org, cred.provider)  # rate-limit pauses every process honours
 
     async def rotate(access: str, refresh: str | None, expires_at: datetime | None) -> None:
         await stored.save(Refreshed(access, refresh, expires_at))
@@ -72,7 +74,7 @@ def _build(creds: CredentialStore, org: str, cred: Credential, cfg: CRMConfig, t
             hubspot.HubSpotTokens(access_token=cred.secrets.get("access_token", ""),
                                   refresh_token=cred.secrets.get("refresh_token"), expires_at=expires),
             base_url=cfg.hubspot_base_url, client_id=_str(cred.fields.get("client_id")),
-            client_secret=cred.secrets.get("client_secret"), on_refresh=save_hs, reload=reload_hs,
+            client_secret=cred.secrets.get("client_secret"), on_refresh=save_hs, reload=reload_hs, pause=pause,
             fields=_field_map(cred, hubspot.DEFAULT_FIELDS), token_path=cfg.hubspot_token_path, timeout_s=timeout_s,
             phone_region=cfg.phone_region)
 
@@ -94,7 +96,7 @@ def _build(creds: CredentialStore, org: str, cred: Credential, cfg: CRMConfig, t
                                     refresh_token=cred.secrets.get("refresh_token")),
         login_url=_str(cred.fields.get("login_url")) or cfg.salesforce_login_url,
         client_id=_str(cred.fields.get("client_id")), client_secret=cred.secrets.get("client_secret"),
-        on_refresh=save_sf, reload=reload_sf, fields=_field_map(cred, salesforce.DEFAULT_FIELDS),
+        on_refresh=save_sf, reload=reload_sf, pause=pause, fields=_field_map(cred, salesforce.DEFAULT_FIELDS),
         external_id_field=_str(cred.fields.get("external_id_field")) or "Callwise_Id__c",
         api_version=cfg.salesforce_api_version, timeout_s=timeout_s, phone_region=cfg.phone_region)
 

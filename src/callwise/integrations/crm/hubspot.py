@@ -32,6 +32,7 @@ from hubspot import HubSpot  # type: ignore[import-untyped]
 
 from callwise.integrations.crm.types import CallLog, CaseRequest, CRMError, Customer, FieldMap, pick_most_recent
 from callwise.integrations.oauth_refresh import refresh_grant
+from callwise.integrations.pauses import OrgPause
 from callwise.integrations.phone import e164, national_digits, same_number
 
 log = logging.getLogger("callwise.crm.hubspot")
@@ -103,8 +104,9 @@ class HubSpotCRM:
                  client_id: str | None = None, client_secret: str | None = None, on_refresh: TokenSaver | None = None,
                  fields: FieldMap = DEFAULT_FIELDS, token_path: str = TOKEN_PATH, daily_pause_s: float = 3600.0,
                  refresh_margin_s: float = 300.0, timeout_s: float = 10.0, phone_region: str = "US",
-                 reload: TokenReload | None = None) -> None:
+                 reload: TokenReload | None = None, pause: OrgPause | None = None) -> None:
         self.tokens = tokens
+        self.pause = pause  # the org's pause in Postgres: every process honours a DAILY limit
         self.reload = reload
         self.phone_region = phone_region
         self.base_url = base_url.rstrip("/")
@@ -158,9 +160,12 @@ class HubSpotCRM:
                 await self.refresh()
 
     async def _call(self, what: str, fn: Callable[[Any], Any]) -> Any:
-        if time.monotonic() < self.blocked_until:
+        left = await self.pause.left() if self.pause is not None else None
+        if left is None and time.monotonic() < self.blocked_until:
+            left = self.blocked_until - time.monotonic()
+        if left is not None:
             raise CRMError(f"HubSpot {what}: daily rate limit reached; not calling until it resets", status=429,
-                           retry_after=self.blocked_until - time.monotonic())
+                           retry_after=left)
         await self._fresh()
         for attempt in (1, 2):
             client = self._client
@@ -175,6 +180,8 @@ class HubSpotCRM:
                     continue
                 if err.status == 429 and err.retry_after and err.retry_after >= 60:
                     self.blocked_until = time.monotonic() + self.daily_pause_s
+                    if self.pause is not None:
+                        await self.pause.set(self.daily_pause_s, f"HubSpot DAILY rate limit ({what})")
                 raise err from exc
         raise AssertionError("unreachable")
 

@@ -31,6 +31,7 @@ import httpx
 from callwise.integrations.crm.soql import quote, quote_like
 from callwise.integrations.crm.types import CallLog, CaseRequest, CRMError, Customer, FieldMap, pick_most_recent
 from callwise.integrations.oauth_refresh import refresh_grant
+from callwise.integrations.pauses import OrgPause
 from callwise.integrations.phone import e164, national_digits, same_number
 
 log = logging.getLogger("callwise.crm.salesforce")
@@ -91,8 +92,9 @@ class SalesforceCRM:
                  on_refresh: TokenSaver | None = None, fields: FieldMap = DEFAULT_FIELDS,
                  external_id_field: str = "Callwise_Id__c", api_version: str = API_VERSION,
                  timeout_s: float = 10.0, limit_pause_s: float = 900.0, http: httpx.AsyncClient | None = None,
-                 phone_region: str = "US", reload: TokenReload | None = None) -> None:
+                 phone_region: str = "US", reload: TokenReload | None = None, pause: OrgPause | None = None) -> None:
         self.tokens = tokens
+        self.pause = pause  # the org's pause in Postgres: every process honours REQUEST_LIMIT_EXCEEDED
         self.reload = reload
         self.phone_region = phone_region
         self.login_url = login_url.rstrip("/")
@@ -141,9 +143,12 @@ class SalesforceCRM:
 
     async def _request(self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None,
                        retried: bool = False) -> httpx.Response:
-        if time.monotonic() < self.blocked_until:
+        left = await self.pause.left() if self.pause is not None else None
+        if left is None and time.monotonic() < self.blocked_until:
+            left = self.blocked_until - time.monotonic()
+        if left is not None:
             raise CRMError("Salesforce: the org's API limit is spent; not calling until it resets",
-                           status=403, retry_after=self.blocked_until - time.monotonic())
+                           status=403, retry_after=left)
         try:
             resp = await self._http.request(method, self._url(path), json=json, params=params,
                                             headers={"Authorization": f"Bearer {self.tokens.access_token}"})
@@ -151,7 +156,8 @@ class SalesforceCRM:
             raise CRMError(f"Salesforce {method} {path.split('?')[0]}: timed out") from exc
         except httpx.HTTPError as exc:
             raise CRMError(f"Salesforce {method} {path.split('?')[0]}: {type(exc).__name__}") from exc
-        self._note_usage(resp)
+        if self._note_usage(resp) and self.pause is not None:
+            await self.pause.set(self.limit_pause_s, "Salesforce API usage at its limit (Sforce-Limit-Info)")
         if resp.status_code == 401 and not retried:
             await self.refresh()
             return await self._request(method, path, json=json, params=params, retried=True)
@@ -160,6 +166,8 @@ class SalesforceCRM:
             what = f"Salesforce {method} {path.split('?')[0]}: {resp.status_code} {code}"
             if code == "REQUEST_LIMIT_EXCEEDED":
                 self.blocked_until = time.monotonic() + self.limit_pause_s
+                if self.pause is not None:
+                    await self.pause.set(self.limit_pause_s, "Salesforce REQUEST_LIMIT_EXCEEDED")
                 raise CRMError(f"{what} (API limit spent; pausing this org)", status=resp.status_code,
                                retry_after=self.limit_pause_s)
             if resp.status_code == 401:
@@ -167,16 +175,19 @@ class SalesforceCRM:
             raise CRMError(f"{what} {msg}".strip(), status=resp.status_code, retryable=resp.status_code >= 500)
         return resp
 
-    def _note_usage(self, resp: httpx.Response) -> None:
+    def _note_usage(self, resp: httpx.Response) -> bool:
+        """Reads ``Sforce-Limit-Info``; True when the org's API usage reached its limit (pause it)."""
         info = resp.headers.get("sforce-limit-info", "")
         if "api-usage=" in info:
             try:
                 used, limit = info.split("api-usage=", 1)[1].split(",")[0].split("/")
                 self.api_usage = (int(used), int(limit))
             except ValueError:
-                return
+                return False
             if self.api_usage[0] >= self.api_usage[1]:
                 self.blocked_until = time.monotonic() + self.limit_pause_s
+                return True
+        return False
 
     async def query(self, soql_text: str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
         """Every record of a SOQL query, following ``nextRecordsUrl`` pages (``queryAll`` with
