@@ -23,16 +23,14 @@ from typing import Any
 from aiohttp import web
 
 from callwise.api import auth, cases, crm, dashboard, stats, webhooks
-from callwise.api.services import SERVICES, ApiServices, dumps, error, json_body, org_id
-from callwise.calls.guard import clean_text
+from callwise.api.requests import AskRequest, SearchRequest, parse_body
+from callwise.api.services import SERVICES, ApiServices, dumps, error, org_id
 from callwise.infra import telemetry
 
 __all__ = ["ApiServices", "create_app"]
 
 log = logging.getLogger("callwise.api")
 
-_MODES = ("bm25", "vector", "hybrid", "hybrid+rerank")
-_MODALITIES = ("voice", "video", "screen_share", "text")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -82,17 +80,8 @@ async def health(request: web.Request) -> web.Response:
 async def search(request: web.Request) -> web.Response:
     services: ApiServices = request.app[SERVICES]
     org = await org_id(request)
-    body = await json_body(request)
-    query = clean_text(str(body.get("query") or "")).strip()
-    mode = body.get("mode", "hybrid+rerank")
-    top_k = body.get("top_k", 5)
-    if not query:
-        return error(400, "query is empty")
-    if mode not in _MODES:
-        return error(400, f"mode must be one of {', '.join(_MODES)}")
-    if not isinstance(top_k, int) or not 1 <= top_k <= 50:
-        return error(400, "top_k must be an integer from 1 to 50")
-    result = await services.retriever.retrieve(query, org, top_k=top_k, mode=mode)
+    req = await parse_body(request, SearchRequest)
+    result = await services.retriever.retrieve(req.query, org, top_k=req.top_k, mode=req.mode)
     return web.json_response({
         "query_type": result.query_type,
         "timings_ms": result.timings_ms,
@@ -109,13 +98,8 @@ async def ask(request: web.Request) -> web.Response:
 
     services: ApiServices = request.app[SERVICES]
     org = await org_id(request)
-    body = await json_body(request)
-    question = clean_text(str(body.get("question") or "")).strip()
-    modality = body.get("modality", "text")
-    if not question:
-        return error(400, "question is empty")
-    if modality not in _MODALITIES:
-        return error(400, f"modality must be one of {', '.join(_MODALITIES)}")
+    req = await parse_body(request, AskRequest)
+    question, modality = req.question, req.modality
     t0 = time.perf_counter()
     result = await services.retriever.retrieve(question, org)
     retrieval_ms = (time.perf_counter() - t0) * 1000

@@ -1,0 +1,63 @@
+"""Typed request bodies of the JSON API: pydantic validates them, and a bad body gets one 400 that names the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from callwise.api.services import json_body
+from callwise.calls.guard import clean_text
+
+Mode = Literal["bm25", "vector", "hybrid", "hybrid+rerank"]
+Modality = Literal["voice", "video", "screen_share", "text"]
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+def _text(value: object, name: str) -> str:
+    """Invalid UTF-8 arrives as lone surrogates: cleaned, stripped, and never empty."""
+    text = clean_text(value if isinstance(value, str) else "").strip()
+    if not text:
+        raise ValueError(f"{name} is empty")
+    return text
+
+
+class SearchRequest(_Request):
+    query: str
+    mode: Mode = "hybrid+rerank"
+    top_k: int = Field(5, ge=1, le=50, strict=True)
+
+    @field_validator("query", mode="before")
+    @classmethod
+    def _query(cls, value: object) -> str:
+        return _text(value, "query")
+
+
+class AskRequest(_Request):
+    question: str
+    modality: Modality = "text"
+
+    @field_validator("question", mode="before")
+    @classmethod
+    def _question(cls, value: object) -> str:
+        return _text(value, "question")
+
+
+def _message(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ())) or "body"
+    return f"{field}: {first.get('msg', 'invalid')}".replace("Value error, ", "")
+
+
+async def parse_body(request: web.Request, model: type[Model]) -> Model:
+    """The request's JSON body as ``model``; 400 with the first problem, by field name, otherwise."""
+    try:
+        return model.model_validate(await json_body(request))
+    except ValidationError as exc:
+        raise web.HTTPBadRequest(text=json.dumps({"error": _message(exc)}), content_type="application/json") from None
