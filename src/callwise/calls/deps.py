@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from callwise.handoff.escalation import EscalationRules
 from callwise.handoff.escalator import Escalator, RulesEscalator
+from callwise.handoff.judge import EscalationJudge
 
 
 class RetrieverLike(Protocol):
@@ -31,6 +32,9 @@ class SupportDeps:
     #: ``HandoffEscalator``; when none is given, the built-in ``RulesEscalator`` (a case recorded on the
     #: desk, nothing more) is set, so every call has one (see ``handoff``)
     escalator: Escalator | None = None
+    #: a generative second opinion on turns the escalation detector is unsure about; only where a
+    #: generative tier is configured (``EscalationJudge.cheapest(router.tiers)``), else None
+    judge: EscalationJudge | None = None
     #: text made speakable before TTS (applied to every reply and streamed delta)
     speakable: Callable[[str], str] | None = None
     #: the caller's CRM lookup at call start (``callwise.calls.caller.CallerService``); None: no CRM lookups

@@ -212,6 +212,18 @@ class EscalationRules:
         return (reason, f"learned detector: {reason} p={det.probability:.2f}",  # type: ignore[return-value]
                 [n.describe() for n in det.nearest])
 
+    def judged(self, text: str, det: Detection, reason: str | None, rule: str) -> Escalation | None:
+        """A generative judge's reason for a turn the detector was unsure about, as an escalation
+        (the same amount gate as the detector's own billing disputes)."""
+        if reason is None:
+            return None
+        hit = self._learned_hit(Detection(det.probabilities, reason, det.probabilities.get(reason, 0.0), False, None,
+                                          det.nearest), amounts(rule_text(text)))
+        if hit is None:
+            return None
+        return Escalation(reason=hit[0], rule=rule, matched=hit[2], probability=det.probabilities.get(reason),
+                          nearest=[n.describe() for n in det.nearest])
+
     def observe_answer(self, state: CallState, *, unsure: bool) -> None:
         """The agent answered: the detector's call memory notes whether it was unsure."""
         state.conversation.answered(unsure=unsure)

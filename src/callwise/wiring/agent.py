@@ -10,6 +10,7 @@ from typing import Any
 from callwise.calls import SupportDeps
 from callwise.calls.meeting import MeetingDeps
 from callwise.handoff.escalation import EscalationPolicy, EscalationRules
+from callwise.handoff.judge import EscalationJudge
 from callwise.wiring.integrations import caller_service, handoff_escalator
 from callwise.wiring.runtime import Runtime, open_runtime
 from callwise.wiring.settings import Settings
@@ -33,6 +34,7 @@ class Components:
                                                                self.knowledge.embedder.encode),
                            top_k=s.retrieval_top_k,
                            redact_pii=s.pii_redaction, escalator=handoff_escalator(s, self.pool),
+                           judge=EscalationJudge.cheapest(getattr(self.router, "tiers", [])),
                            callers=self._callers())
 
     def _callers(self) -> Any:

@@ -82,6 +82,14 @@ class EscalateOnWords:
                 ctx.finish("escalation")
                 return
         hit = ctx.deps.rules.check_user_turn(ctx.text, state)
+        det = state.last_detection
+        if hit is None and ctx.deps.judge is not None and det is not None and det.unsure:
+            memory = ctx.call.memory.turns
+            verdict = await ctx.deps.judge.judge([t.text for t in memory if t.role == "user"] + [ctx.text],
+                                                 [t.text for t in memory if t.role == "assistant"], det.candidate)
+            if verdict is not None:
+                hit = ctx.deps.rules.judged(ctx.text, det, verdict.reason,
+                                            f"generative judge {verdict.model} ({verdict.latency_ms:.0f} ms)")
         if hit is None:
             return
         await ctx.say(await escalate(ctx, hit))
