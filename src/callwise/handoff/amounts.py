@@ -138,6 +138,8 @@ def _cardinal(words: list[str]) -> float | None:
         return None
     if len(g) == 1:
         return float(g[0])
+    if len(g) == 2 and 20 <= g[0] and g[1] >= 10:  # "forty nine ninety nine": dollars and cents
+        return g[0] + g[1] / 100
     if len(g) == 2 and g[0] >= 1 and g[1] >= 10:  # "three forty nine", "twelve fifty", "nineteen ninety nine"
         return float(g[0] * 100 + g[1])
     if len(g) == 3 and g[0] >= 1 and g[1] >= 10 and g[2] >= 10:  # "one twenty nine ninety nine"
