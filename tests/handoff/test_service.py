@@ -508,3 +508,23 @@ async def test_ongoing_is_not_counted_as_a_connected_transfer(env):
     assert said and "couldn't confirm that the transfer went through" in said and "call you back" in said
     case = await CaseDesk(env["pool"], env["org"]).get(res.case.id)
     assert case.status == "callback" and case.handoff_status == "transfer_unconfirmed"
+
+
+async def test_a_security_case_is_urgent_in_the_crm_ticket_as_in_zendesk(env):
+    """One reason -> priority map: the CRM ticket's priority follows the real reason names (``security_privacy``),
+    the same as the Zendesk ticket's."""
+    from callwise.integrations.crm.actions import build_crm_handlers
+    from callwise.integrations.crm.connect import CRMConfig
+    from callwise.integrations.zendesk import ticket_for_case
+    from tests.vendors.hubspot import FakeHubSpot
+
+    with FakeHubSpot() as hs:
+        await env["creds"].set(env["org"], "hubspot", secrets={"access_token": hs.access_token})
+        esc = Escalation("security_privacy", "account security", ["hacked"])
+        res = await env["service"](hour=22).escalate(await _call(env["pool"], env["org"]), esc)
+        crm = Dispatcher(env["pool"], build_crm_handlers(env["creds"], CRMConfig(hubspot_base_url=hs.url)),
+                         organization_id=env["org"], backoff=Backoff(base_s=0.05, max_s=0.1, jitter=0))
+        await crm.drain(timeout_s=10)
+        [ticket] = [t for t in hs.objects["tickets"] if res.case.label in t["properties"]["subject"]]
+        assert ticket["properties"]["hs_ticket_priority"] == "URGENT"
+    assert ticket_for_case({"reason": "security_privacy", "case_id": res.case.id}, [])["priority"] == "urgent"

@@ -113,3 +113,28 @@ async def test_api_answers_and_stored_rows_never_hold_a_secret(secret_env, orgs,
     rows = await pg_pool.fetch("select error from turns where organization_id = $1 and error is not null", orgs.b_id)
     for r in rows:
         _no_marker(r["error"], "turns.error")
+
+
+async def test_per_org_vendor_secrets_are_redacted_from_logs(pg_pool, org_id, tmp_path) -> None:
+    """A vendor secret stored per organization (not in the settings) is masked once this process has read it."""
+    import io
+    import logging
+
+    from cryptography.fernet import Fernet
+
+    from callwise.infra.logs import configure_logging
+    from callwise.wiring.integrations import credential_store
+    from callwise.wiring.settings import Settings
+
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)  # started with the settings' secrets only
+    try:
+        settings = Settings(_env_file=None, data_dir=tmp_path, encryption_key=Fernet.generate_key().decode())
+        creds = credential_store(settings, pg_pool)
+        token = "zd-org-access-" + "q7" * 12
+        await creds.set(org_id, "zendesk", secrets={"access_token": token}, fields={"subdomain": "acme"})
+        await creds.get(org_id, "zendesk")
+        logging.getLogger("callwise.test").warning("the vendor echoed %s back", token)  # no key-shaped words
+        assert token not in stream.getvalue() and "****" in stream.getvalue()
+    finally:
+        configure_logging("WARNING")

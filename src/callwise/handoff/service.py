@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from callwise.handoff.cases import Case, CaseDesk, spoken_case_number
 from callwise.handoff.escalation import Escalation, EscalationRules, reason_sentence
+from callwise.integrations.priority import crm_priority
 
 log = logging.getLogger("callwise.handoff")
 
@@ -68,7 +69,7 @@ def crm_case_payload(base: dict[str, Any], label: str, contact: dict[str, Any]) 
             "case": {"case_id": label, "subject": f"Support call escalated: {base.get('reason', '')}",
                      "description": f"Reason: {base.get('reason')} ({base.get('rule') or ''})\n"
                                     f"Matched: {', '.join(base.get('matched') or [])}\nLast words:\n{lines}",
-                     "priority": "HIGH" if base.get("reason") in ("security", "outage", "legal") else "MEDIUM"}}
+                     "priority": crm_priority(base.get("reason"))}}  # the one reason -> priority map
 
 
 def callback_message(ref: str, hours: str, contact: dict[str, Any], *, offline: bool) -> str:

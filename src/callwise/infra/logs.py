@@ -32,7 +32,8 @@ class SecretRedactor(logging.Filter):
         self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        for s in self._secrets:
+        known = sorted(_KNOWN_SECRETS - set(self._secrets), key=len, reverse=True)  # registered after start-up
+        for s in [*self._secrets, *known]:
             text = text.replace(s, "****")
         for pattern, repl in _PATTERNS:
             text = pattern.sub(repl, text)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import builtins
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -141,9 +141,11 @@ class CredentialInfo:
 
 
 class CredentialStore:
-    def __init__(self, pool: Any, cipher: Fernet) -> None:
+    def __init__(self, pool: Any, cipher: Fernet, *,
+                 on_secrets: Callable[[Iterable[str]], None] | None = None) -> None:
         self.pool = pool
         self.cipher = cipher
+        self.on_secrets = on_secrets  # told every secret this process decrypts (the log redactor)
 
     def _enc(self, data: Any) -> bytes:
         return self.cipher.encrypt(json.dumps(data).encode())
@@ -187,6 +189,8 @@ class CredentialStore:
         refresh = self._dec(row["refresh_token_encrypted"], provider)
         if refresh:
             secrets["refresh_token"] = refresh
+        if self.on_secrets is not None:
+            self.on_secrets(str(v) for v in secrets.values() if v)
         meta = row["metadata"]
         return Credential(provider=provider, secrets=secrets, fields=json.loads(meta) if isinstance(meta, str) else dict(meta),
                           status=row["status"], version=row["version"], expires_at=row["expires_at"],

@@ -21,6 +21,7 @@ import httpx
 
 from callwise.integrations.errors import VendorError
 from callwise.integrations.oauth_refresh import refresh_grant
+from callwise.integrations.priority import case_priority
 
 ZendeskError = VendorError  # one error type for every vendor (callwise.integrations.errors)
 
@@ -150,9 +151,6 @@ def _safe_json(resp: httpx.Response) -> dict[str, Any]:
         return {}
 
 
-_PRIORITY = {"security_privacy": "urgent", "outage": "urgent", "legal_refund": "high", "billing_dispute": "high",
-             "frustration": "high", "explicit_request": "normal", "repeated_failure": "normal",
-             "low_confidence": "normal", "router_failure": "normal"}
 
 
 def ticket_for_case(payload: dict[str, Any], transcript: list[dict[str, Any]]) -> dict[str, Any]:
@@ -167,7 +165,7 @@ def ticket_for_case(payload: dict[str, Any], transcript: list[dict[str, Any]]) -
     ticket: dict[str, Any] = {
         "subject": f"[{payload.get('case', '')}] {reason.replace('_', ' ')} from a support call",
         "comment": {"body": "\n".join(lines)[:60000], "public": False},
-        "priority": _PRIORITY.get(reason, "normal"),
+        "priority": case_priority(reason),
         "tags": ["callwise", f"callwise_{reason}", f"callwise_{payload.get('handoff', 'callback')}"],
         "external_id": payload["case_id"],
     }

@@ -44,8 +44,11 @@ def case_desk(settings: Settings, pool: Any, organization_id: str) -> CaseDesk:
 
 
 def credential_store(settings: Settings, pool: Any) -> CredentialStore:
+    """The encrypted per-org credentials; every secret read is registered with the log redactor."""
+    from callwise.infra.logs import register_secrets
+
     key = settings.encryption_key.get_secret_value() if settings.encryption_key else None
-    return CredentialStore(pool, load_cipher(key, settings.data_dir))
+    return CredentialStore(pool, load_cipher(key, settings.data_dir), on_secrets=register_secrets)
 
 
 def vendor_config(settings: Settings) -> Any:

@@ -282,7 +282,8 @@ class SalesforceCRM:
         if found:
             return str(found[0]["Id"])
         body: dict[str, Any] = {"Subject": f"{head} {case.subject}"[:255], "Description": case.description[:DESCRIPTION_LIMIT],
-                                "Status": "New", "Origin": "Phone", "Priority": case.priority.title()}
+                                "Status": "New", "Origin": "Phone",
+                                "Priority": "High" if case.priority.upper() == "URGENT" else case.priority.title()}
         if customer_id:
             body["ContactId"] = customer_id
         resp = await self._request("POST", "sobjects/Case", json=body)
