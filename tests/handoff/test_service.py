@@ -295,11 +295,11 @@ async def test_escalator_in_a_call_waits_for_the_human_then_goes_quiet(env):
     async def speak(text: str) -> None:
         heard.append(text)
 
-    esc.attach(call.session_id, CallLine(room="room-q", caller="app", participant_identity="web-1", speak=speak,
-                                         quiet=lambda: quiet.append(True)))
+    call.ctx.handoff.line = CallLine(room="room-q", caller="app", participant_identity="web-1", speak=speak,
+                                     quiet=lambda: quiet.append(True))
     out = await call.run_turn("can I speak to a person")
     assert out.escalation["handoff_status"] == "notified" and "asked a colleague" in out.answer
-    assert esc.human_joined(call.session_id, "agent-bob", "Bob")
+    assert call.ctx.handoff.human_joined("agent-bob", "Bob")
     await esc.drain()
     assert heard == ["Bob from our support team has joined and has the details of your call. I'll hand over to them now."]
     assert quiet == [True]
@@ -322,8 +322,8 @@ async def test_escalator_transfers_a_sip_caller_after_the_sentence_and_says_when
     async def settle() -> None:
         order.append("settled")
 
-    esc.attach(call.session_id, CallLine(room="sip-q", caller="sip", participant_identity="sip_+1555", speak=speak,
-                                         settle=settle))
+    call.ctx.handoff.line = CallLine(room="sip-q", caller="sip", participant_identity="sip_+1555", speak=speak,
+                                     settle=settle)
     out = await call.run_turn("get me a human")
     assert "transferring you" in out.answer
     await esc.drain()

@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from callwise.handoff.cases import Case, CaseDesk, spoken_case_number
 from callwise.handoff.escalation import Escalation, EscalationRules, reason_sentence
+from callwise.handoff.escalator import CallHandoff, CallLine, Escalated
 from callwise.integrations.priority import crm_priority
 
 log = logging.getLogger("callwise.handoff")
@@ -412,122 +413,36 @@ class LiveWait:
 
 
 # ------------------------------------------------------------------------------------------------ the turn's escalate stage
-@dataclass
-class CallLine:
-    """What only the worker knows about a call: the room, whether the caller dialled in over SIP, the
-    caller's participant identity, and how to speak outside a turn (keep-alive lines, a failed transfer)."""
-
-    room: str | None = None
-    caller: CallerKind = "app"
-    participant_identity: str | None = None
-    speak: Say | None = None
-    settle: Callable[[], Awaitable[None]] | None = None  # wait until the agent has finished speaking
-    quiet: Callable[[], None] | None = None  # a human took over: stop answering the caller
-
-
 class HandoffEscalator:
-    """``callwise.calls.stages.escalate.Escalator`` backed by the handoff service: the case exists before the caller
-    hears its number. One instance per worker process; per-call state is keyed by the session id."""
+    """``callwise.handoff.escalator.Escalator`` backed by the handoff service: the case exists before the caller
+    hears its number. One instance per worker process; per-call state lives on the call (``CallHandoff``)."""
 
     def __init__(self, service: HandoffService) -> None:
         self.service = service
-        self.lines: dict[str, CallLine] = {}
-        self.results: dict[str, HandoffResult] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def attach(self, session_id: str, line: CallLine) -> None:
-        self.lines[session_id] = line
-
-    def detach(self, session_id: str) -> None:
-        self.lines.pop(session_id, None)
-        self.results.pop(session_id, None)
-
-    def result(self, session_id: str) -> HandoffResult | None:
-        return self.results.get(session_id)
-
-    def human_joined(self, session_id: str, identity: str, name: str | None = None) -> bool:
-        """The worker calls this when a participant ``agent-*`` joins; True when a handoff was waiting."""
-        res = self.results.get(session_id)
-        if res is None or res.wait is None:
-            return False
-        res.wait.human_joined(identity, name)
-        return True
-
-    @staticmethod
-    def _contact(customer: Any, lookup: Any = None) -> dict[str, Any]:
-        """Name, email, phone of the caller; the CRM's record (``callwise.calls.caller``) where the lookup found one."""
-        extra = getattr(customer, "extra", {}) or {}
-        out = {"name": getattr(customer, "name", None), "email": extra.get("email"), "phone": extra.get("phone")}
-        crm = getattr(lookup, "customer", None)
-        if crm is not None:
-            out.update(name=out["name"] or crm.name, email=out["email"] or crm.email, phone=out["phone"] or crm.phone,
-                       crm_provider=crm.provider, crm_id=crm.external_id)
-        return {k: v for k, v in out.items() if v}
-
-    async def escalate(self, ctx: Any, esc: Escalation, *, with_reason: bool = True) -> str:
-        out, call = ctx.outcome, ctx.call
-        out.escalated = True
-        session_id = call.session_id
-        if call.escalation is not None:  # one handoff per call; later triggers are noted on the turn
-            out.escalation = {**call.escalation, "repeat_reason": esc.reason}
-            prior = self.results.get(session_id or "")
-            return self.service.already_escalated(prior) if prior else (
-                "I've already passed your call to our support team.")
-        call.state.escalated = True
-        if not call.persist or session_id is None:  # the nightly run: no case, nothing promised
-            call.escalation = {"reason": esc.reason, "handoff": "none", **esc.details}
-            out.escalation = dict(call.escalation)
-            return reason_sentence(esc.reason)
-        line = self.lines.get(session_id, CallLine())
-        recent = [t.text for t in getattr(call.memory, "turns", []) if t.role == "user"][-2:] + [ctx.text]
-        cc = CallContext(organization_id=call.organization_id, session_id=session_id, room=line.room,
+    async def escalate(self, call: CallHandoff, esc: Escalation, *, with_reason: bool = True) -> Escalated:
+        if not call.persist or call.session_id is None:  # the nightly run: no case, nothing promised
+            return Escalated(reason_sentence(esc.reason), {"reason": esc.reason, "handoff": "none", **esc.details})
+        line = call.line
+        cc = CallContext(organization_id=call.organization_id, session_id=call.session_id, room=line.room,
                          caller=line.caller, participant_identity=line.participant_identity,
-                         customer=self._contact(call.customer, getattr(call, "caller", None)), recent=recent)
+                         customer=call.contact, recent=call.recent)
         try:
             result = await self.service.escalate(cc, esc, with_reason=with_reason)
         except Exception:  # noqa: BLE001 - no case could be opened: promise nothing that is not true
             log.exception("could not open a case")
-            call.escalation = {"reason": esc.reason, "handoff": "callback", "handoff_status": "no_case", **esc.details}
-            out.escalation = dict(call.escalation)
-            return (reason_sentence(esc.reason) + " I'm sorry, I couldn't reach our support team's system just now; "
-                    f"please call us again during service hours, {self.service.service_hours}.")
-        self.results[session_id] = result
-        call.escalation = {"reason": esc.reason, "handoff": result.handoff, **esc.details, **result.as_dict()}
-        out.escalation = dict(call.escalation)
-        return result.say
-
-    async def recorded(self, ctx: Any, escalation_id: str) -> None:
-        """After the turn is stored: link the agent's turn to the case, then start what follows the sentence
-        (the SIP transfer; the wait for a human)."""
-        session_id = ctx.call.session_id or ""
-        result = self.results.get(session_id)
-        if result is None:
-            return
-        desk = self.service.desk(ctx.call.organization_id)
-        if ctx.outcome.turn_id:
-            await desk.link_turn(result.case.id, ctx.outcome.turn_id)
-        line = self.lines.get(session_id, CallLine())
-        if result.follow_up is not None:
-            follow_up, result.follow_up = result.follow_up, None
-            self._spawn(self._follow_up(follow_up, line, ctx))
-        if result.wait is not None and line.speak is not None and result.wait.outcome is None:
-            self._spawn(self._wait(result.wait, line))
+            return Escalated(
+                reason_sentence(esc.reason) + " I'm sorry, I couldn't reach our support team's system just now; "
+                f"please call us again during service hours, {self.service.service_hours}.",
+                {"reason": esc.reason, "handoff": "callback", "handoff_status": "no_case", **esc.details})
+        record = {"reason": esc.reason, "handoff": result.handoff, **esc.details, **result.as_dict()}
+        return Escalated(result.say, record, _AfterHandoff(self, call, result, record))
 
     async def _wait(self, wait: LiveWait, line: CallLine) -> None:
         assert line.speak is not None
         if await wait.run(line.speak) == "human_joined" and line.quiet is not None:
             line.quiet()
-
-    async def _follow_up(self, follow_up: Callable[..., Awaitable[str | None]], line: CallLine, ctx: Any) -> None:
-        if line.settle is not None:  # the caller hears "I'm transferring you" before the line is handed over
-            await line.settle()
-        fallback = await follow_up(line.speak)
-        if ctx.call.escalation is not None:
-            res = self.results.get(ctx.call.session_id or "")
-            if res is not None:
-                ctx.call.escalation.update(res.as_dict())
-        if fallback and line.speak is not None:
-            await line.speak(fallback)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -538,3 +453,40 @@ class HandoffEscalator:
         """Wait for follow-ups in flight (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+class _AfterHandoff:
+    """What a handoff leaves on the call: its result, and what follows once the turn is stored (the SIP
+    transfer; the wait for a human)."""
+
+    def __init__(self, escalator: HandoffEscalator, call: CallHandoff, result: HandoffResult,
+                 record: dict[str, Any]) -> None:
+        self.escalator, self.call, self.result, self.record = escalator, call, result, record
+
+    def already(self) -> str:
+        return self.escalator.service.already_escalated(self.result)
+
+    def human_joined(self, identity: str, name: str | None = None) -> bool:
+        if self.result.wait is None:
+            return False
+        self.result.wait.human_joined(identity, name)
+        return True
+
+    async def stored(self, escalation_id: str, turn_id: str | None) -> None:
+        """Link the agent's turn to the case, then start what follows the sentence."""
+        result, line = self.result, self.call.line
+        if turn_id:
+            await self.escalator.service.desk(self.call.organization_id).link_turn(result.case.id, turn_id)
+        if result.follow_up is not None:
+            follow_up, result.follow_up = result.follow_up, None
+            self.escalator._spawn(self._follow_up(follow_up, line))
+        if result.wait is not None and line.speak is not None and result.wait.outcome is None:
+            self.escalator._spawn(self.escalator._wait(result.wait, line))
+
+    async def _follow_up(self, follow_up: Callable[..., Awaitable[str | None]], line: CallLine) -> None:
+        if line.settle is not None:  # the caller hears "I'm transferring you" before the line is handed over
+            await line.settle()
+        fallback = await follow_up(line.speak)
+        self.record.update(self.result.as_dict())  # the call's escalation record (the same dict)
+        if fallback and line.speak is not None:
+            await line.speak(fallback)
