@@ -52,19 +52,17 @@ def wire_room(ctx: Any, call: Any, session: Any, participant: rtc.RemoteParticip
         def quiet() -> None:
             session.input.set_audio_enabled(False)
 
-        escalator.attach(call.session_id, CallLine(room=ctx.room.name, caller="sip" if sip else "app",
-                                                   participant_identity=participant.identity, speak=speak,
-                                                   settle=settle, quiet=quiet))
+        call.ctx.handoff.line = CallLine(room=ctx.room.name, caller="sip" if sip else "app",
+                                         participant_identity=participant.identity, speak=speak,
+                                         settle=settle, quiet=quiet)
 
         def on_join(p: rtc.RemoteParticipant) -> None:
             if p.identity.startswith("agent-"):
-                escalator.human_joined(call.session_id, p.identity, p.name or None)
+                call.ctx.handoff.human_joined(p.identity, p.name or None)
 
         ctx.room.on("participant_connected", on_join)
 
     async def after_call() -> None:
-        if isinstance(escalator, HandoffEscalator):
-            escalator.detach(call.session_id)
         await survey_if_unrated(settings, call)
 
     ctx.add_shutdown_callback(after_call)
