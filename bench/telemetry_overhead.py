@@ -1,8 +1,9 @@
 """The cost of metrics and tracing on a support turn: p50 of a turn's wall time with telemetry on and off.
 
 Plays the support scripts of examples/calls/scripts.json as text turns through the real stages (Postgres,
-MiniLM, the offline router) with the Prometheus reader and a tracer that keeps every span (an in-memory
-exporter, the worst case for tracing). Telemetry is switched on and off between rounds of the same calls
+MiniLM, the offline router) with the Prometheus reader and every span exported (a batch span processor, as
+OTLP export uses, into an in-memory exporter that keeps them all). ``--simple`` exports each span
+synchronously as it ends instead (``SimpleSpanProcessor``: a debugging set-up, measured far slower). Telemetry is switched on and off between rounds of the same calls
 (on, off, on, off ...), so both sides see the same machine load. One warm-up call runs first.
 
     OMP_NUM_THREADS=1 python bench/telemetry_overhead.py --rounds 6 --json
@@ -25,7 +26,7 @@ from _harness import KB_SUBSET, ROOT, cpu_note, percentile, support_scripts  # n
 
 
 async def main(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from callwise.calls import SupportCall
@@ -35,7 +36,8 @@ async def main(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
 
     note = cpu_note()
     spans = InMemorySpanExporter()
-    telemetry.setup_telemetry(span_processor=SimpleSpanProcessor(spans))
+    processor = SimpleSpanProcessor(spans) if args.simple else BatchSpanProcessor(spans)
+    telemetry.setup_telemetry(span_processor=processor)
     async with AsyncExitStack() as stack:
         comp = await open_components_in(stack, Settings(data_dir=args.data_dir))
         org = await comp.runtime.org_id("bench-telemetry")
@@ -84,11 +86,13 @@ async def main(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
             telemetry.end_turn(ctx)
         per_turn_us = (time.perf_counter() - t) / n * 1e6
         await call.end()
+        processor.force_flush()
     p50_on, p50_off = statistics.median(on), statistics.median(off)
     return {"turns_per_side": len(on), "p50_on_ms": round(p50_on, 1), "p50_off_ms": round(p50_off, 1),
             "p95_on_ms": percentile(on, 0.95), "p95_off_ms": percentile(off, 0.95),
             "p50_overhead_ms": round(p50_on - p50_off, 2),
             "telemetry_alone_per_turn_us": round(per_turn_us, 1), "stages_per_turn": len(call.pipeline.stages) + 1,
+            "span_processor": "simple" if args.simple else "batch", "spans_exported": len(spans.get_finished_spans()),
             "machine": note, "load_after": round(os.getloadavg()[0], 1)}
 
 
@@ -97,6 +101,7 @@ if __name__ == "__main__":
     ap.add_argument("--rounds", type=int, default=6, help="alternating rounds (even: on, odd: off)")
     ap.add_argument("--calls", type=int, default=6, help="support scripts per round")
     ap.add_argument("--data-dir", type=Path, default=ROOT / ".callwise" / "bench-telemetry")
+    ap.add_argument("--simple", action="store_true", help="export each span as it ends (SimpleSpanProcessor)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     result = asyncio.run(main(a))

@@ -207,12 +207,17 @@ def stage(ctx: Any, name: str) -> Iterator[None]:
     parent = _state.open_turns.get(id(ctx))
     parent_ctx = trace.set_span_in_context(parent[0]) if parent else None
     t0 = time.perf_counter()
-    with _tracer.start_as_current_span(f"callwise.stage.{name}", context=parent_ctx,
-                                       attributes={"callwise.stage": name}):
-        try:
-            yield
-        finally:
-            STAGE.record(time.perf_counter() - t0, {"stage": name})
+    # started, not made current: no context switch per stage (a stage's own spans hang off the turn)
+    span = _tracer.start_span(f"callwise.stage.{name}", context=parent_ctx, attributes={"callwise.stage": name})
+    try:
+        yield
+    except BaseException as exc:
+        span.record_exception(exc)
+        span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
+        raise
+    finally:
+        span.end()
+        STAGE.record(time.perf_counter() - t0, {"stage": name})
 
 
 def end_turn(ctx: Any) -> None:
