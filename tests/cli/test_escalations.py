@@ -87,3 +87,37 @@ def test_outbox_list_and_retry(cli_env):
     assert _json(["outbox", "retry", "--org", org, "--json"]) == {"requeued": 0}
     res = CliRunner().invoke(app, ["outbox", "retry", "not-a-uuid", "--org", org])
     assert res.exit_code == 2
+
+
+def test_keys_create_list_revoke_and_integration_changes_are_audited(cli_env, pg_url):
+    org = cli_env
+    made = _json(["keys", "create", "--org", org, "--role", "agent", "--name", "alice", "--actor", "ops@x", "--json"])
+    key = made["key"]
+    assert key.startswith("cw_") and made["role"] == "agent" and made["name"] == "alice"
+    listed = CliRunner().invoke(app, ["keys", "list", "--org", org, "--json"])
+    assert listed.exit_code == 0 and key not in listed.stdout  # only the prefix, never the key
+    assert [k["prefix"] for k in json.loads(listed.stdout)["keys"]] == [made["prefix"]]
+    bad = CliRunner().invoke(app, ["keys", "create", "--org", org, "--role", "root"])
+    assert bad.exit_code == 2 and "viewer, agent, admin" in bad.output
+    assert _json(["keys", "revoke", made["prefix"], "--org", org, "--json"])["revoked_at"]
+    assert _json(["keys", "list", "--org", org, "--json"]) == {"keys": []}
+    gone = CliRunner().invoke(app, ["keys", "revoke", "nope", "--org", org])
+    assert gone.exit_code == 2 and "no key" in gone.output
+    _json(["integrations", "set", "twilio", "--org", org, "--field", "account_sid=AC1", "--field",
+           "from_number=(555) 010-0100", "--json"], stdin="auth_token=tw-secret-123456\n")
+    [info] = _json(["integrations", "list", "--org", org, "--json"])["integrations"]
+    assert info["fields"]["from_number"] == "+15550100100"  # stored as E.164
+
+    async def audit() -> list[tuple[str, str, str]]:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            rows = await conn.fetch("select a.actor, a.action, a.details::text from audit_log a join organizations o "
+                                    "on o.id = a.organization_id where o.slug = $1 order by a.id", org)
+        finally:
+            await conn.close()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    rows = asyncio.run(audit())
+    assert [r[1] for r in rows] == ["api_key.create", "api_key.revoke", "integration.set"]
+    assert rows[0][0] == "ops@x" and rows[2][0].startswith("cli")
+    assert "tw-secret" not in rows[2][2] and "auth_token" in rows[2][2]

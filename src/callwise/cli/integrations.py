@@ -3,6 +3,8 @@
 Secrets are read from stdin (``name=value`` lines, or the bare value for a one-secret provider), never
 from the command line (shell history, ``ps``) and never echoed; settings that are not secret (a Zendesk
 subdomain, a Twilio account SID and number, a sender address, a Slack channel) are ``--field name=value``.
+A Twilio number is stored as E.164. Each change writes ``audit_log`` (who, what: field and secret names,
+never values).
 """
 
 from __future__ import annotations
@@ -29,6 +31,22 @@ def _fields(pairs: list[str]) -> dict[str, str]:
             raise typer.BadParameter(f"{p!r}: expected name=value", param_hint="--field")
         out[name.strip()] = value.strip()
     return out
+
+
+def _actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+async def _audit(pool: Any, org_id: str, action: str, provider: str, details: dict[str, Any]) -> None:
+    from callwise.integrations.outbox import audit
+
+    await audit(pool, org_id, actor=_actor(), action=action, target_type="integration", target_id=provider,
+                details=details)
 
 
 def _read_secrets(provider: str) -> dict[str, str]:
@@ -62,6 +80,10 @@ def set_credentials(provider: str = typer.Argument(..., help="zendesk, slack, tw
     except CredentialError as exc:
         fail(str(exc))
     settings = load_settings()
+    if fields.get("from_number"):
+        from callwise.integrations.phone import e164
+
+        fields["from_number"] = e164(fields["from_number"], settings.default_phone_region) or fields["from_number"]
 
     async def go() -> list[Any]:
         from callwise.wiring.integrations import credential_store
@@ -73,6 +95,8 @@ def set_credentials(provider: str = typer.Argument(..., help="zendesk, slack, tw
                 await store.set(org_id, provider, secrets=secrets, fields=fields)
             except CredentialError as exc:
                 raise CommandError(str(exc)) from None
+            await _audit(rt.pool, org_id, "integration.set", provider,
+                         {"fields": sorted(fields), "secrets": sorted(secrets)})
             return [i for i in await store.list(org_id) if i.provider == provider]
 
     infos = run(go)
@@ -124,7 +148,10 @@ def remove_credentials(provider: str = typer.Argument(...), org: str | None = OR
 
         async with open_runtime(settings) as rt:
             org_id = await existing_org(rt.pool, settings, org)
-            return await credential_store(settings, rt.pool).remove(org_id, provider)
+            removed = await credential_store(settings, rt.pool).remove(org_id, provider)
+            if removed:
+                await _audit(rt.pool, org_id, "integration.remove", provider, {})
+            return bool(removed)
 
     removed = run(go)
     if json_out:
