@@ -257,3 +257,36 @@ async def test_twilio_status_callback_records_delivery(world):
     assert tuple(row) == ("failed", "undelivered")
     again = await w["client"].post("/v1/webhooks/twilio/status", data=params, headers={"X-Twilio-Signature": sig})
     assert again.status == 403
+
+
+async def test_an_unrated_call_reaches_the_caller_through_the_crm_contact(world, tmp_path):
+    """The caller gave no number, but the CRM lookup found their contact: the survey goes to the CRM's phone."""
+    from callwise.agent.handoff_room import survey_if_unrated
+    from callwise.calls import SupportCall, SupportDeps
+    from callwise.calls.caller import CallerId, CallerService, CustomerCache
+    from callwise.integrations.credentials import CredentialStore
+    from callwise.integrations.crm.hubspot import HubSpotCRM, HubSpotTokens
+    from callwise.wiring.settings import Settings
+    from tests.vendors.hubspot import FakeHubSpot
+
+    w = world
+    key = Fernet.generate_key().decode()
+    settings = Settings(_env_file=None, data_dir=tmp_path, encryption_key=key, survey_followup="sms")
+    creds = CredentialStore(w["pool"], Fernet(key.encode()))
+    await creds.set(w["org"], "twilio", secrets={"auth_token": tw.AUTH_TOKEN},
+                    fields={"account_sid": tw.ACCOUNT_SID, "from_number": w["number"]})
+    with FakeHubSpot() as hs:
+        hs.add("contacts", {"firstname": "Dana", "email": "dana@example.com", "phone": "(555) 765-4321"})
+
+        async def crm(org):  # type: ignore[no-untyped-def]
+            return HubSpotCRM(HubSpotTokens(access_token=hs.access_token), base_url=hs.url, timeout_s=3)
+
+        deps = SupportDeps(retriever=None, router=None, pool=w["pool"],  # type: ignore[arg-type]
+                           callers=CallerService(w["pool"], crm, budget_s=2, cache=CustomerCache()))
+        call = await SupportCall.start(deps, organization_id=w["org"], room="r-crm",
+                                       caller=CallerId.parse("dana@example.com"))
+        await call.ctx.caller.task
+        await call.end()
+        await survey_if_unrated(settings, call)
+    row = await w["pool"].fetchrow("select channel, contact from survey_requests where session_id = $1", call.session_id)
+    assert row is not None and tuple(row) == ("sms", CALLER)
