@@ -181,3 +181,22 @@ def test_cli_hostile_org_and_files(cli_env, orgs) -> None:
     assert "Traceback" not in res.output
     res = runner.invoke(app, ["ask", "How long do refunds take?", "--org", orgs.b_slug, "--json"])
     assert res.exit_code == 0 and "Traceback" not in res.output, res.output[-2000:]
+
+
+async def test_healthz_reports_a_database_outage_without_its_error_text(pg_url) -> None:
+    """/healthz is open to anyone: it says the database is unreachable, never the driver's message (DSN, host)."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from callwise.infra.db import create_pool
+
+    pool = await create_pool(pg_url, min_size=1, max_size=1)
+    await pool.close()  # a real pool that can no longer reach the database
+    client = TestClient(TestServer(create_app(ApiServices(pool, None, None, None, "t" * 24))))
+    await client.start_server()
+    try:
+        res = await client.get("/healthz")
+        body = await res.text()
+    finally:
+        await client.close()
+    assert res.status == 503 and json.loads(body) == {"status": "degraded", "database": "unreachable"}
+    assert "closed" not in body and "pool" not in body

@@ -164,10 +164,10 @@ class EmbeddedPostgres:
             f.write(password + "\n")
         return password
 
-    def _run(self, exe: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def _run(self, exe: str, *args: str, timeout: float = 60, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         cmd = [str(_pg_bin() / exe), *args]
         env = dict(os.environ, PGPASSWORD=self.password)
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=stdin,
                               user=self._run_as, cwd=str(self.pgdata.parent), env=env)
 
     # --- who uses the server ---------------------------------------------------------------
@@ -265,8 +265,9 @@ class EmbeddedPostgres:
         if not self._hba_trusts():
             return
         quoted = self.password.replace("'", "''")
-        res = self._run("psql", "-h", self.host, "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-tAc",
-                        f"alter user postgres with password '{quoted}'")
+        # the statement goes on stdin: a password in psql's arguments is visible to every user in `ps`
+        res = self._run("psql", "-h", self.host, "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-tA",
+                        "-v", "ON_ERROR_STOP=1", stdin=f"alter user postgres with password '{quoted}';\n")
         if res.returncode != 0:
             raise DatabaseError(f"could not set the embedded database password: {res.stderr.strip()}")
         hba = self.pgdata / "pg_hba.conf"
