@@ -268,6 +268,11 @@ async def test_org_text_is_escaped(ops, pg_pool) -> None:  # type: ignore[no-unt
         "values ($1, '<img src=x onerror=alert(1)>?', $2, 'no_sources')", ops["org"], uuid.uuid4().hex)
     page = await (await ops["client"].get(f"/orgs/{ops['slug']}", headers=AUTH)).text()
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;?" in page
+    # the case desk's page is a template too: a trigger sentence with markup is shown as text
+    await pg_pool.execute("update escalations set details = details || '{\"transcript\": \"<i>now</i> please\"}'::jsonb "
+                          "where session_id = $1", ops["sessions"]["escalated"])
+    cases = await (await ops["client"].get("/cases", headers=AUTH)).text()
+    assert "&lt;i&gt;now&lt;/i&gt; please" in cases and "<i>now</i>" not in cases
 
 
 def _chromium() -> str | None:

@@ -11,7 +11,6 @@ join link is minted only for the agent who holds the claim.
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from callwise.api.auth import principal_of
+from callwise.api.pages import page as html_page
 from callwise.api.services import json_body, org_id, services_of
 from callwise.handoff.cases import CaseDesk, CaseError
 
@@ -107,28 +107,7 @@ async def cases_page(request: web.Request) -> web.Response:
         "join organizations o on o.id = x.organization_id left join escalations e on e.id = x.case_id "
         "and e.organization_id = x.organization_id where (x.status = 'dead' or (x.status = 'pending' and x.attempts > 0)) "
         "and ($1::uuid is null or x.organization_id = $1) order by x.updated_at desc limit 100", org)
-    esc = html.escape
-    case_rows = "".join(
-        f"<tr><td>{esc(r['slug'])}</td><td>CW-{r['case_number']}</td><td>{esc(r['status'])}</td>"
-        f"<td>{esc(r['reason'])}</td><td>{esc(r['handoff_status'])}</td><td>{esc(r['assigned_to'] or '')}</td>"
-        f"<td>{r['created_at']:%Y-%m-%d %H:%M}</td><td>{esc(r['ticket_id'] or '')}</td>"
-        f"<td>{esc((r['trigger'] or '')[:120])}</td></tr>" for r in rows) or "<tr><td colspan=9>no open cases</td></tr>"
-    failed_rows = "".join(
-        f"<tr><td>{esc(r['slug'])}</td><td>{'CW-' + str(r['case_number']) if r['case_number'] else ''}</td>"
-        f"<td>{esc(r['action'])}</td><td>{esc(r['status'])}</td><td>{r['attempts']}</td>"
-        f"<td>{esc((r['last_error'] or '')[:200])}</td><td>{r['updated_at']:%Y-%m-%d %H:%M}</td></tr>"
-        for r in failed) or "<tr><td colspan=7>nothing failing</td></tr>"
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>callwise cases</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:2rem}table{border-collapse:collapse;margin-bottom:2rem}"
-        "td,th{border-bottom:1px solid #ddd;padding:.4rem .8rem;text-align:left}</style></head><body>"
-        "<h1>Cases</h1><p>Claim and resolve with <code>callwise escalations claim|resolve</code> or "
-        "<code>POST /v1/orgs/ORG/escalations/CASE/claim</code>.</p>"
-        "<table><tr><th>organization</th><th>case</th><th>status</th><th>reason</th><th>handoff</th><th>assigned</th>"
-        "<th>opened</th><th>ticket</th><th>trigger</th></tr>" + case_rows + "</table>"
-        "<h2>Vendor actions failing or retrying</h2><table><tr><th>organization</th><th>case</th><th>action</th>"
-        "<th>status</th><th>attempts</th><th>error</th><th>updated</th></tr>" + failed_rows + "</table></body></html>")
-    return web.Response(text=page, content_type="text/html")
+    return html_page("cases.html", cases=rows, failed=failed)
 
 
 def mount(app: web.Application) -> None:

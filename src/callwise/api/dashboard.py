@@ -12,45 +12,14 @@ import json
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import jinja2
 from aiohttp import web
 
 from callwise.api import stats
+from callwise.api.pages import page
 from callwise.api.services import error, org_id, services_of
 from callwise.evaluation import plots
-
-TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-_env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                          undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-
-
-def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{v * 100:.1f}%"
-
-
-def _num(v: float | None, nd: int = 0) -> str:
-    return "—" if v is None else f"{v:,.{nd}f}"
-
-
-def _usd(v: float | None) -> str:
-    if v is None:
-        return "—"
-    return f"${v:,.4f}" if v < 1 else f"${v:,.2f}"
-
-
-_env.filters.update(pct=_pct, num=_num, usd=_usd)
-
-
-def render(name: str, **context: Any) -> str:
-    return _env.get_template(name).render(**context)
-
-
-def _html(text: str) -> web.Response:
-    return web.Response(text=text, content_type="text/html", charset="utf-8")
 
 
 # -- plots ----------------------------------------------------------------------------------------------
@@ -144,7 +113,7 @@ async def overview(request: web.Request) -> web.Response:
                               order by started_at desc limit 1) r on true
            order by o.slug""", today, month)
     orgs = [{**dict(r), "run_alerts": len(json.loads(r["run_alerts"])) if r["run_alerts"] else 0} for r in rows]
-    return _html(render("overview.html", orgs=orgs, now=datetime.now(UTC)))
+    return page("overview.html", orgs=orgs)
 
 
 async def org_page(request: web.Request) -> web.Response:
@@ -169,9 +138,9 @@ async def org_page(request: web.Request) -> web.Response:
                    "alerts": len(json.loads(run["alerts"]) or []),
                    "figures": {k: v for k, v in metrics.items() if isinstance(v, (int, float))
                                and not isinstance(v, bool)}}
-    return _html(render("org.html", slug=slug, today=today, month=month, plots=figures, cases=cases,
-                        health=health["models"], breaker_source=health["breaker_source"], nightly=nightly,
-                        definitions=stats.DEFINITIONS, now=datetime.now(UTC)))
+    return page("org.html", slug=slug, today=today, month=month, plots=figures, cases=cases,
+                health=health["models"], breaker_source=health["breaker_source"], nightly=nightly,
+                definitions=stats.DEFINITIONS)
 
 
 async def org_stats(request: web.Request) -> web.Response:

@@ -17,13 +17,13 @@ own authentication (the vendor's signature), not the API token (``PUBLIC_PATHS``
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from callwise.api.pages import page as html_page
 from callwise.api.services import error, read_body, services_of, signed_url
 from callwise.calls.followup import record_reply, valid_survey_token
 from callwise.integrations.webhooks import first_delivery
@@ -141,7 +141,7 @@ async def survey_page(request: web.Request) -> web.Response:
     source = await request.post() if request.method == "POST" else request.query
     org, ref, token = (str(source.get(k, ""))[:64] for k in ("org", "ref", "t"))
     rating = str(source.get("rating", "")) if request.method == "POST" else ""
-    invalid = web.Response(status=404, text="<p>This survey link is not valid.</p>", content_type="text/html")
+    invalid = html_page("survey.html", status=404, message="This survey link is not valid.", hidden=[])
     key = services.survey_key
     try:
         org = str(uuid.UUID(org))
@@ -155,19 +155,13 @@ async def survey_page(request: web.Request) -> web.Response:
         return invalid
     if request.method == "POST":
         if rating not in {"1", "2", "3", "4", "5"}:
-            return web.Response(status=400, text="<p>Pick a number from 1 to 5.</p>", content_type="text/html")
+            return html_page("survey.html", status=400, message="Pick a number from 1 to 5.", hidden=[])
         out = await record_reply(pool, str(row["organization_id"]), channel="email", reference=ref, text=rating)
         msg = "Thank you for your feedback." if out.status == "answered" else "This survey was already answered."
-        return web.Response(text=f"<p>{msg}</p>", content_type="text/html")
+        return html_page("survey.html", message=msg, hidden=[])
     if row["status"] in ("answered", "unanswered"):
-        return web.Response(text="<p>This survey was already answered. Thank you.</p>", content_type="text/html")
-    buttons = "".join(f"<button name='rating' value='{n}'>{n}</button> " for n in range(1, 6))
-    hidden = "".join(f"<input type='hidden' name='{k}' value='{html.escape(v)}'>"
-                     for k, v in (("org", org), ("ref", ref), ("t", token)))
-    page = (f"<!doctype html><meta charset='utf-8'><title>How did we do?</title><body style='font-family:sans-serif'>"
-            f"<p>How would you rate the help you got, from 1 (poor) to 5 (excellent)?</p><form method='post'>"
-            f"{hidden}{buttons}</form></body>")
-    return web.Response(text=page, content_type="text/html")
+        return html_page("survey.html", message="This survey was already answered. Thank you.", hidden=[])
+    return html_page("survey.html", message=None, hidden=[("org", org), ("ref", ref), ("t", token)])
 
 
 def mount(app: web.Application) -> None:
