@@ -1,12 +1,15 @@
 """Caller lookup latency: the CRM lookup at call start, cache miss and hit, and what it adds to the first answer.
 
-    python bench/crm_lookup.py [--callers 200] [--vendor-ms 0,80] [--budget-ms 300] [--data-dir DIR] [--json]
+    python bench/crm_lookup.py [--callers 200] [--vendor-ms 0,80] [--budget-ms 300] [--cache pg|memory]
+                               [--data-dir DIR] [--json]
 
 A local server in HubSpot's wire format (tests/vendors/hubspot.py) holds ``--callers`` contacts; for each
 ``--vendor-ms`` value it answers every request that much later (a stand-in for the network round trip to
 api.hubapi.com). The real path runs: ``callwise.calls.caller.CallerService`` -> ``callwise.integrations.crm.hubspot.HubSpotCRM``
 (the official SDK in a worker thread) -> search by phone -> ``end_users`` upsert and session link on the
-embedded Postgres.
+embedded Postgres. Contacts hold their numbers as people type them ("(555) 000-0042"); callers arrive as
+E.164 (+15550000042), so every lookup goes through the normalised search. ``--cache pg`` (the product's cache:
+a ``crm_cache`` row per org and caller, shared by every process) or ``memory`` (one process only).
 
 Reported per vendor latency: p50/p95 of a cache-miss lookup (the CRM search through the SDK), of a cache hit,
 and the wait
@@ -32,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from callwise.calls.caller import CallerId, CallerService, CustomerCache  # noqa: E402
+from callwise.calls.caller import CallerId, CallerService, CustomerCache, PgCustomerCache  # noqa: E402
 from callwise.integrations.crm.hubspot import HubSpotCRM, HubSpotTokens  # noqa: E402
 from callwise.wiring.runtime import open_runtime  # noqa: E402
 from callwise.wiring.settings import Settings  # noqa: E402
@@ -46,11 +49,14 @@ def pct(values: list[float]) -> dict[str, float]:
             "max": round(float(arr.max()), 1)}
 
 
-async def one_setting(pool: Any, org: str, fake: FakeHubSpot, callers: int, budget_s: float) -> dict[str, Any]:
+async def one_setting(pool: Any, org: str, fake: FakeHubSpot, callers: int, budget_s: float,
+                      cache: str = "pg") -> dict[str, Any]:
     async def factory(_: str) -> HubSpotCRM:
         return HubSpotCRM(HubSpotTokens(access_token=fake.access_token), base_url=fake.url, timeout_s=5)
 
-    service = CallerService(pool, factory, budget_s=budget_s, timeout_s=5, cache=CustomerCache(600))
+    await pool.execute("delete from crm_cache where organization_id = $1", org)  # each setting starts cold
+    store = PgCustomerCache(pool, 600) if cache == "pg" else CustomerCache(600)
+    service = CallerService(pool, factory, budget_s=budget_s, timeout_s=5, cache=store)
     miss, hit, first_wait, found = [], [], [], 0
     for i in range(callers):
         sid = await pool.fetchval("insert into sessions (organization_id, room, kind) values ($1, 'bench', 'support') "
@@ -72,7 +78,7 @@ async def one_setting(pool: Any, org: str, fake: FakeHubSpot, callers: int, budg
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="cw-crm-bench-"))
     settings = Settings(_env_file=None, data_dir=data_dir)
-    out: dict[str, Any] = {"callers": args.callers, "budget_ms": args.budget_ms, "runs": {}}
+    out: dict[str, Any] = {"callers": args.callers, "budget_ms": args.budget_ms, "cache": args.cache, "runs": {}}
     async with open_runtime(settings) as rt:
         slug = "bench-crm-" + uuid.uuid4().hex[:6]
         org = await rt.org_id(slug)
@@ -80,7 +86,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             for vendor_ms in [float(v) for v in args.vendor_ms.split(",")]:
                 with FakeHubSpot() as fake:
                     for i in range(args.callers):
-                        fake.add("contacts", {"firstname": f"C{i}", "lastname": "Bench", "phone": f"+1555{i:07d}",
+                        typed = f"(555) {i:07d}"[:9] + "-" + f"{i:07d}"[3:]  # (555) 000-0042
+                        fake.add("contacts", {"firstname": f"C{i}", "lastname": "Bench", "phone": typed,
                                               "email": f"c{i}@bench.example", "total_revenue": str(100 * i)})
                     if vendor_ms:
                         delay = vendor_ms / 1000
@@ -91,7 +98,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                             return reply
                         fake.handle = slow  # type: ignore[method-assign]
                     out["runs"][f"vendor_{int(vendor_ms)}ms"] = await one_setting(rt.pool, org, fake, args.callers,
-                                                                                 args.budget_ms / 1000)
+                                                                                 args.budget_ms / 1000, args.cache)
         finally:
             await rt.pool.execute("delete from organizations where id = $1", org)
     return out
@@ -102,6 +109,7 @@ if __name__ == "__main__":
     p.add_argument("--callers", type=int, default=200)
     p.add_argument("--vendor-ms", default="0,80", help="comma-separated added vendor latency per request")
     p.add_argument("--budget-ms", type=float, default=300.0)
+    p.add_argument("--cache", choices=("pg", "memory"), default="pg")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
