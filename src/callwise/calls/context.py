@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from callwise.calls.languages import localize
 from callwise.calls.memory import CallMemory
 from callwise.handoff.escalation import CallState
 from callwise.handoff.escalator import CallHandoff
@@ -44,6 +45,7 @@ class TurnOutcome:
     #: the turn ended by asking once whether to pass the caller to a colleague (and why)
     offered_colleague: bool = False
     offer: dict[str, Any] | None = None
+    screen: dict[str, Any] | None = None  # the shared screen's OCR text this turn used (callwise.calls.screen)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,7 +54,7 @@ class TurnOutcome:
             "escalated": self.escalated, "escalation": self.escalation,
             "latencies_ms": {k: round(v, 1) for k, v in self.latencies.items()},
             "cost_usd": self.cost_usd, "error": self.error, "query_type": self.query_type, "query": self.query,
-            "offered_colleague": self.offered_colleague, "offer": self.offer,
+            "screen": self.screen, "offered_colleague": self.offered_colleague, "offer": self.offer,
         }
 
 
@@ -81,6 +83,12 @@ class CallContext:
     ab_user_key: str | None = None
     caller: Any | None = None  # the CRM lookup started at call start (callwise.calls.caller.CallerLookup)
     crm_customer_applied: bool = False
+    #: the call's language (callwise.calls.languages): fixed lines are said in it; ``language_choice`` says why
+    language: str = "en"
+    language_choice: Any | None = None
+    language_stored: bool = False
+    english_notice_given: bool = False
+    screen: Any | None = None  # the shared screen (callwise.calls.screen.ScreenReader), when the caller shares one
     #: the call's handoff state: the line the worker describes, what the escalator left after escalating
     handoff: CallHandoff = field(init=False)
 
@@ -132,6 +140,8 @@ class TurnContext:
         ``delivered`` what it actually passed on (a barge-in stops it mid-answer)."""
         if not text:
             return
+        if self.call.language != "en":  # the agent's fixed lines in the caller's language
+            text = localize(text, self.call.language)
         speakable = self.call.deps.speakable
         if speakable is not None:
             text = speakable(text)

@@ -5,6 +5,12 @@ words ("four", "four out of five", "a solid four"), other scales ("8 out of 10",
 "three stars"), and plain judgements ("pretty bad", "not great", "excellent", "it was fine").
 An explicit number wins over a judgement; a number out of range is ignored. Ratings of 2 or less
 need a follow-up.
+
+The same in Spanish, French, German, Japanese and Chinese (``parse_rating(text, "fr")``): number
+words ("cuatro", "cinq sur cinq", "vier von fünf", "5点中4点", "五分之四", "四颗星") and judgements
+("muy bien", "pas terrible", "sehr schlecht", "まあまあ", "还可以"). Articles that are also the
+word for one ("un", "una", "ein") count only in "un sur cinq"-style phrases, and a CJK numeral
+only on its own or with 点/分/星, so "一般" (so-so) is not a 1. English is always tried too: callers mix.
 """
 
 from __future__ import annotations
@@ -75,19 +81,28 @@ def _scale(value: float, top: float) -> int | None:
     return max(1, min(5, int(value / top * 5 + 0.5 + 1e-9)))
 
 
-def parse_rating(text: str) -> tuple[int | None, str | None]:
+def parse_rating(text: str, language: str = "en") -> tuple[int | None, str | None]:
     """The 1-5 rating in a spoken answer and the words that decided it, or ``(None, None)``."""
+    lang = (language or "en").lower()[:2]
+    if lang in _FOREIGN:
+        rating, matched = _FOREIGN[lang].parse(text)
+        if rating is not None:
+            return rating, matched
+    return _parse_english(text)
+
+
+def _parse_english(text: str) -> tuple[int | None, str | None]:
     for m in _OUT_OF.finditer(text):
         value, top = _num(m.group(1)), _num(m.group(2))
         if value is not None and top is not None and (r := _scale(value, top)) is not None:
             return r, m.group(0)
-    if m := _PERCENT.search(text):
-        if (r := _scale(float(m.group(1)), 100)) is not None:
-            return r, m.group(0)
-    if m := _STARS.search(text):
-        value = _num(m.group(1))
+    if pm := _PERCENT.search(text):
+        if (r := _scale(float(pm.group(1)), 100)) is not None:
+            return r, pm.group(0)
+    if sm := _STARS.search(text):
+        value = _num(sm.group(1))
         if value is not None and 1 <= value <= 5:
-            return int(round(value)), m.group(0)
+            return int(round(value)), sm.group(0)
     for m in _BARE.finditer(text):
         value = _num(m.group(1))
         if value is not None and 1 <= value <= 5 and value == int(value):
@@ -102,9 +117,9 @@ def parse_rating(text: str) -> tuple[int | None, str | None]:
     return None, None
 
 
-def parse_answer(rating_text: str, comment_text: str = "") -> SurveyAnswer:
+def parse_answer(rating_text: str, comment_text: str = "", language: str = "en") -> SurveyAnswer:
     """Combine the spoken rating and the optional comment into what ``survey_responses`` stores."""
-    rating, matched = parse_rating(rating_text)
+    rating, matched = parse_rating(rating_text, language)
     feedback = " ".join(t.strip() for t in (rating_text, comment_text) if t and t.strip())
     return SurveyAnswer(
         rating=rating,
@@ -112,3 +127,120 @@ def parse_answer(rating_text: str, comment_text: str = "") -> SurveyAnswer:
         requires_followup=rating is not None and rating <= FOLLOWUP_AT_OR_BELOW,
         matched=matched,
     )
+
+
+# ------------------------------------------------------------------------------- other languages
+class _Scale:
+    """Rating words of one language: numbers, "N out of M" (either order), stars, judgements."""
+
+    def __init__(self, numbers: dict[str, int], out_of: str, *, top_first: str = "", stars: str = "",
+                 phrases: dict[int, list[str]], bare_words: bool = True, cjk: bool = False) -> None:
+        self.numbers = numbers
+        self.cjk = cjk
+        words = "|".join(sorted(map(re.escape, numbers), key=len, reverse=True))
+        num = rf"(\d+(?:[.,]\d+)?|{words})"
+        b, e = ("", "") if cjk else (r"(?<![\w.])", r"(?!\w)")
+        self.out_of = re.compile(b + num + rf"\s*(?:{out_of})\s*" + num + e, re.IGNORECASE) if out_of else None
+        self.top_first = re.compile(num + rf"\s*(?:{top_first})\s*" + num, re.IGNORECASE) if top_first else None
+        self.stars = re.compile(stars.replace("NUM", num), re.IGNORECASE) if stars else None
+        bare = [w for w, v in numbers.items() if bare_words or v != 1]
+        bare_rx = "|".join(sorted(map(re.escape, bare), key=len, reverse=True))
+        if cjk:  # a numeral alone (punctuation aside), or a digit anywhere
+            self.bare = re.compile(rf"^\s*({bare_rx}|\d)\s*[。．.!！]?\s*$|(?<![\d.])(\d)(?![\d.])")
+        else:
+            self.bare = re.compile(rf"(?<![\w.])(\d+|{bare_rx})(?!\w|[.,]\d)", re.IGNORECASE)
+        self.phrases = [(re.compile(p if cjk else rf"\b{p}\b", re.IGNORECASE), r)
+                        for r, ps in phrases.items() for p in ps]
+
+    def num(self, token: str) -> float | None:
+        t = token.lower()
+        if t in self.numbers:
+            return float(self.numbers[t])
+        try:
+            return float(t.replace(",", "."))
+        except ValueError:
+            return None
+
+    def parse(self, text: str) -> tuple[int | None, str | None]:
+        text = text[:2000]
+        for rx, top_first in ((self.out_of, False), (self.top_first, True)):
+            if rx is None:
+                continue
+            for m in rx.finditer(text):
+                a, b = self.num(m.group(1)), self.num(m.group(2))
+                value, top = (b, a) if top_first else (a, b)
+                if value is not None and top is not None and (r := _scale(value, top)) is not None:
+                    return r, m.group(0)
+        if self.stars is not None and (sm := self.stars.search(text)):
+            value = self.num(next(g for g in sm.groups() if g))
+            if value is not None and 1 <= value <= 5:
+                return int(round(value)), sm.group(0)
+        for m in self.bare.finditer(text):
+            token = next(g for g in m.groups() if g)
+            value = self.num(token)
+            if value is not None and 1 <= value <= 5 and value == int(value):
+                return int(value), m.group(0).strip()
+        best: tuple[int, int, str] | None = None
+        for pattern, rating in self.phrases:
+            for m in pattern.finditer(text):
+                if best is None or len(m.group(0)) > best[0]:
+                    best = (len(m.group(0)), rating, m.group(0))
+        return (best[1], best[2]) if best else (None, None)
+
+
+_CJK_NUMBERS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10,
+                "１": 1, "２": 2, "３": 3, "４": 4, "５": 5}
+_FOREIGN: dict[str, _Scale] = {
+    "es": _Scale(
+        {"uno": 1, "una": 1, "un": 1, "dos": 2, "tres": 3, "cuatro": 4, "cinco": 5, "seis": 6, "siete": 7,
+         "ocho": 8, "nueve": 9, "diez": 10},
+        "de|sobre|entre", stars=r"NUM\s*estrellas?", bare_words=False, phrases={
+            5: ["excelente", "perfecto", "perfecta", "genial", "fant[aá]stico", "estupendo", "muy bien", "muy buena?",
+                "de maravilla", "incre[ií]ble"],
+            4: ["bien", "buena?", "satisfecho", "satisfecha", "contento", "contenta", "bastante bien"],
+            3: ["regular", "normal", "m[aá]s o menos", "aceptable", "ni bien ni mal", "no est[aá] mal", "pasable"],
+            2: ["mal", "mala?o?", "no muy bien", "insatisfecho", "insatisfecha", "decepcionante", "pobre"],
+            1: ["muy mal", "muy malo", "muy mala", "fatal", "horrible", "terrible", "p[eé]simo", "p[eé]sima",
+                "in[uú]til", "desastroso"],
+        }),
+    "fr": _Scale(
+        {"un": 1, "une": 1, "deux": 2, "trois": 3, "quatre": 4, "cinq": 5, "six": 6, "sept": 7, "huit": 8,
+         "neuf": 9, "dix": 10},
+        "sur|de", stars=r"NUM\s*[ée]toiles?", bare_words=False, phrases={
+            5: ["excellent", "excellente", "parfait", "parfaite", "g[ée]nial", "super", "tr[eè]s bien", "formidable",
+                "impeccable"],
+            4: ["bien", "bon", "bonne", "satisfait", "satisfaite", "content", "contente", "plut[ôo]t bien"],
+            3: ["moyen", "moyenne", "correct", "correcte", "passable", "pas mal", "bof", "[çc]a va"],
+            2: ["mauvais", "mauvaise", "pas terrible", "pas tr[eè]s bien", "d[ée][çc]u", "d[ée][çc]ue", "insatisfait"],
+            1: ["tr[eè]s mauvais", "tr[eè]s mauvaise", "nul", "nulle", "horrible", "catastrophique", "inutile",
+                "lamentable"],
+        }),
+    "de": _Scale(
+        {"eins": 1, "ein": 1, "eine": 1, "einen": 1, "zwei": 2, "drei": 3, "vier": 4, "fünf": 5,
+         "funf": 5, "sechs": 6, "sieben": 7, "acht": 8, "neun": 9, "zehn": 10},
+        "von|aus", stars=r"NUM\s*stern(?:e|en)?\b", bare_words=False, phrases={
+            5: ["ausgezeichnet", "hervorragend", "perfekt", "super", "sehr gut", "toll", "wunderbar", "exzellent"],
+            4: ["gut", "zufrieden", "ganz gut", "prima"],
+            3: ["okay", "ok", "mittelm[äa][ßs]ig", "geht so", "in ordnung", "durchschnittlich", "passabel", "befriedigend"],
+            2: ["schlecht", "nicht gut", "nicht so gut", "unzufrieden", "entt[äa]uschend", "mangelhaft"],
+            1: ["sehr schlecht", "furchtbar", "schrecklich", "katastrophal", "nutzlos", "miserabel", "ungen[üu]gend"],
+        }),
+    "ja": _Scale(
+        _CJK_NUMBERS, "", top_first="点?中|段階で|点満点で|分の", stars=r"(?:星|ほし)\s*NUM|NUM\s*(?:点|つ星|ポイント)",
+        cjk=True, phrases={
+            5: ["最高", "素晴らしい", "すばらしい", "とても良", "とてもよ", "完璧", "大満足"],
+            4: ["良かった", "よかった", "良い", "よい", "満足", "助かりました"],
+            3: ["普通", "ふつう", "まあまあ", "まずまず"],
+            2: ["悪い", "わるい", "不満", "良くない", "よくない", "いまいち", "イマイチ"],
+            1: ["最悪", "ひどい", "酷い", "全然だめ", "役に立たない"],
+        }),
+    "zh": _Scale(
+        _CJK_NUMBERS, "", top_first="分之|分中|分里", stars=r"NUM\s*(?:颗星|星|分)",
+        cjk=True, phrases={
+            5: ["非常好", "很好", "完美", "太棒了", "特别好", "非常满意", "满分"],
+            4: ["好", "不错", "满意", "挺好"],
+            3: ["一般", "还行", "还可以", "凑合", "马马虎虎"],
+            2: ["不好", "不满意", "差", "不太好"],
+            1: ["很差", "非常差", "太差", "糟糕", "没用", "极差"],
+        }),
+}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from callwise.calls import survey
+from callwise.calls import languages, survey
 from callwise.calls.context import CallContext, TurnContext
 from callwise.calls.store import ConversationStore
 
@@ -19,14 +19,16 @@ _GOODBYE = re.compile(
     re.IGNORECASE)
 
 
-def is_goodbye(text: str) -> bool:
+def is_goodbye(text: str, language: str = "en") -> bool:
+    if language != "en":  # the caller's language, or English (callwise.calls.languages)
+        return languages.is_goodbye(text, language)
     return bool(_GOODBYE.search(text[:2000]))
 
 
 async def store_survey(call: CallContext, comment: str = "") -> None:
     """Store the rating (and comment) given so far; nothing when no rating was understood."""
     call.survey_phase = "done"
-    answer = survey.parse_answer(call.survey_rating_text, comment)
+    answer = survey.parse_answer(call.survey_rating_text, comment, call.language)
     if answer.rating is None or not call.persist or call.session_id is None:
         return
     await ConversationStore(call.deps.pool, call.organization_id).add_survey(
@@ -45,7 +47,7 @@ class Survey:
             return
         ctx.finish("survey")
         if call.survey_phase == "rating":
-            rating, _ = survey.parse_rating(ctx.text)
+            rating, _ = survey.parse_rating(ctx.text, call.language)
             if rating is None and call.rating_retries == 0:
                 call.rating_retries += 1
                 await ctx.say(RETRY_RATING)
@@ -68,7 +70,7 @@ class Goodbye:
     name = "goodbye"
 
     async def run(self, ctx: TurnContext) -> None:
-        if ctx.call.survey_phase == "off" and is_goodbye(ctx.text):
+        if ctx.call.survey_phase == "off" and is_goodbye(ctx.text, ctx.call.language):
             ctx.call.survey_phase = "rating"
             await ctx.say(survey.RATING_QUESTION)
             ctx.finish("survey")
