@@ -13,6 +13,9 @@ command -v "$PY" >/dev/null || PY=python3
 # System packages: espeak-ng + sox make and speak sample calls, libportaudio2 is needed by
 # livekit-agents' console mode, chromium renders the nightly report in the tests.
 apt_pkgs=(espeak-ng sox libportaudio2)
+# issue 25: OCR of a shared screen (Tesseract 5 and the packs of the served languages, about 24 MB)
+apt_pkgs+=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-spa tesseract-ocr-fra tesseract-ocr-deu tesseract-ocr-jpn
+           tesseract-ocr-chi-sim)
 (( with_tests )) && apt_pkgs+=(chromium)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

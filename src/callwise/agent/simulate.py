@@ -65,12 +65,31 @@ class SimulationReport:
     insights: dict[str, Any] | None = None
     wall_s: float = 0.0
     caller: dict[str, Any] | None = None  # the CRM lookup (``--caller``): who, found or not, how long
-
+    language: str = "en"  # the call's language (callwise.calls.languages); language_choice says why
+    language_choice: dict[str, Any] | None = None
+    screen: dict[str, Any] | None = None  # the shared screen (``--screen``): its OCR text, or why it was ignored
 
     def as_dict(self) -> dict[str, Any]:
         return {"file": self.file, "kind": self.kind, "duration_s": round(self.duration_s, 2),
                 "session_id": self.session_id, "stt": self.stt, "notes": self.notes, "turns": self.turns,
-                "insights": self.insights, "wall_s": round(self.wall_s, 2), "caller": self.caller}
+                "insights": self.insights, "wall_s": round(self.wall_s, 2), "caller": self.caller,
+                "language": self.language, "language_choice": self.language_choice, "screen": self.screen}
+
+
+def _set_language(call: SupportCall, report: SimulationReport, choice: Any) -> None:
+    """The call's language (issue 25): fixed lines, survey, escalation phrases follow it from now on."""
+    call.ctx.language, call.ctx.language_choice = choice.code, choice
+    report.language, report.language_choice = choice.code, choice.as_dict()
+
+
+def _share_screen(call: SupportCall, report: SimulationReport, screen: str | Path, language: str) -> None:
+    """A still shared screen for the whole call (``--screen IMAGE``): read once with OCR."""
+    from callwise.calls.screen import ScreenReader, tesseract_languages
+
+    reader = ScreenReader(languages=tesseract_languages(language))
+    shot = reader.update(screen)
+    call.ctx.screen = reader
+    report.screen = {"file": str(screen), **shot.as_dict()} if shot else {"file": str(screen), "ignored": reader.rejected}
 
 
 def clip_frames(clip: Clip, frame_ms: int = FRAME_MS) -> list[rtc.AudioFrame]:
@@ -221,9 +240,11 @@ def load_script(path: str | Path) -> list[str]:
 
 async def simulate_script(path: str | Path, *, deps: SupportDeps, organization_id: str,
                           echo: Printer | None = None, overrides: dict[str, Any] | None = None,
-                          metadata: dict[str, Any] | None = None, caller: Any | None = None) -> SimulationReport:
+                          metadata: dict[str, Any] | None = None, caller: Any | None = None,
+                          language: str | None = None, screen: str | Path | None = None) -> SimulationReport:
     """Each line of the script is one customer turn through the same ``SupportCall`` stages as a
-    spoken call (modality ``text``; no VAD/STT, so no audio timings)."""
+    spoken call (modality ``text``; no VAD/STT, so no audio timings). ``language``: the call's language
+    (a text script has no speech to detect it from)."""
     started = time.perf_counter()
     turns = load_script(path)
     report = SimulationReport(file=str(path), kind="support", duration_s=0.0, session_id=None, stt="text script")
@@ -231,6 +252,12 @@ async def simulate_script(path: str | Path, *, deps: SupportDeps, organization_i
                                    modality="text", overrides=overrides, caller=caller,
                                    metadata={"simulated_from": str(path), **(metadata or {})})
     report.session_id = call.session_id
+    if language:
+        from callwise.calls.languages import choose
+
+        _set_language(call, report, choose(call=language))
+    if screen is not None:
+        _share_screen(call, report, screen, report.language)
     try:
         for i, text in enumerate(turns, start=1):
             if echo:
@@ -249,7 +276,9 @@ async def simulate_script(path: str | Path, *, deps: SupportDeps, organization_i
 
 async def simulate_support(path: str | Path, *, deps: SupportDeps, stt: lk_stt.STT, vad: lk_vad.VAD,
                            organization_id: str, stt_name: str = "", echo: Printer | None = None,
-                           caller: Any | None = None) -> SimulationReport:
+                           caller: Any | None = None, screen: str | Path | None = None) -> SimulationReport:
+    """``stt`` settles the call's language when it can (``MultilingualWhisperSTT.choice``, on the first
+    utterance); ``screen``: an image shown as the caller's shared screen for the whole call."""
     started = time.perf_counter()
     clip = load_audio(path)
     report = SimulationReport(file=str(path), kind="support", duration_s=clip.duration_s, session_id=None,
@@ -257,9 +286,15 @@ async def simulate_support(path: str | Path, *, deps: SupportDeps, stt: lk_stt.S
     call = await SupportCall.start(deps, organization_id=organization_id, room=f"simulate-{Path(path).stem}",
                                    modality="voice", metadata={"simulated_from": str(path)}, caller=caller)
     report.session_id = call.session_id
+    if getattr(stt, "choice", None) is not None:  # a language set for the call or the org
+        _set_language(call, report, stt.choice)  # type: ignore[attr-defined]
+    if screen is not None:
+        _share_screen(call, report, screen, report.language)
     try:
         async for utt in vad_utterances(clip, vad, "customer"):
             text, stt_ms = await transcribe(stt, utt)
+            if call.ctx.language_choice is None and getattr(stt, "choice", None) is not None:
+                _set_language(call, report, stt.choice)  # type: ignore[attr-defined]
             if not text:
                 continue
             if echo:

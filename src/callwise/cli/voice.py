@@ -38,6 +38,11 @@ def simulate(
                                     help="--live: the framework's preemptive generation (the answer starts on the "
                                          "transcript before the turn is over; off: its discarded runs have side "
                                          "effects)."),
+    language: str = typer.Option(None, "--language", help="The call's language, as room metadata or a SIP header "
+                                 "would set it: en, es, fr, de, ja, zh, or auto (detected on the first utterance "
+                                 "by the multilingual Whisper). Default: the organization's language, else English."),
+    screen: Path = typer.Option(None, "--screen", help="An image (PNG, JPEG) the caller shares as their screen for "
+                                "the whole call: its text is read by OCR when a turn refers to it."),
 ) -> None:
     """Play a recording (VAD, STT) or a text script through the support turn's stages and print each turn."""
     if kind not in ("support", "meeting"):
@@ -63,6 +68,17 @@ def simulate(
             load_audio(file)  # refuse bad audio before loading any model
         except AudioError as exc:
             fail(str(exc))
+    if language is not None and language != "auto":
+        from callwise.calls.languages import LanguageError, normalize
+
+        try:
+            normalize(language)
+        except LanguageError as exc:
+            fail(str(exc))
+    if screen is not None and not screen.is_file():
+        fail(f"--screen {screen}: no such file")
+    if screen is not None and (kind != "support" or live):
+        fail("--screen is a support call's shared screen (not a meeting's, nor --live yet)")
     settings = load_settings()
     from callwise.calls.caller import CallerId
 
@@ -83,11 +99,24 @@ def simulate(
                     err_console.print(f"[yellow]note:[/] organization {org or settings.default_org!r} has no "
                                       "documents; answers will have no sources (run `callwise ingest examples/kb`)",
                                       highlight=False)
+                from callwise.calls.stages.language import org_language
+
+                org_lang = await org_language(comp.pool, org_id)
                 if is_script:
                     report = await simulate_script(file, deps=comp.support_deps(), organization_id=org_id, echo=echo,
-                                                   caller=caller_id)
+                                                   caller=caller_id, screen=screen,
+                                                   language=(language if language != "auto" else None) or org_lang)
                     return report.as_dict()
-                stt, vad = build_stt(settings), build_vad(settings)
+                stt_name = stt_choice(settings)
+                if kind == "support" and (language or org_lang) and not settings.deepgram_api_key:
+                    from callwise.agent.plugins.stt_multilingual import build_multilingual_stt
+
+                    stt: Any = build_multilingual_stt(cache_dir=settings.data_dir / "models", call_language=language,
+                                                      org_language=org_lang)
+                    stt_name = "whisper-base-multilingual (tiny.en for English calls)"
+                else:
+                    stt = build_stt(settings)
+                vad = build_vad(settings)
                 if not live:  # the first turn must not pay any model's first-call cost (issue 20)
                     from callwise.agent.warm import warm_up
 
@@ -98,8 +127,8 @@ def simulate(
                                        turn_detection or settings.turn_detection, preemptive)
                 if kind == "support":
                     report = await simulate_support(file, deps=comp.support_deps(), stt=stt, vad=vad,
-                                                    organization_id=org_id, stt_name=stt_choice(settings), echo=echo,
-                                                    caller=caller_id)
+                                                    organization_id=org_id, stt_name=stt_name, echo=echo,
+                                                    caller=caller_id, screen=screen)
                 else:
                     names = [p.strip() for p in participants.split(",")] if participants else None
                     report = await simulate_meeting(file, deps=comp.meeting_deps(), stt=stt, vad=vad,
