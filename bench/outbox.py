@@ -1,6 +1,6 @@
 """The outbox under a flaky vendor: every escalation's ticket delivered exactly once, and how fast.
 
-    python bench/outbox.py [--n 1000] [--fail-rate 0.3] [--down-at 1.0] [--down-for 3.0]
+    python bench/outbox.py [--n 1000] [--fail-rate 0.3] [--lost-rate 0.1] [--down-at 1.0] [--down-for 3.0]
                            [--dispatchers 2] [--data-dir DIR] [--json]
 
 ``--n`` escalations are opened the way the handoff service opens them (a case and its ``zendesk.ticket``
@@ -8,7 +8,9 @@ outbox row in one transaction, 8 writers at once) while ``--dispatchers`` dispat
 ``Dispatcher`` objects, as separate workers would run them, sharing one queue through ``FOR UPDATE SKIP
 LOCKED``) deliver them through the real Zendesk handler (``callwise.integrations.actions``: ``external_id`` lookup
 on retries, then ``POST /api/v2/tickets.json``) to a local server in Zendesk's wire format that answers
-503 to ``--fail-rate`` of the calls and is completely down from ``--down-at`` for ``--down-for`` seconds.
+503 to ``--fail-rate`` of the calls and is completely down from ``--down-at`` for ``--down-for`` seconds;
+``--lost-rate`` of the creates it does perform are answered 500 anyway (the ticket exists, the client saw
+an error: the case the look-before-create step is for).
 
 Reported: how many were delivered, how many tickets the vendor created per case (exactly once means every
 case has one), p50/p95/max delivery delay (row created -> marked delivered, database clock), the
@@ -50,8 +52,10 @@ TOKEN = "bench-zendesk-token"
 class FlakyZendesk:
     """Zendesk's ticket endpoints (bearer token, lookup by external_id, 201 on create), flaky on purpose."""
 
-    def __init__(self, fail_rate: float, down_at: float, down_for: float, seed: int = 11) -> None:
+    def __init__(self, fail_rate: float, down_at: float, down_for: float, seed: int = 11,
+                 lost_rate: float = 0.0) -> None:
         self.fail_rate, self.down_at, self.down_for = fail_rate, down_at, down_for
+        self.lost_rate, self.lost = lost_rate, 0
         self.rng = random.Random(seed)
         self.t0 = time.monotonic()
         self.tickets: dict[str, int] = {}
@@ -81,6 +85,9 @@ class FlakyZendesk:
         ext = body["ticket"]["external_id"]
         self.creates[ext] += 1
         tid = self.tickets.setdefault(ext, 10000 + len(self.tickets))
+        if self.rng.random() < self.lost_rate:  # created, but the answer is lost
+            self.lost += 1
+            return web.json_response({"error": "InternalError"}, status=500)
         return web.json_response({"ticket": {"id": tid, "external_id": ext, "url": f"/api/v2/tickets/{tid}.json"},
                                   "audit": {}}, status=201)
 
@@ -112,7 +119,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         tmp = tempfile.TemporaryDirectory(prefix="cw-bench-outbox-")
         overrides["data_dir"] = Path(tmp.name)
     settings = Settings(**overrides)
-    vendor = FlakyZendesk(args.fail_rate, args.down_at, args.down_for)
+    vendor = FlakyZendesk(args.fail_rate, args.down_at, args.down_for, lost_rate=args.lost_rate)
     runner, url = await _serve(vendor)
     try:
         async with open_runtime(settings) as rt:
@@ -204,6 +211,7 @@ async def _bench(args: argparse.Namespace, pool: Any, org: str, vendor: FlakyZen
                      "max": max((r["attempts"] for r in rows), default=0)},
         "per_dispatcher_delivered": [s.delivered for s in per], "lost_leases": sum(s.lost_lease for s in per),
         "vendor_requests": vendor.requests, "vendor_503_random": vendor.failed, "vendor_503_down": vendor.down_refusals,
+        "vendor_created_then_500": vendor.lost,
     }
 
 
@@ -211,6 +219,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--fail-rate", type=float, default=0.3)
+    p.add_argument("--lost-rate", type=float, default=0.1, help="share of creates answered 500 after creating")
     p.add_argument("--down-at", type=float, default=1.0, help="seconds after the start when the vendor goes down")
     p.add_argument("--down-for", type=float, default=3.0)
     p.add_argument("--dispatchers", type=int, default=2)
