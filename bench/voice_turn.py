@@ -160,7 +160,8 @@ async def run_live(args: argparse.Namespace) -> dict[str, Any]:
 
     calls_dir = Path(args.calls)
     manifest = json.loads((calls_dir / "manifest.json").read_text())
-    calls = [c for c in manifest["calls"] if c["kind"] == "support" and (not args.only or args.only in c["file"])]
+    only = [o for o in (args.only or "").split(",") if o]
+    calls = [c for c in manifest["calls"] if c["kind"] == "support" and (not only or any(o in c["file"] for o in only))]
     overrides: dict[str, Any] = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
     settings = Settings(**overrides)
     out: dict[str, Any] = {"stt": stt_choice(settings), "cpu_count": os.cpu_count(), "load_before": os.getloadavg(),
@@ -245,7 +246,7 @@ def main() -> int:
     parser.add_argument("--live", action="store_true", help="through the framework's AgentSession, in real time")
     parser.add_argument("--turn-detection", default="audio,vad", help="--live: modes to compare (audio,vad)")
     parser.add_argument("--preemptive", action="store_true", help="--live: the framework's preemptive generation on")
-    parser.add_argument("--only", default=None, help="--live: only the calls whose file name holds this")
+    parser.add_argument("--only", default=None, help="--live: only the calls whose file name holds one of these (comma-separated)")
     args = parser.parse_args()
     if args.live:
         live = asyncio.run(run_live(args))

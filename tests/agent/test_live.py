@@ -98,3 +98,23 @@ async def test_the_output_plays_out_in_real_time_and_stops_when_cleared() -> Non
     ev = await out.wait_for_playout()
     assert ev.interrupted and ev.playback_position < 0.5 and out.segments[1].interrupted
 
+
+
+def test_a_user_turn_ended_mid_sentence_is_counted() -> None:
+    """Two user turns inside one utterance's window: the first was ended mid-sentence."""
+    from livekit.agents import llm
+
+    from callwise.agent.live import ChatLog, partial_user_turns
+
+    clip = load_audio(CALLS / "refund.wav")
+    play = CallerPlayback(clip, [Segment(0.0, 7.654, call_start_s=0.0), Segment(7.654, 14.39, call_start_s=12.0)])
+    play.t0_wall = 1000.0
+    chat = ChatLog()
+    said = [(3.0, "Hi, I was looking at my invoice."), (5.0, "and I think I was charged twice."),
+            (16.0, "Can I still get a full refund?")]
+    items = []
+    for at, text in said:
+        item = llm.ChatMessage(role="user", content=[text])
+        chat.items.append((1000.0 + at, item))
+        items.append(item)
+    assert partial_user_turns(chat, play) == {id(items[0])}

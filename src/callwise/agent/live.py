@@ -315,9 +315,30 @@ def word_timings(stt: lk_stt.STT, clip: Clip) -> list[dict[str, Any]]:
     return stt.words(clip.samples)
 
 
+def partial_user_turns(chat: ChatLog, playback: CallerPlayback) -> set[int]:
+    """User turns the framework committed before the caller's utterance was over (ids of the items).
+
+    The caller says one utterance per segment and waits for the answer before the next, so every
+    user turn committed between a segment's start and the next one's belongs to that utterance;
+    all but the last of them were ended mid-sentence."""
+    starts = [seg.call_start_s for seg in playback.segments if seg.call_start_s is not None]
+    windows: dict[int, list[Any]] = {}
+    for added, item in chat.items:
+        if item.role != "user":
+            continue
+        at = playback.wall_to_call_s(added)
+        i = max((k for k, a in enumerate(starts) if a <= at), default=0)
+        windows.setdefault(i, []).append(item)
+    return {id(item) for items in windows.values() for item in items[:-1]}
+
+
 def build_turns(*, playback: CallerPlayback, output: RecordingAudioOutput, chat: ChatLog,
-                words: list[dict[str, Any]], skip: int, utterances: list[tuple[float, float]] | None) -> list[dict[str, Any]]:
-    """One entry per agent audio segment (after the first ``skip``: the greeting), on the call's timeline."""
+                words: list[dict[str, Any]], skip: int, utterances: list[tuple[float, float]] | None,
+                partial: set[int] | None = None) -> list[dict[str, Any]]:
+    """One entry per agent audio segment (after the first ``skip``: the greeting), on the call's timeline.
+
+    ``cut_in``: the agent's sound started inside a caller's utterance, or it answers a user turn the
+    framework ended mid-sentence (``partial``); ``None`` when the utterances are not known."""
     call_words = []
     for w in words:
         s, e = playback.call_s(w["start"]), playback.call_s(w["end"], end=True)
@@ -334,8 +355,8 @@ def build_turns(*, playback: CallerPlayback, output: RecordingAudioOutput, chat:
         user_m = (users[-1].metrics or {}) if users else {}
         answer = chat.answer_for(seg)
         answer_m = (answer.metrics or {}) if answer is not None else {}
-        # the agent's sound started while the customer was inside an utterance (mid-sentence)
-        cut_in = None if utterances is None else any(a <= first < b - 0.05 for a, b in utterances)
+        cut_in = None if utterances is None else (
+            any(a <= first < b - 0.05 for a, b in utterances) or bool(users and id(users[-1]) in (partial or set())))
         turns.append({
             "customer_said": " ".join(u.text_content or "" for u in users),
             "agent_said": answer.text_content if answer is not None else "",
@@ -358,7 +379,7 @@ def build_turns(*, playback: CallerPlayback, output: RecordingAudioOutput, chat:
 async def simulate_live(path: str | Path, *, deps: SupportDeps, stt: lk_stt.STT, vad: lk_vad.VAD,
                         tts: lk_tts.TTS | None, organization_id: str, turn_handling: TurnHandlingOptions,
                         stt_name: str = "", turn_detection_name: str = "", echo: Callable[[str], None] | None = None,
-                        caller: Any | None = None, max_wait_s: float = 10.0) -> LiveReport:
+                        caller: Any | None = None, max_wait_s: float = 20.0) -> LiveReport:
     """Play ``path`` into a real ``AgentSession`` in real time; see the module docstring."""
     started = time.perf_counter()
     clip = load_audio(path)
@@ -434,12 +455,13 @@ async def simulate_live(path: str | Path, *, deps: SupportDeps, stt: lk_stt.STT,
             a, b = playback.call_s(float(u["start_s"])), playback.call_s(float(u["end_s"]), end=True)
             if a is not None and b is not None:
                 utterances.append((a, b))
+    partial: set[int] = set()
     if utterances is not None:
-        commits = [playback.wall_to_call_s(added) for added, item in chat.items if item.role == "user"]
-        report.premature_turns = sum(1 for c in commits if any(a <= c < b - 0.05 for a, b in utterances))
+        partial = partial_user_turns(chat, playback)
+        report.premature_turns = len(partial)
     words = await asyncio.get_running_loop().run_in_executor(None, word_timings, stt, clip)
     report.turns = build_turns(playback=playback, output=output, chat=chat, words=words, skip=greeted,
-                               utterances=utterances)
+                               utterances=utterances, partial=partial)
     report.wall_s = time.perf_counter() - started
     return report
 
