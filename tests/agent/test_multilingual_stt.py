@@ -63,3 +63,17 @@ def test_a_language_set_for_the_call_wins_over_detection(model_dir: Path) -> Non
     assert stt.choice is not None and stt.choice.code == "fr" and stt.choice.source == "call"
     out = stt.transcribe_call(_utterance("fr-ask-for-person.wav", 1))
     assert out.language == "fr" and "conseill" in out.text.lower()
+
+
+def test_speech_in_and_out_follow_the_call_language() -> None:
+    import shutil
+
+    from callwise.agent.voice import build_stt, build_tts
+    from callwise.wiring.settings import Settings
+
+    dg = build_stt(Settings(deepgram_api_key="dg-test", _env_file=None), "ja")
+    assert dg._opts.language == "ja"  # Deepgram is told the call's language
+    if shutil.which("espeak-ng"):
+        tts = build_tts(Settings(tts="espeak", _env_file=None), "zh")
+        assert tts is not None and tts.model == "espeak-ng/cmn"
+        assert build_tts(Settings(tts="espeak", _env_file=None)).model == "espeak-ng/en-us"  # type: ignore[union-attr]

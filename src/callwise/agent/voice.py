@@ -56,12 +56,16 @@ def stt_choice(settings: Settings) -> str:
     return "deepgram" if settings.deepgram_api_key else f"whisper-{settings.stt_model}"
 
 
-def build_stt(settings: Settings) -> stt.STT:
+def build_stt(settings: Settings, language: str = "en") -> stt.STT:
+    """``language``: the call's (callwise.calls.languages), when known before the call; Deepgram is told it."""
     if settings.deepgram_api_key:
         from livekit.plugins import deepgram
 
+        from callwise.calls.languages import DEEPGRAM_LANGUAGES
+
         return deepgram.STT(api_key=settings.deepgram_api_key.get_secret_value(), model="nova-3",
-                            language="en-US", interim_results=True, smart_format=True)
+                            language=DEEPGRAM_LANGUAGES.get(language, "en-US"), interim_results=True,
+                            smart_format=True)
     from callwise.agent.plugins.stt_whisper import WhisperSTT
 
     return WhisperSTT(model=settings.stt_model, cache_dir=settings.data_dir / "models")
@@ -86,8 +90,8 @@ def tts_choice(settings: Settings) -> str:
     return wanted
 
 
-def build_tts(settings: Settings) -> tts.TTS | None:
-    """The TTS to speak answers with, or ``None`` for a text-only agent."""
+def build_tts(settings: Settings, language: str = "en") -> tts.TTS | None:
+    """The TTS to speak answers with, or ``None`` for a text-only agent; espeak-ng in the call's ``language``."""
     choice = tts_choice(settings)
     if choice == "openai":
         from livekit.plugins import openai
@@ -100,8 +104,9 @@ def build_tts(settings: Settings) -> tts.TTS | None:
         return deepgram.TTS(api_key=settings.deepgram_api_key.get_secret_value())  # type: ignore[union-attr]
     if choice == "espeak":
         from callwise.agent.plugins.tts_espeak import EspeakTTS
+        from callwise.calls.languages import ESPEAK_VOICES
 
-        return EspeakTTS()
+        return EspeakTTS(voice=ESPEAK_VOICES.get(language, "en-us"))
     log.info("no TTS available: the agent answers in text only (install espeak-ng for offline speech)")
     return None
 
