@@ -108,3 +108,23 @@ async def test_oauth_callback_with_a_refused_code(env):
     state = sign_state(state_key(settings), organization_id=org, provider="hubspot")
     res = await client.get("/v1/oauth/hubspot/callback", params={"code": "bad-code", "state": state})
     assert res.status == 502 and "refused the code" in (await res.json())["error"]
+
+
+async def test_a_webhook_that_fails_to_apply_leaves_its_events_for_hubspots_retry(env, pg_pool):
+    """The replay keys commit with what the events change: a batch that cannot be stored (a NUL byte Postgres
+    refuses) records no key, so HubSpot's retry of the good event is applied, not dropped as a replay."""
+    client, _, org, _ = env
+    await upsert_end_user(pg_pool, org, Customer("hubspot", "701", email="old@example.com"), session_id=None)
+    good = {"eventId": 9101, "portalId": 62515, "subscriptionType": "contact.propertyChange", "objectId": 701,
+            "propertyName": "email", "propertyValue": "new@example.com"}
+    bad = {**good, "eventId": 9102, "propertyName": "phone", "propertyValue": "555\u00000100"}
+    body = json.dumps([good, bad]).encode()
+    res = await client.post("/v1/webhooks/hubspot", data=body, headers=_signed(body))
+    assert res.status == 500
+    assert await pg_pool.fetchval("select count(*) from webhook_events where provider = 'hubspot' "
+                                  "and event_key in ('9101', '9102')") == 0
+    retry = json.dumps([good]).encode()
+    res = await client.post("/v1/webhooks/hubspot", data=retry, headers=_signed(retry))
+    assert res.status == 200 and (await res.json())["updated"] == 1
+    assert await pg_pool.fetchval("select email from end_users where organization_id = $1 and external_id = '701'",
+                                  org) == "new@example.com"
