@@ -10,6 +10,7 @@ client saw is an error, what the fake holds is the truth.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -17,6 +18,17 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hung up mid-reply (a test of a timeout, a cancelled stream) is not an error of the fake:
+    without this, socketserver prints a BrokenPipeError traceback from a daemon thread, often after
+    pytest's summary line."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 @dataclass
@@ -145,7 +157,7 @@ class FakeServer:
             do_PUT = _serve
             do_DELETE = _serve
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=type(self).__name__, daemon=True)
