@@ -244,3 +244,21 @@ async def test_an_unserved_language_hears_the_english_notice_and_gets_a_case(sup
     stored = await pg_pool.fetchval("select language from sessions where organization_id = $1 and id = $2",
                                     org_id, call.session_id)
     assert stored == "en"
+
+
+@pytest.mark.parametrize("lang, text, yes", [
+    ("es", "Sí, por favor", True), ("es", "no, gracias", False), ("fr", "Oui, d'accord", True), ("fr", "non merci", False),
+    ("de", "Ja, gerne", True), ("de", "nein danke", False), ("ja", "はい、お願いします", True), ("ja", "いいえ、結構です", False),
+    ("zh", "好的，麻烦你", True), ("zh", "不用了", False), ("en", "yes please", False),  # English: the escalate stage's own
+])
+def test_accepting_an_offer_in_each_language(lang: str, text: str, yes: bool) -> None:
+    assert languages.is_yes(text, lang) is yes
+
+
+async def test_a_spanish_yes_to_the_offer_of_a_colleague_escalates(support_deps, org_id) -> None:
+    from callwise.calls.stages.escalate import EscalateOnWords
+
+    ctx = _turn(support_deps, org_id, "Sí, por favor", "es")
+    ctx.call.state.offer_pending = True
+    await EscalateOnWords().run(ctx)
+    assert ctx.done and ctx.outcome.escalated and ctx.outcome.escalation["reason"] == "explicit_request"

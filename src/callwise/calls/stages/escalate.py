@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from callwise.calls import languages
 from callwise.calls.context import CallContext, TurnContext
 from callwise.handoff.escalation import Escalation
 
@@ -76,7 +77,7 @@ class EscalateOnWords:
         state = ctx.call.state
         if state.offer_pending:
             state.offer_pending = False
-            if is_yes(ctx.text):
+            if is_yes(ctx.text) or languages.is_yes(ctx.text, ctx.call.language):  # "sí, por favor" (issue 25)
                 accepted = Escalation("explicit_request", "accepted the offer of a colleague", [ctx.text])
                 await ctx.say(await escalate(ctx, accepted))
                 ctx.finish("escalation")
