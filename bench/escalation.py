@@ -40,7 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from callwise.handoff.amounts import amounts  # noqa: E402
-from callwise.handoff.detector import answer_sounds_unsure  # noqa: E402
+from callwise.handoff.detector import Conversation, answer_sounds_unsure, features  # noqa: E402
 from callwise.handoff.escalation import MAX_RULE_CHARS, CallState, EscalationRules  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,10 +162,23 @@ def detector_cost(rules: EscalationRules, n: int = 60) -> dict[str, float] | Non
         s = time.perf_counter()
         alone.check_user_turn(t, CallState())
         without.append(time.perf_counter() - s)
+    det = rules.detector
+    embed, rest = [], []
+    for t in texts:  # the two parts: one MiniLM encode, then features, classifier and nearest examples
+        s = time.perf_counter()
+        vec = det.embed(t)
+        embed.append(time.perf_counter() - s)
+        s = time.perf_counter()
+        conv = Conversation()
+        det.probabilities(features(vec, conv))
+        det.nearest(vec)
+        rest.append(time.perf_counter() - s)
     return {"turns": len(texts), "with_detector_ms": round(statistics.median(with_d) * 1000, 2),
             "rules_only_ms": round(statistics.median(without) * 1000, 2),
             "added_ms": round((statistics.median(with_d) - statistics.median(without)) * 1000, 2),
-            "torch_threads": _threads()}
+            "embed_ms": round(statistics.median(embed) * 1000, 2),
+            "classifier_ms": round(statistics.median(rest) * 1000, 3),
+            "torch_threads": _threads(), "load_average": os.getloadavg()[0]}
 
 
 def _threads() -> int:
@@ -240,7 +253,8 @@ def main() -> None:
     if report["detector"]:
         c = report["detector"]["cost"]
         print(f"detector adds {c['added_ms']} ms per turn (median of {c['turns']}: {c['with_detector_ms']} vs "
-              f"{c['rules_only_ms']} ms, torch threads {c['torch_threads']})")
+              f"{c['rules_only_ms']} ms; the MiniLM encode {c['embed_ms']} ms, the classifier and nearest examples "
+              f"{c['classifier_ms']} ms; torch threads {c['torch_threads']}, load average {c['load_average']:.1f})")
     t = report["timing"]
     print(f"rules on a 100 kB turn: {t['rules_100kB_turn_ms']} ms (rules read at most {t['max_rule_chars']} characters)")
 
