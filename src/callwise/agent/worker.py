@@ -45,7 +45,9 @@ def prewarm(proc: JobProcess) -> None:
     from callwise.agent.voice import build_stt, build_turn_handling, build_vad
     from callwise.agent.warm import warm_models
     from callwise.wiring.knowledge import get_embedder
+    from callwise.wiring.telemetry import start_worker_telemetry
 
+    start_worker_telemetry()  # metrics and spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (issue 24)
     settings = Settings()
     proc.userdata["settings"] = settings
     proc.userdata["vad"] = build_vad(settings)

@@ -25,6 +25,17 @@ def start_telemetry(service_name: str = "callwise") -> None:
                               service_name=service_name)
 
 
+def start_worker_telemetry() -> bool:
+    """In a LiveKit job process: OTLP export when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, so the framework's
+    own turn metrics and ours leave the process; otherwise nothing (a job process has no scrape endpoint:
+    the framework's ``/metrics`` on the worker's port serves the main process). Returns whether it started."""
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not endpoint:
+        return False
+    telemetry.setup_telemetry(otlp_endpoint=endpoint, service_name="callwise-worker")
+    return True
+
+
 async def load_pii_orgs(pool: Any) -> set[str]:
     """Organizations whose settings allow customer text on spans (``{"telemetry_pii": true}``)."""
     rows = await pool.fetch(
