@@ -67,6 +67,7 @@ def _english_lines_of_the_code() -> list[str]:
     from callwise.routing.answerability import REPLIES
     from callwise.routing.resilience import HOLDING_LINE
     from callwise.routing.router import DISCLAIMER, EMPTY_REPLY
+    from callwise.routing.text import CODE_POINTER
 
     contact = {"phone": "+15550100"}
     out = [GREETING, GREETING_REPLY, ACKNOWLEDGEMENT, APOLOGY, OFFER, HOLDING_LINE, DISCLAIMER, EMPTY_REPLY,
@@ -74,7 +75,7 @@ def _english_lines_of_the_code() -> list[str]:
            service.KEEPALIVE, service.transfer_message("CW-1042"), service.notified_message("CW-1042"),
            service.callback_message("CW-1042", "9:00 to 18:00 UTC", contact, offline=True),
            service.callback_message("4521", "9:00 to 18:00 UTC", {}, offline=False),
-           service.human_joined_message("Sam"), *REPLIES.values()]
+           service.human_joined_message("Sam"), CODE_POINTER, *REPLIES.values()]
     out += [reason_sentence(r) for r in ("explicit_request", "frustration", "billing_dispute", "security_privacy",
                                          "legal_refund", "outage", "repeated_failure", "low_confidence",
                                          "router_failure", "something_new")]

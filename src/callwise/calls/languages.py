@@ -325,6 +325,14 @@ LINES: dict[str, dict[str, str]] = {
         "ja": "まもなくつながらない場合は、{promise}（対応時間: {hours}）。",
         "zh": "如果稍后仍未接通，{promise}，服务时间为 {hours}。",
     },
+    "code_pointer": {
+        "en": "The exact command is written out in the article this comes from, which is easier than following it by ear.",
+        "es": "El comando exacto está escrito en el artículo del que sale esta respuesta; es más fácil seguirlo leyendo que de oído.",
+        "fr": "La commande exacte est écrite dans l'article d'où vient cette réponse ; c'est plus simple à suivre en le lisant.",
+        "de": "Der genaue Befehl steht im Artikel, aus dem das stammt; das ist leichter nachzulesen als nach Gehör.",
+        "ja": "正確なコマンドは元の記事に書かれています。耳で聞くより記事を見るほうが簡単です。",
+        "zh": "确切的命令写在这段回答出处的文章里，看文章比听更容易。",
+    },
     # why a person is needed (callwise.handoff.escalation.reason_sentence)
     "reason_explicit_request": {
         "en": "Of course.", "es": "Por supuesto.", "fr": "Bien sûr.", "de": "Selbstverständlich.",
