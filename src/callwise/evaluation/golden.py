@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -164,5 +164,6 @@ async def export_from_db(pool: asyncpg.Pool, org_id: str) -> list[GoldenExample]
                           expected_tier=r["expected_tier"], tags=_list(r["tags"])) for r in rows]
 
 
-def _list(v: object) -> list[str]:
-    return list(json.loads(v) if isinstance(v, str) else (v or []))
+def _list(v: Any) -> list[str]:
+    """A jsonb list as asyncpg returns it (text) or already decoded."""
+    return [str(x) for x in (json.loads(v) if isinstance(v, str) else (v or []))]
