@@ -334,3 +334,13 @@ def test_low_confidence_floor_is_the_fitted_probability() -> None:
     rules = EscalationRules(EscalationPolicy(low_confidence_floor=0.5))
     esc = rules.check_answer(failed=False, escalate=False, confidence=0.4, has_sources=True, state=CallState())
     assert esc is not None and esc.reason == "low_confidence" and "0.40 below 0.5" in esc.rule
+
+
+def test_a_restated_need_that_ends_solved_is_not_repeated_failure(learned: EscalationRules) -> None:
+    """The caller comes back to the same thing, then says it is solved: no escalation."""
+    state = CallState()
+    turns = ["my profile picture won't upload", "hmm it's still failing with the png",
+             "oh yeah converted it to a jpeg, sorted, cheers"]
+    for t in turns:
+        assert learned.check_user_turn(t, state) is None, t
+        learned.observe_answer(state, unsure=False)

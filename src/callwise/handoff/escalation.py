@@ -55,6 +55,7 @@ from callwise.handoff.patterns import (
     is_not_resolved,
     matches,
     rule_text,
+    sounds_resolved,
 )
 
 __all__ = ["MAX_RULE_CHARS", "CallState", "Escalation", "EscalationPolicy", "EscalationRules", "amounts",
@@ -181,7 +182,8 @@ class EscalationRules:
         state.last_detection = det
         points, indicators = frustration_points(text)
         unresolved = matches(NOT_RESOLVED, text)
-        if det is not None and det.reason is not None and not hits:
+        if det is not None and det.reason is not None and not hits and not (
+                det.reason in ("repeated_failure", "frustration") and sounds_resolved(text)):
             learned = self._learned_hit(det, found)
             if learned is not None:
                 hits.append(learned)

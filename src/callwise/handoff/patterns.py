@@ -288,3 +288,16 @@ def frustration_indicators(text: str) -> list[str]:
 def is_not_resolved(text: str) -> bool:
     """The customer says the previous answer did not solve the problem."""
     return bool(matches(NOT_RESOLVED, rule_text(text)))
+
+
+#: the caller says it is solved ("got it, thanks", "sorted, cheers", "that worked"), and nothing still fails
+RESOLVED = re.compile(
+    r"\b(?:thanks|thank you|cheers|sorted|got it|that worked|it worked|works now|working now|all good|that's done"
+    r"|that's all i needed|that fixed it|fixed it|perfect|brilliant)\b", re.IGNORECASE)
+STILL_FAILING = re.compile(r"\b(?:still|not|didn't|doesn't|don't|can't|won't|isn't|no luck|again)\b", re.IGNORECASE)
+
+
+def sounds_resolved(text: str) -> bool:
+    """The turn says the problem is solved and nothing in it says it still fails."""
+    text = rule_text(text)
+    return bool(RESOLVED.search(text)) and not STILL_FAILING.search(text)
