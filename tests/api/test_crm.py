@@ -113,9 +113,12 @@ async def test_oauth_callback_with_a_refused_code(env):
 async def test_a_webhook_that_fails_to_apply_leaves_its_events_for_hubspots_retry(env, pg_pool):
     """The replay keys commit with what the events change: a batch that cannot be stored (a NUL byte Postgres
     refuses) records no key, so HubSpot's retry of the good event is applied, not dropped as a replay."""
-    client, _, org, _ = env
+    client, settings, org, _ = env
+    portal = 70000 + uuid.uuid4().int % 10000  # this test's own portal: the session's other orgs share 62515
+    await credential_store(settings, pg_pool).set(org, "hubspot", secrets={"access_token": "at", "client_secret": "app-secret"},
+                                                  fields={"portal_id": str(portal)})
     await upsert_end_user(pg_pool, org, Customer("hubspot", "701", email="old@example.com"), session_id=None)
-    good = {"eventId": 9101, "portalId": 62515, "subscriptionType": "contact.propertyChange", "objectId": 701,
+    good = {"eventId": 9101, "portalId": portal, "subscriptionType": "contact.propertyChange", "objectId": 701,
             "propertyName": "email", "propertyValue": "new@example.com"}
     bad = {**good, "eventId": 9102, "propertyName": "phone", "propertyValue": "555\u00000100"}
     body = json.dumps([good, bad]).encode()
