@@ -30,6 +30,13 @@ class CallMemory:
     turns: deque[Remembered] = field(default_factory=lambda: deque(maxlen=_KEEP_TURNS))
     facts: list[str] = field(default_factory=list)  # statements the customer made (no question asked)
     last_question: str | None = None  # the last customer turn that was answered from the knowledge base
+    #: the last reply offered a person (an account action, a question the help centre does not cover):
+    #: the caller's "yes" is a request for one (``callwise.calls.stages.answerable``)
+    offered_person: bool = False
+    #: pages of the last answered question, best first: the prior a follow-up's page ranking leans on
+    #: (``callwise.calls.stages.retrieve``)
+    last_pages: list[str] = field(default_factory=list)
+    turn_pages: list[str] = field(default_factory=list)  # this turn's pages, kept as ``last_pages`` once answered
 
     def add(self, role: Literal["user", "assistant"], text: str, kind: str = "answer") -> None:
         text = " ".join(text.split())

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from callwise.calls.context import TurnContext, TurnOutcome
 from callwise.calls.stages.answer import Answer
+from callwise.calls.stages.answerable import Answerable
 from callwise.calls.stages.caller import KnowCaller
 from callwise.calls.stages.escalate import EscalateOnAnswer, EscalateOnWords
 from callwise.calls.stages.intake import Guard, RecordCustomerWords
@@ -41,6 +42,7 @@ def support_stages(*, retrieve_k: int | None = None, stream: bool = True) -> lis
         UnderstandQuery(),      # the standalone question from memory; statements acknowledged
         Retrieve(retrieve_k),   # knowledge base -> sources
         KnowCaller(),           # the caller's CRM record in the customer block (within its budget)
+        Answerable(),           # off-topic, an account action, no relevant source: "I don't have that" + an offer
         Answer(stream=stream),  # cascading router, streamed
         EscalateOnAnswer(),     # rules on the answer (failure, low confidence, repeated non-answers)
     ]

@@ -66,19 +66,65 @@ def rank_pages(chunks: Sequence[_Chunk], config: PageConfig | None = None) -> li
     return sorted(pages.values(), key=lambda h: (-h.score, h.chunk_ranks[0]))
 
 
-def page_order(chunks: Sequence[_Chunk], config: PageConfig | None = None) -> list[int]:
+def page_order(chunks: Sequence[_Chunk], config: PageConfig | None = None, pages: Sequence[str] | None = None) -> list[int]:
     """Chunk positions regrouped page by page: the best page's chunks first (at most ``depth`` of a
     page, in their order), then the next page's, and after every page the chunks left over in
-    their original order, so a long page cannot crowd every other page out of a short list."""
+    their original order, so a long page cannot crowd every other page out of a short list.
+    ``pages``: the page order to use (a learned ranking, a prior fused in); default ``rank_pages``."""
     cfg = config or PageConfig()
     by_doc: dict[str, list[int]] = {}
     for i, c in enumerate(chunks):
         by_doc.setdefault(c.document, []).append(i)
     head: list[int] = []
-    for h in rank_pages(chunks, cfg):
-        head.extend(by_doc[h.document][: max(1, cfg.depth)])
+    order = list(pages) if pages is not None else [h.document for h in rank_pages(chunks, cfg)]
+    for doc in order:
+        head.extend(by_doc.get(doc, [])[: max(1, cfg.depth)])
     taken = set(head)
     return head + [i for i in range(len(chunks)) if i not in taken]
+
+
+_SHIPPED: list[Any] = []
+
+
+def shipped_ranker() -> Any:
+    """The learned page ranker that ships with the package (``knowledge/data/page_ranker.json``),
+    loaded once; None when the file is missing."""
+    if not _SHIPPED:
+        from callwise.knowledge.ranking import LearnedPageRanker
+
+        _SHIPPED.append(LearnedPageRanker.load())
+    return _SHIPPED[0]
+
+
+def page_ranking(query: str, chunks: Sequence[Any], config: PageConfig | None = None,
+                 ranker: Any = "shipped") -> list[str]:
+    """Pages best first: by the learned ranker (``ranker``; "shipped": the packaged one) when there is
+    one, else by today's blend (``rank_pages`` with ``config``, default ``DEFAULT``)."""
+    r = shipped_ranker() if ranker == "shipped" else ranker
+    if r is not None and chunks:
+        return [d for d, _ in r.rank(query, chunks)]
+    return [h.document for h in rank_pages(chunks, config or DEFAULT)]
+
+
+#: how many of the previous turn's pages a follow-up's prior covers
+PRIOR_PAGES = 5
+
+
+def prior_from(pages: Sequence[str], n: int = PRIOR_PAGES) -> dict[str, float]:
+    """A prior over pages from a previous turn's page ranking: ``1 / (1 + rank)`` for its first ``n``."""
+    return {doc: 1.0 / (1 + i) for i, doc in enumerate(pages[:n])}
+
+
+def fuse_prior(pages: Sequence[str], prior: dict[str, float], weight: float) -> list[str]:
+    """A follow-up's own page ranking fused with the previous turn's (``prior_from``): each page scores
+    ``(1 - weight) / (1 + own rank) + weight * prior``, so a page the conversation was about rises
+    when the follow-up is elliptical (a large ``weight``) and its own words barely move it. Only pages
+    the follow-up retrieved are ranked (a prior page it did not retrieve has no chunks to give)."""
+    if weight <= 0 or not prior:
+        return list(pages)
+    scored = [((1 - weight) / (1 + i) + weight * prior.get(doc, 0.0), -i, doc) for i, doc in enumerate(pages)]
+    scored.sort(reverse=True)
+    return [doc for _, _, doc in scored]
 
 
 class PageRetriever:
@@ -90,28 +136,42 @@ class PageRetriever:
     ``top_k``. With ``method="first"`` and no clean-up it passes calls through unchanged.
     """
 
-    def __init__(self, retriever: Any, config: PageConfig | None = None, *, clean: bool | None = None) -> None:
+    #: ``retrieve`` takes ``prior``/``prior_weight`` (a follow-up leaning on the previous turn's pages)
+    accepts_prior = True
+
+    def __init__(self, retriever: Any, config: PageConfig | None = None, *, clean: bool | None = None,
+                 ranker: Any = "shipped") -> None:
+        """``ranker``: a learned page ranker (``callwise.knowledge.ranking.LearnedPageRanker``), "shipped"
+        for the packaged one (today's blend when the package has none), or None for the blend."""
         from callwise.knowledge.query import CLEAN_BY_DEFAULT
 
         self.retriever = retriever
         self.page_config = config or DEFAULT
         self.clean = CLEAN_BY_DEFAULT if clean is None else clean
+        self.ranker = shipped_ranker() if ranker == "shipped" else ranker
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.retriever, name)
 
     async def retrieve(self, query: str, organization_id: str, top_k: int | None = None,
-                       mode: str = "hybrid+rerank") -> Any:
+                       mode: str = "hybrid+rerank", *, prior: dict[str, float] | None = None,
+                       prior_weight: float = 0.0) -> Any:
+        """``prior`` (``prior_from`` of the previous turn's pages) is fused into the page ranking with
+        ``prior_weight`` (``fuse_prior``)."""
         from callwise.knowledge.query import clean_query
 
         q = clean_query(query) if self.clean and query and query.strip() else query
-        if self.page_config.method == "first" and q == query:
+        if self.page_config.method == "first" and q == query and not prior:
             return await self.retriever.retrieve(query, organization_id, top_k=top_k, mode=mode)
         k = top_k or self.retriever.config.top_k
-        pool = k if self.page_config.method == "first" else max(k, self.retriever.config.candidates)
+        pool = k if self.page_config.method == "first" and not prior else max(k, self.retriever.config.candidates)
         result = await self.retriever.retrieve(q, organization_id, top_k=pool, mode=mode)
-        if self.page_config.method != "first":
-            order = page_order(result.chunks, self.page_config)
+        if self.page_config.method != "first" or prior:
+            pages = page_ranking(query, result.chunks, self.page_config, self.ranker) \
+                if self.page_config.method != "first" else [h.document for h in rank_pages(result.chunks, self.page_config)]
+            if prior and prior_weight > 0:
+                pages = fuse_prior(pages, prior, prior_weight)
+            order = page_order(result.chunks, self.page_config, pages)
             result.chunks = [result.chunks[i] for i in order]
         result.chunks = result.chunks[:k]
         result.query = query

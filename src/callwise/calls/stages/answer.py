@@ -63,7 +63,8 @@ class Answer:
         ctx.router_ran = True
         answer = None
         try:
-            answer = await ctx.deps.router.answer(_question(ctx), ctx.sources, **_router_kwargs(ctx))
+            router: Any = ctx.deps.router  # the cascading router (RouterLike names only the stream)
+            answer = await router.answer(_question(ctx), ctx.sources, **_router_kwargs(ctx))
         except Exception as exc:  # noqa: BLE001 - the router promises not to raise; be safe anyway
             log.exception("router failed")
             ctx.outcome.error = f"{type(exc).__name__}: {exc}"
@@ -78,6 +79,9 @@ class Answer:
         if answer is None:
             out.low_confidence = True
             return
+        memory = ctx.call.memory
+        if memory.turn_pages and ctx.sources:
+            memory.last_pages, memory.turn_pages = memory.turn_pages, []
         out.tier = answer.tier
         out.confidence = answer.confidence
         out.low_confidence = answer.low_confidence

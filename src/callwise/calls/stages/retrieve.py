@@ -8,9 +8,31 @@ import time
 from typing import Any
 
 from callwise.calls.context import TurnContext
+from callwise.calls.stages.understand import key_terms, points_back
 from callwise.routing.types import sources_from
 
 log = logging.getLogger("callwise.turn")
+
+#: weight of the previous turn's pages in a follow-up's page ranking, by how elliptical it is: one
+#: content word or none, two or three, four or more (``bench/followup_pages.py --fit``, dev pairs)
+PRIOR_WEIGHTS: tuple[float, float, float] = (0.6, 0.6, 0.6)
+
+
+def prior_weight(text: str, weights: tuple[float, float, float] = PRIOR_WEIGHTS) -> float:
+    """How much a turn leans on the previous one's pages: a turn that points back ("it", "them",
+    "and ...", "what about ...") or says almost nothing leans by its number of content words; a turn
+    with its own subject (two content words or more, nothing pointing back) not at all."""
+    n = len(key_terms(text))
+    if n <= 1:
+        return weights[0]
+    if not points_back(text):
+        return 0.0
+    return weights[1] if n <= 3 else weights[2]
+
+
+def page_list(chunks: list[Any]) -> list[str]:
+    """The pages of a page-ordered chunk list, best first."""
+    return list(dict.fromkeys(str(getattr(c, "document", "")) for c in chunks if getattr(c, "document", "")))
 
 
 def passage_records(chunks: list[Any]) -> list[dict[str, Any]]:
@@ -45,6 +67,14 @@ class Retrieve:
         kwargs: dict[str, Any] = {}
         if ov.get("rerank") is not None:
             kwargs["mode"] = "hybrid+rerank" if ov["rerank"] else "hybrid"
+        memory = ctx.call.memory
+        if memory.last_pages and getattr(retriever, "accepts_prior", False):
+            # a follow-up keeps its subject: the previous answer's pages, weighted by how elliptical it is
+            w = prior_weight(ctx.guarded or ctx.query)
+            if w > 0:
+                from callwise.knowledge.pages import prior_from
+
+                kwargs.update(prior=prior_from(memory.last_pages), prior_weight=w)
         t = time.perf_counter()
         try:
             result = await retriever.retrieve(ctx.query, ctx.call.organization_id,
@@ -57,6 +87,7 @@ class Retrieve:
             ctx.outcome.latencies["retrieval_ms"] = (time.perf_counter() - t) * 1000
         ctx.outcome.query_type = getattr(result, "query_type", None)
         ctx.retrieved = list(result.chunks)
+        memory.turn_pages = page_list(ctx.retrieved)  # the next follow-up's prior, once this turn is answered
         top = ctx.retrieved[:top_k]
         ctx.sources = sources_from(top)
         ctx.passages = passage_records(top)

@@ -121,6 +121,11 @@ def is_statement(text: str) -> bool:
     return bool(_DECLARATIVE_START.match(t))
 
 
+def points_back(text: str) -> bool:
+    """The turn opens with "and", "what about" ... or refers back ("it", "them", "that one")."""
+    return bool(_PRONOUN_LED.search(text.strip()))
+
+
 def is_follow_up(text: str) -> bool:
     """An elliptical or pronoun-led turn that leans on what was asked before."""
     t = text.strip()
