@@ -18,8 +18,10 @@ from callwise.calls.stages.answerable import Answerable
 from callwise.calls.stages.caller import KnowCaller
 from callwise.calls.stages.escalate import EscalateOnAnswer, EscalateOnWords
 from callwise.calls.stages.intake import Guard, RecordCustomerWords
+from callwise.calls.stages.language import AskForPersonInLanguage, CallLanguage, EnglishSourcesNotice
 from callwise.calls.stages.persist import Persist
 from callwise.calls.stages.retrieve import Retrieve
+from callwise.calls.stages.screen import ReadScreen
 from callwise.calls.stages.survey import Goodbye, Survey
 from callwise.calls.stages.understand import UnderstandQuery
 from callwise.infra import telemetry
@@ -36,20 +38,24 @@ def support_stages(*, retrieve_k: int | None = None, stream: bool = True) -> lis
     return [
         RecordCustomerWords(),  # the customer's words, stored first
         Guard(),                # PII redaction for models, injection markers
+        CallLanguage(),         # the call's language stored once; an unserved language -> notice + case
         Survey(),               # an end-of-call survey in progress takes the turn
         EscalateOnWords(),      # escalation rules on the customer's words
+        AskForPersonInLanguage(),  # "quiero hablar con una persona" (callwise.handoff.phrases)
         Goodbye(),              # a goodbye starts the survey
         UnderstandQuery(),      # the standalone question from memory; statements acknowledged
+        ReadScreen(),           # the shared screen's words join the question when the turn refers to it
         Retrieve(retrieve_k),   # knowledge base -> sources
         KnowCaller(),           # the caller's CRM record in the customer block (within its budget)
         Answerable(),           # off-topic, an account action, no relevant source: "I don't have that" + an offer
+        EnglishSourcesNotice(),  # once: "our documentation is in English" before an English extractive answer
         Answer(stream=stream),  # cascading router, streamed
         EscalateOnAnswer(),     # rules on the answer (failure, low confidence, repeated non-answers)
     ]
 
 
 #: stages about the call rather than the question: not part of answering a golden question
-CALL_ONLY = frozenset({"record", "survey", "goodbye", "caller"})
+CALL_ONLY = frozenset({"record", "survey", "goodbye", "caller", "call_language", "screen", "english_notice"})
 
 
 def evaluation_stages(*, retrieve_k: int = 10) -> list[Stage]:
