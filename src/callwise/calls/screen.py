@@ -33,6 +33,12 @@ MAX_PIXELS = 16_000_000  # 4K is 8.3 M; a bigger frame is a screenshot of severa
 BLANK_STDDEV = 3.0  # grey levels: below this the frame is one flat colour (black, white, a loading screen)
 #: Tesseract's names for callwise's languages
 TESSERACT_LANGS = {"en": "eng", "es": "spa", "fr": "fra", "de": "deu", "ja": "jpn", "zh": "chi_sim"}
+#: an application's own error code ("E-4290", "ERR_1042", "0x80070005"), as against an HTTP status
+APP_CODE = re.compile(r"\b(?!HTTP)(?:[A-Z]{1,5}[-_]?\d{3,5}|0x[0-9A-Fa-f]{4,8})\b")
+#: words an error message is made of (a dialog's title and message, a log's failure line)
+FAILURE = re.compile(r"\b(?:error|fail(?:ed|ure)?|declined|exceeded|expired|rejected|unavailable|denied|invalid|"
+                     r"cannot|can't|couldn't|could not|unable|timed? ?out|not found|forbidden|unauthori[sz]ed)\b",
+                     re.IGNORECASE)
 ERROR_CODE = re.compile(r"\b(?:[A-Z]{1,5}[-_ ]?\d{3,5}|0x[0-9A-Fa-f]{4,8}|HTTP \d{3}|\d{3} [A-Z][a-z]+(?: [A-Z][a-z]+)*)\b")
 _REFERS = re.compile(
     r"\b(?:my screen|the screen|on screen|can you see|see (?:this|that|it)|this (?:error|message|dialog|popup|pop-up|"
@@ -201,14 +207,21 @@ def as_source(screen: ScreenText) -> str:
 
 
 def screen_query(question: str, screen: ScreenText, *, max_words: int = 40) -> str:
-    """What retrieval searches for: the question, then the screen's words, lines with an error code
-    (and the line after each, where a wrapped message goes on) first, up to ``max_words``.
+    """What retrieval searches for: the question, then the screen's words, up to ``max_words``.
 
-    The codes and the message beside them identify an error page; a terminal's or an app's other
-    words (headers, menus) are noise, so they come last and are the first to be cut.
+    With an application error code on screen, only its lines and their neighbours (a wrapped
+    message goes on below, a title sits above) and the lines that read as a failure ("Rate limit
+    exceeded"): the code and its message identify the page, and a terminal's or an app's other
+    words (HTTP headers, menus) pull towards other pages. Without one, the lines with an HTTP status
+    first, then the rest.
     """
     lines = screen.text.splitlines()
-    first = [i for i, ln in enumerate(lines) if ERROR_CODE.search(ln)]
-    order = list(dict.fromkeys([j for i in first for j in (i, i + 1) if j < len(lines)] + list(range(len(lines)))))
+    specific = [i for i, ln in enumerate(lines) if APP_CODE.search(ln)]
+    if specific:  # an application's own code says which page: its lines, their neighbours, the failure lines
+        near = [j for i in specific for j in (i, i + 1, i - 1) if 0 <= j < len(lines)]
+        order = list(dict.fromkeys(near + [i for i, ln in enumerate(lines) if FAILURE.search(ln)]))
+    else:
+        first = [i for i, ln in enumerate(lines) if ERROR_CODE.search(ln)]
+        order = list(dict.fromkeys([j for i in first for j in (i, i + 1) if j < len(lines)] + list(range(len(lines)))))
     words = " ".join(" ".join(lines[i] for i in order).split()[:max_words])
     return " ".join(p for p in (question.strip(), words) if p)
