@@ -166,14 +166,18 @@ class CallerLookup:
 
 class CallerService:
     def __init__(self, pool: Any, crm_factory: CRMFactory, *, budget_s: float = 0.3, timeout_s: float = 5.0,
-                 cache: CustomerCache | PgCustomerCache | None = None) -> None:
+                 cache: CustomerCache | PgCustomerCache | None = None, region: str = "US") -> None:
         self.pool = pool
+        self.region = region  # numbers without a country code (CALLWISE_DEFAULT_PHONE_REGION)
         self.crm_factory = crm_factory
         self.budget_s = budget_s
         self.timeout_s = timeout_s
         self.cache = cache or CustomerCache()
 
     def start(self, organization_id: str, session_id: str | None, caller: CallerId) -> CallerLookup:
+        if caller.phone:  # one key per caller however the number was written: the cache row and the CRM search
+            caller = CallerId(phone=e164(caller.phone, self.region) or caller.phone, email=caller.email,
+                              external_id=caller.external_id)
         lookup = CallerLookup(caller=caller, task=None, started=time.monotonic(), budget_s=self.budget_s)
         lookup.task = asyncio.create_task(self._run(organization_id, session_id, lookup), name="crm-lookup")
         return lookup
@@ -198,7 +202,8 @@ class CallerService:
         lookup.customer = customer
         if customer is not None:
             try:
-                lookup.end_user_id = await upsert_end_user(self.pool, org, customer, session_id=session_id)
+                lookup.end_user_id = await upsert_end_user(self.pool, org, customer, session_id=session_id,
+                                                           region=self.region)
             except Exception as exc:  # the session goes on unlinked; the next call links it
                 log.warning("end_users upsert failed", extra={"error": str(exc)[:200]})
         return customer
@@ -213,8 +218,11 @@ class CallerService:
             await crm.aclose()
 
 
-async def upsert_end_user(pool: Any, organization_id: str, customer: Customer, *, session_id: str | None) -> str:
-    """The CRM's contact fields into ``end_users`` (the CRM is their system of record); links the session."""
+async def upsert_end_user(pool: Any, organization_id: str, customer: Customer, *, session_id: str | None,
+                          region: str = "US") -> str:
+    """The CRM's contact fields into ``end_users`` (the CRM is their system of record, the phone as E.164);
+    links the session."""
+    phone = (e164(customer.phone, region) or customer.phone) if customer.phone else None
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "insert into end_users (organization_id, provider, external_id, email, phone, full_name, company, "
@@ -223,7 +231,7 @@ async def upsert_end_user(pool: Any, organization_id: str, customer: Customer, *
             "phone = excluded.phone, full_name = excluded.full_name, company = excluded.company, "
             "metadata = excluded.metadata, crm_updated_at = excluded.crm_updated_at, unlinked_at = null, "
             "updated_at = now() returning id",
-            organization_id, customer.provider, customer.external_id, customer.email, customer.phone, customer.name,
+            organization_id, customer.provider, customer.external_id, customer.email, phone, customer.name,
             customer.company, json.dumps({k: v for k, v in customer.as_dict().items()
                                           if k in ("plan", "lifetime_value", "account_age_days", "open_tickets", "owner")}),
             customer.updated_at)

@@ -85,7 +85,7 @@ def caller_service(settings: Settings, pool: Any) -> Any:
     creds = credential_store(settings, pool)
     cfg = crm_config(settings)
     return CallerService(pool, lambda org: crm_for(creds, org, cfg), budget_s=settings.crm_lookup_budget_ms / 1000,
-                         cache=PgCustomerCache(pool, settings.crm_cache_s))
+                         cache=PgCustomerCache(pool, settings.crm_cache_s), region=settings.default_phone_region)
 
 
 def dispatcher(settings: Settings, pool: Any, *, organization_id: str | None = None,

@@ -71,6 +71,8 @@ async def test_the_caller_cache_is_shared_by_processes_and_expires(pg_pool, org_
 
         first = a_call().start(org_id, None, CallerId.parse("+15550100100"))
         assert (await first.task).name == "Ada Lovelace" and not first.cache_hit
+        stored = await pg_pool.fetchval("select phone from end_users where organization_id = $1", org_id)
+        assert stored == "+15550100100"  # the CRM's "(555) 010-0100", stored as E.164
         searches = len(hs.requests)
         second = a_call().start(org_id, None, CallerId.parse("(555) 010-0100"))  # typed differently, same caller
         assert (await second.task).name == "Ada Lovelace" and second.cache_hit and len(hs.requests) == searches
