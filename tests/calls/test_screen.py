@@ -133,6 +133,8 @@ async def test_the_screen_stage_puts_the_dialogs_page_first(support_deps, knowle
     reader = ScreenReader()
     reader.update(SCREENS / "e-4290-dialog.png")
     call = CallContext(deps=support_deps, organization_id=org, session_id=None, persist=False, screen=reader)
+    # the previous answer was about another page: "this error" with a screen shown is about the screen
+    call.memory.last_pages = ["examples/kb/error-codes/e-5003-service-unavailable.md"]
     text = "Can you see my screen? What does this error mean?"
     ctx = TurnContext(call=call, text=text, outcome=TurnOutcome(transcript=text), guarded=text, query=text)
     await ReadScreen().run(ctx)

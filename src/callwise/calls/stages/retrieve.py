@@ -68,8 +68,9 @@ class Retrieve:
         if ov.get("rerank") is not None:
             kwargs["mode"] = "hybrid+rerank" if ov["rerank"] else "hybrid"
         memory = ctx.call.memory
-        if memory.last_pages and getattr(retriever, "accepts_prior", False):
+        if memory.last_pages and getattr(retriever, "accepts_prior", False) and ctx.outcome.screen is None:
             # a follow-up keeps its subject: the previous answer's pages, weighted by how elliptical it is
+            # ("this error" with a shared screen is about the screen: callwise.calls.stages.screen)
             w = prior_weight(ctx.guarded or ctx.query)
             if w > 0:
                 from callwise.knowledge.pages import prior_from
