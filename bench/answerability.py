@@ -37,22 +37,18 @@ SETS = ("apache", "orbitly", "pydoc", "sqlite", "git")
 def _chunks(q: dict[str, Any], k: int = 5) -> list[Any]:
     """What the answerability stage sees: the product's first ``k`` chunks, regrouped page by page
     (``knowledge/pages.py``), as the retrieve stage hands them on."""
-    from callwise.knowledge.pages import DEFAULT, page_order
+    from callwise.knowledge.pages import DEFAULT, page_order, page_ranking
 
     chunks = [SimpleNamespace(document=c["doc"], **c) for c in q["chunks"]]
-    return [chunks[i] for i in page_order(chunks, DEFAULT)][:k]
+    return [chunks[i] for i in page_order(chunks, DEFAULT, page_ranking(q["text"], chunks))][:k]
 
 
 def _first_right(q: dict[str, Any]) -> bool:
-    from callwise.knowledge.pages import DEFAULT, rank_pages
+    from callwise.knowledge.pages import page_ranking
 
-    class _C:
-        def __init__(self, d: dict[str, Any]) -> None:
-            self.document, self.score = d["doc"], d["score"]
-
-    pages = rank_pages([_C(c) for c in q["chunks"]], DEFAULT)
+    pages = page_ranking(q["text"], [SimpleNamespace(document=c["doc"], **c) for c in q["chunks"]])
     rel = q["qrels"]
-    return bool(pages) and rel.get(pages[0].document, 0) == max(rel.values())
+    return bool(pages) and rel.get(pages[0], 0) == max(rel.values())
 
 
 def load(dump: Path, sets: list[str]) -> list[dict[str, Any]]:

@@ -132,9 +132,9 @@ def export(model: Any, meta: dict[str, Any]) -> dict[str, Any]:
     trees = []
     for est in model.estimators_[:, 0]:
         t = est.tree_
-        trees.append({"feature": [int(f) for f in t.feature], "threshold": [round(float(x), 6) for x in t.threshold],
+        trees.append({"feature": [int(f) for f in t.feature], "threshold": [float(x) for x in t.threshold],
                       "left": [int(x) for x in t.children_left], "right": [int(x) for x in t.children_right],
-                      "value": [round(float(v), 6) for v in t.value[:, 0, 0]]})
+                      "value": [float(v) for v in t.value[:, 0, 0]]})
     return {"features": list(FEATURES), "init": float(model.init_.constant_[0][0]), "rate": float(model.learning_rate),
             "trees": trees, "meta": meta}
 

@@ -86,7 +86,7 @@ async def test_page_retriever_asks_for_candidates_and_returns_the_best_page_firs
     from callwise.knowledge.pages import PageRetriever
 
     inner = _Inner()
-    pr = PageRetriever(inner, PageConfig(method="rrf", k=2.0, depth=3), clean=True)
+    pr = PageRetriever(inner, PageConfig(method="rrf", k=2.0, depth=3), clean=True, ranker=None)  # the blend
     res = await pr.retrieve("um, so how do I find page b", "org")
     assert inner.calls == [("find page b", 6)]
     assert [c.document for c in res.chunks] == ["b", "b"] and res.query == "um, so how do I find page b"
@@ -95,3 +95,13 @@ async def test_page_retriever_asks_for_candidates_and_returns_the_best_page_firs
     passthrough = PageRetriever(inner, PageConfig(method="first"), clean=False)
     res = await passthrough.retrieve("how do I find page b", "org", top_k=3)
     assert inner.calls[-1] == ("how do I find page b", 3) and [c.document for c in res.chunks] == ["a", "b", "b"]
+
+
+async def test_page_retriever_ranks_pages_with_the_shipped_ranker_even_on_bare_chunks() -> None:
+    from callwise.knowledge.pages import PageRetriever, shipped_ranker
+
+    assert shipped_ranker() is not None  # knowledge/data/page_ranker.json ships with the package
+    inner = _Inner()
+    pr = PageRetriever(inner, clean=True)  # chunks with no stage scores, titles or text still rank
+    res = await pr.retrieve("how do I find page b", "org")
+    assert {c.document for c in res.chunks} <= {"a", "b", "c"} and len(res.chunks) == 2

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from callwise.knowledge.text import tokenize
 
 MODEL_PATH = Path(__file__).with_name("data") / "page_ranker.json"
@@ -75,7 +77,8 @@ def terms(text: str) -> set[str]:
 
 
 def _stage(c: _Chunk, name: str) -> tuple[int, float] | None:
-    s = c.stages.get(name) if c.stages else None
+    stages = getattr(c, "stages", None)
+    s = stages.get(name) if stages else None
     if s is None:
         return None
     if isinstance(s, (list, tuple)):
@@ -100,7 +103,7 @@ def page_features(query: str, chunks: Sequence[_Chunk], *, depth: int = 2,
     rows: list[list[float]] = []
     for doc, items in pages.items():
         first_pos, first = items[0]
-        title = first.title or ""
+        title = getattr(first, "title", "") or ""
         t_terms = terms(title)
         best: dict[str, tuple[int, float]] = {}
         for _, c in items:
@@ -111,8 +114,9 @@ def page_features(query: str, chunks: Sequence[_Chunk], *, depth: int = 2,
         vec_best = max((st[1] for _, c in items if (st := _stage(c, "vector"))), default=0.0)
         rr_best = max((st[1] for _, c in items if (st := _stage(c, "rerank"))), default=0.0)
         bm_best = max((st[1] for _, c in items if (st := _stage(c, "bm25"))), default=0.0)
-        head_hit = max((len(q & terms(" ".join(c.title_path[1:]))) / nq for _, c in items), default=0.0)
-        text_hit = max(len(q & terms(c.text[:1200])) / nq for _, c in items)
+        head_hit = max((len(q & terms(" ".join((getattr(c, "title_path", None) or [])[1:]))) / nq for _, c in items),
+                       default=0.0)
+        text_hit = max(len(q & terms((getattr(c, "text", "") or "")[:1200])) / nq for _, c in items)
         ref = 1.0 if _REF_TITLE.search(title) else 0.0
         howto = 1.0 if _HOWTO_TITLE.search(title) else 0.0
         docs.append(doc)
@@ -137,7 +141,7 @@ def page_features(query: str, chunks: Sequence[_Chunk], *, depth: int = 2,
             howto,
             1.0 if _FAQ_TITLE.search(title) else 0.0,
             1.0 if _DESIGN_TITLE.search(title) else 0.0,
-            1.0 if any(_SYNOPSIS.search(c.text[:1200]) for _, c in items) else 0.0,
+            1.0 if any(_SYNOPSIS.search((getattr(c, "text", "") or "")[:1200]) for _, c in items) else 0.0,
             q_howto, q_what, q_problem,
             q_howto * howto, q_howto * ref,
             math.log1p(max(len(getattr(c, "parent_text", "") or "") or int(getattr(c, "parent_len", 0) or 0)
@@ -168,7 +172,8 @@ class TreeEnsemble:
         return cls(names, float(d["init"]), float(d["rate"]), trees)
 
     def predict(self, row: Sequence[float]) -> float:
-        x = [row[FEATURES.index(f)] for f in self.features]
+        # scikit-learn compares float32 features with its thresholds: so do we, or a value on a split flips
+        x = [float(np.float32(row[FEATURES.index(f)])) for f in self.features]
         total = 0.0
         for feature, threshold, left, right, value in self.trees:
             node = 0

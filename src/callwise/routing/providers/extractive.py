@@ -478,6 +478,9 @@ class ExtractiveProvider(Provider):
         # the sentence that answers first, then the detail around it in the source's order
         rest = sorted(chosen[1:], key=lambda i: (cands[i][0], cands[i][1].pos))
         text = " ".join(cands[i][1].spoken for i in [chosen[0], *rest])
+        while g.spoken and rest and voice_problems(text):  # the whole, too, names one identifier at most
+            rest.pop()
+            text = " ".join(cands[i][1].spoken for i in [chosen[0], *rest])
         return (f"{text} {pointer}" if pointer else text), best, used
 
     def _rank_signals(self, question: str, qvec: np.ndarray,
