@@ -1,6 +1,8 @@
 # The callwise worker image (docker-compose's `worker`). CPU only.
 FROM python:3.11-slim-bookworm
 RUN apt-get update && apt-get install -y --no-install-recommends espeak-ng sox libportaudio2 \
+       tesseract-ocr tesseract-ocr-eng tesseract-ocr-spa tesseract-ocr-fra tesseract-ocr-deu tesseract-ocr-jpn \
+       tesseract-ocr-chi-sim \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml requirements-nodeps.txt README.md ./
