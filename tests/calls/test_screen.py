@@ -141,3 +141,22 @@ async def test_the_screen_stage_puts_the_dialogs_page_first(support_deps, knowle
     assert "E-4290" in ctx.query and ctx.outcome.screen and ctx.outcome.latencies["ocr_ms"] > 0
     await Retrieve().run(ctx)
     assert ctx.retrieved[0].document == "examples/kb/error-codes/e-4290-rate-limit-exceeded.md"
+
+
+async def test_the_screen_text_gets_the_orgs_pii_redaction_before_it_leaves(support_deps, org_id) -> None:
+    from dataclasses import replace as dc_replace
+
+    from callwise.calls.context import CallContext, TurnContext, TurnOutcome
+    from callwise.calls.stages.screen import ReadScreen
+
+    reader = ScreenReader(ocr=lambda img, langs: "E-1042 Session expired\nSigned in as jane.doe@example.com")
+    frame = Image.new("RGB", (800, 600), (240, 240, 240))
+    ImageDraw.Draw(frame).rectangle((10, 10, 300, 80), fill=(0, 0, 0))
+    reader.update(frame)
+    deps = dc_replace(support_deps, redact_pii=True)
+    call = CallContext(deps=deps, organization_id=org_id, session_id=None, persist=False, screen=reader)
+    text = "what does this error mean?"
+    ctx = TurnContext(call=call, text=text, outcome=TurnOutcome(transcript=text), guarded=text, query=text)
+    await ReadScreen().run(ctx)
+    assert "E-1042" in ctx.query and "jane.doe@example.com" not in ctx.query + ctx.answer_query
+    assert "jane.doe@example.com" not in str(ctx.outcome.screen)

@@ -10,8 +10,14 @@ given to a model as instructions (``callwise.calls.screen.as_source`` fences it 
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
+
 from callwise.calls.context import TurnContext
+from callwise.calls.guard import guard
 from callwise.calls.screen import screen_query
+
+log = logging.getLogger("callwise.screen")
 
 
 class ReadScreen:
@@ -26,6 +32,11 @@ class ReadScreen:
         screen = reader.for_turn(ctx.text)
         if screen is None:
             return
+        # what leaves for a model or a search API gets the org's PII redaction, like the caller's words
+        guarded = guard(screen.text, redact=ctx.deps.redact_pii)
+        if guarded.injection_markers:
+            log.warning("injection markers on the shared screen (kept as data): %s", guarded.injection_markers)
+        screen = replace(screen, text=guarded.text)
         ctx.query = screen_query(ctx.query or ctx.guarded, screen)
         ctx.outcome.query = ctx.query
         # the answerer is asked the question with what the screen says where its codes are ("E-4290 Rate
