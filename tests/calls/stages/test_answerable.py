@@ -27,6 +27,19 @@ async def test_off_topic_and_account_actions_get_one_sentence_and_an_offer(suppo
         assert ctx.done and ctx.outcome.kind == "answer" and "".join(ctx.spoken) == REPLIES[verdict]
         assert ctx.sources == [] and ctx.outcome.sources == [] and not ctx.router_ran  # no source claimed
         assert ctx.call.memory.offered_person == (verdict == "account_action")
+        assert ctx.call.state.offer_pending == ctx.outcome.offered_colleague == (verdict == "account_action")
+
+
+async def test_a_yes_to_the_offer_of_a_colleague_is_a_request_for_one(support_deps, kb_org) -> None:
+    from callwise.calls.stages.escalate import EscalateOnWords
+
+    ctx = make(support_deps, kb_org, "please change the card you have on file for me")
+    await Retrieve().run(ctx)
+    await Answerable().run(ctx)
+    assert "pass you to a colleague" in "".join(ctx.spoken)
+    yes = make(support_deps, kb_org, "yes please", ctx.call)
+    await EscalateOnWords().run(yes)
+    assert yes.done and yes.outcome.escalated and ctx.call.escalation["reason"] == "explicit_request"
 
 
 async def test_a_question_the_kb_answers_goes_on_to_the_answerer(support_deps, kb_org) -> None:

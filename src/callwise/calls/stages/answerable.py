@@ -5,7 +5,8 @@ questions no retrieved source is relevant enough to (``callwise.routing.answerab
 sentence saying so and an offer, instead of whatever manual sentence shares a word with them. The
 turn ends there: no answerer runs, no source is claimed, no case is opened. When the offer is a
 person (an account or billing action, a question the help centre does not cover), the call's
-memory keeps it (``CallMemory.offered_person``) so that the caller's "yes" can be taken as a request.
+memory keeps it (``CallMemory.offered_person``) and the call's escalation state waits for the reply
+(``CallState.offer_pending``), so that the caller's "yes" is taken as a request for a colleague.
 """
 
 from __future__ import annotations
@@ -38,9 +39,13 @@ class Answerable:
         if verdict == "answer" and ((scored and ctx.call.language == "en") or not chunks):
             ok, p = relevant(ctx.query or ctx.guarded, chunks, DEFAULT_BAR)
             verdict = "answer" if ok else "no_source"
-        ctx.call.memory.offered_person = verdict in OFFERS_PERSON
+        offers = verdict in OFFERS_PERSON
+        ctx.call.memory.offered_person = offers
         if verdict == "answer":
             return
+        if offers:  # the caller's "yes" on the next turn is taken as a request for a colleague (EscalateOnWords)
+            ctx.call.state.offer_pending = True
+            ctx.outcome.offered_colleague = True
         log.info("not answerable (%s, p=%s): %r", verdict, p, (ctx.guarded or ctx.query)[:200])
         ctx.sources, ctx.passages = [], []
         ctx.outcome.sources = []
