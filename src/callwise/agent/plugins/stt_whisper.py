@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 from livekit.agents import APIConnectOptions, stt
+from livekit.agents.language import LanguageCode
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 from livekit.agents.utils import AudioBuffer
 
@@ -172,7 +173,7 @@ class WhisperSTT(stt.STT):
         return stt.SpeechEvent(
             type=stt.SpeechEventType.FINAL_TRANSCRIPT,
             request_id=uuid.uuid4().hex[:12],
-            alternatives=[stt.SpeechData(language=result.language, text=result.text, start_time=0.0,
+            alternatives=[stt.SpeechData(language=LanguageCode(result.language), text=result.text, start_time=0.0,
                                          end_time=result.audio_s, confidence=result.confidence)],
             recognition_usage=stt.RecognitionUsage(audio_duration=result.audio_s),
         )
