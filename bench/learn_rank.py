@@ -165,7 +165,8 @@ def main() -> None:
 
         model = train([r for r in rows if r["split"] == "dev"], CONFIGS[best])
         meta = {"config": best, **CONFIGS[best], "trained_on": "dev questions (typed, spoken) of " + ", ".join(sets),
-                "loco_mean_first": best_score, "made_by": "bench/learn_rank.py"}
+                "loco_mean_first": best_score, "made_by": "bench/learn_rank.py",
+                "reranker": "embedding"}  # the stage scores it was trained on: the product's local re-score
         d = export(model, meta)
         ens = TreeEnsemble.from_dict(d)
         for r in rows[:50]:  # the shipped evaluator must agree with scikit-learn

@@ -324,7 +324,8 @@ async def evaluate_set(bs: BeirSet, variants: list[Variant], *, k: int, candidat
                     for (kind, qid), chunks in results.items():
                         for c in chunks:
                             c.document = mapping.get(c.document, c.document)
-                        if label == "default" and LEARNED[0]:  # the product's page ranking: learned when it ships
+                        # the product's page ranking: learned when it ships, after the default re-score only
+                        if label == "default" and LEARNED[0] and v.mode == "hybrid+rerank" and v.reranker == "default":
                             text = (bs.typed if kind == "typed" else bs.spoken)[qid]
                             ranked = page_ranking(text, chunks, cfg)
                         else:

@@ -101,7 +101,27 @@ async def test_page_retriever_ranks_pages_with_the_shipped_ranker_even_on_bare_c
     from callwise.knowledge.pages import PageRetriever, shipped_ranker
 
     assert shipped_ranker() is not None  # knowledge/data/page_ranker.json ships with the package
-    inner = _Inner()
-    pr = PageRetriever(inner, clean=True)  # chunks with no stage scores, titles or text still rank
+    class Reranked(_Inner):
+        async def retrieve(self, *a, **kw):  # type: ignore[no-untyped-def]
+            res = await super().retrieve(*a, **kw)
+            res.mode, res.reranker, res.rerank_fallback = "hybrid+rerank", "embedding", None
+            return res
+
+    seen: list[str] = []
+
+    class Spy:
+        meta = {"reranker": "embedding"}
+
+        def rank(self, query, chunks):  # type: ignore[no-untyped-def]
+            seen.append(query)
+            return [("c", 1.0), ("a", 0.5), ("b", 0.1)]
+
+    pr = PageRetriever(Reranked(), clean=True)  # chunks with no stage scores, titles or text still rank
     res = await pr.retrieve("how do I find page b", "org")
     assert {c.document for c in res.chunks} <= {"a", "b", "c"} and len(res.chunks) == 2
+    spy = PageRetriever(Reranked(), clean=True, ranker=Spy())
+    res = await spy.retrieve("um, how do I find page b", "org")
+    assert seen == ["um, how do I find page b"] and [c.document for c in res.chunks] == ["c", "a"]
+    blend = PageRetriever(_Inner(), clean=True, ranker=Spy())  # no re-score stage: the blend, not the ranker
+    res = await blend.retrieve("how do I find page b", "org")
+    assert len(seen) == 1 and res.chunks[0].document == "a"  # the blend: a has the first chunk

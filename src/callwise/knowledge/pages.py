@@ -167,7 +167,12 @@ class PageRetriever:
         pool = k if self.page_config.method == "first" and not prior else max(k, self.retriever.config.candidates)
         result = await self.retriever.retrieve(q, organization_id, top_k=pool, mode=mode)
         if self.page_config.method != "first" or prior:
-            pages = page_ranking(query, result.chunks, self.page_config, self.ranker) \
+            # the learned ranker reads the stage scores it was trained on: the local re-score after hybrid
+            # fusion; without them (another mode, another reranker, a reranker that fell back) the blend ranks
+            learned = self.ranker if (self.ranker is not None and getattr(result, "mode", "") == "hybrid+rerank"
+                                      and getattr(result, "reranker", "") == self.ranker.meta.get("reranker", "embedding")
+                                      and getattr(result, "rerank_fallback", None) is None) else None
+            pages = page_ranking(query, result.chunks, self.page_config, learned) \
                 if self.page_config.method != "first" else [h.document for h in rank_pages(result.chunks, self.page_config)]
             if prior and prior_weight > 0:
                 pages = fuse_prior(pages, prior, prior_weight)
