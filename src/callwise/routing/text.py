@@ -21,7 +21,7 @@ _SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
 def strip_markdown(text: str) -> str:
     for pattern, repl in _MD:
-        text = pattern.sub(repl, text)  # type: ignore[arg-type]
+        text = pattern.sub(repl, text)  # type: ignore[arg-type,call-overload]
     return text
 
 
