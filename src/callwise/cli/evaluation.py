@@ -39,8 +39,8 @@ async def nightly_once(settings: Settings, *, org: str | None, golden_file: Path
     from callwise.evaluation.ragas_runner import RagasRunner
     from callwise.integrations.slack import SlackWebhook
     from callwise.wiring.evaluation import build_pipeline, gap_writer, judge_config
-    from callwise.wiring.knowledge import build_knowledge
-    from callwise.wiring.routing import RoutingConfigError, build_router, plan_tiers, tier3_price
+    from callwise.wiring.routing import RoutingConfigError, plan_tiers, tier3_price
+    from callwise.wiring.stack import open_answering
 
     try:
         golden = golden_mod.load(golden_file)
@@ -59,11 +59,10 @@ async def nightly_once(settings: Settings, *, org: str | None, golden_file: Path
         raise CommandError(str(exc)) from exc
     judge, no_judge_reason = judge_config(settings)
 
-    async with open_runtime(settings) as rt:
+    async with open_answering(settings) as stack:
+        rt, kb, router = stack.runtime, stack.knowledge, stack.router
         org_id = await rt.org_id(org)
         slug = org or settings.default_org
-        kb = build_knowledge(settings, rt.pool)
-        router = build_router(settings, rt.pool, kb.embedder)
         try:
             lib = await router.prompt_store.library(org_id) if router.prompt_store else router.prompts
             prompt_versions = lib.versions()
@@ -102,14 +101,6 @@ async def nightly_once(settings: Settings, *, org: str | None, golden_file: Path
                 result = await run_nightly(inputs)
             except NightlyError as exc:
                 raise CommandError(str(exc)) from exc
-            finally:
-                await router.aclose()
-                try:
-                    from callwise.wiring.knowledge import close_vector_stores
-
-                    close_vector_stores()
-                except ImportError:
-                    pass
     return result.to_json()
 
 

@@ -7,7 +7,6 @@ import asyncio
 import typer
 
 from callwise.cli.common import CommandError, console, load_settings, run
-from callwise.wiring.runtime import open_runtime
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -22,8 +21,7 @@ def serve(
 
     from callwise.api.app import create_app
     from callwise.wiring.api import api_services
-    from callwise.wiring.knowledge import build_knowledge, close_vector_stores
-    from callwise.wiring.routing import build_router
+    from callwise.wiring.stack import open_answering
     from callwise.wiring.telemetry import running_operations, start_telemetry
 
     settings = load_settings()
@@ -34,10 +32,9 @@ def serve(
     start_telemetry("callwise-serve")  # /metrics, or OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
 
     async def go() -> None:
-        async with open_runtime(settings) as rt:
-            knowledge = build_knowledge(settings, rt.pool)
-            router = build_router(settings, rt.pool, knowledge.embedder)
-            app = create_app(api_services(settings, rt.pool, retriever=knowledge.retriever, router=router))
+        async with open_answering(settings) as stack:
+            rt = stack.runtime
+            app = create_app(api_services(settings, rt.pool, retriever=stack.knowledge.retriever, router=stack.router))
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             try:
@@ -52,8 +49,6 @@ def serve(
                     await asyncio.Event().wait()
             finally:
                 await runner.cleanup()
-                await router.aclose()
-                close_vector_stores()
 
     run(go)
 
