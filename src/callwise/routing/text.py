@@ -164,7 +164,8 @@ def voice_problems(text: str) -> list[str]:
     one: one short name is fine where it is the answer), or say a ``caption without its example``
     ("To set it, run:" with nothing after)."""
     problems = []
-    if _SQL.search(text) and (len(_SQL_KEYWORDS.findall(text)) >= 1 or ";" in text) or _SHELL.search(text) \
+    # a semicolon alone is prose ("custom apps; use just-in-time provisioning"): SQL needs an upper-case keyword
+    if _SQL.search(text) and _SQL_KEYWORDS.search(text) or _SHELL.search(text) \
             or _CODE_IN_WORDS.search(text):
         problems.append("code")
     if _PATH.search(text):
