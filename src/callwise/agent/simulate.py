@@ -151,7 +151,7 @@ def _latency_line(lat: dict[str, float]) -> str:
 
 
 def _echo_answer(echo: Printer, at: str, out: TurnOutcome) -> None:
-    meta = [out.kind]
+    meta: list[str] = [out.kind]
     if out.tier:
         meta.append(out.tier)
     if out.confidence is not None:
@@ -219,7 +219,7 @@ def load_script(path: str | Path) -> list[str]:
         if p.suffix.lower() == ".jsonl":
             try:
                 item = json.loads(line)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise ScriptError(f"{p}:{n}: not JSON ({exc.msg})") from exc
             if isinstance(item, dict):
                 item = item.get("text")

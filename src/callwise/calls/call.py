@@ -155,6 +155,8 @@ class SupportCall:
         from callwise.calls.caller import call_record, write_back
 
         lookup = self.ctx.caller
+        if lookup is None:  # no CRM lookup on this call: nothing to write back to
+            return
         if lookup.task is not None and not lookup.task.done():
             await asyncio.wait({lookup.task}, timeout=lookup.budget_s + 5)
         row = await self.deps.pool.fetchrow(

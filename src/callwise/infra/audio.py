@@ -10,6 +10,7 @@ import wave
 from dataclasses import dataclass, field
 from math import gcd
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,13 +91,14 @@ def _read_any(path: Path) -> tuple[np.ndarray, int, int]:
             stream = next((s for s in container.streams if s.type == "audio"), None)
             if stream is None:
                 raise AudioError(f"{path}: the file has no audio stream")
-            rate = stream.codec_context.sample_rate
+            codec: Any = stream.codec_context  # an AudioCodecContext (PyAV types the attribute as CodecContext)
+            rate = codec.sample_rate
             resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
             parts = []
             for frame in container.decode(stream):
-                for out in resampler.resample(frame):
+                for out in resampler.resample(frame):  # type: ignore[arg-type]  # an audio stream yields AudioFrames
                     parts.append(out.to_ndarray().reshape(-1))
-            channels = stream.codec_context.channels
+            channels = codec.channels
     except AudioError:
         raise
     except Exception as exc:  # av raises many error types for bad input

@@ -50,8 +50,11 @@ DEFAULT_INPUT_BUDGETS: dict[str, int] = {"tier1": 2_000, "tier2": 3_000, "tier3"
 
 
 class TokenCounter(Protocol):
-    name: str
-    exact: bool
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def exact(self) -> bool: ...
 
     def count(self, text: str) -> int: ...
 
@@ -313,9 +316,10 @@ def fit_sources(sources: Sequence[SourceDoc], available: int, counter: TokenCoun
             fits[k] = SourceFit(s.index, "dropped", 0, full[k])
     # 2. whole parents where they fit, else the sentences around the passage
     for k in sorted(chosen):
-        span = chosen[k]
-        if not isinstance(span, tuple) or fits[k].kept == "parent":
+        chosen_span = chosen[k]
+        if not isinstance(chosen_span, tuple) or fits[k].kept == "parent":
             continue
+        span = chosen_span
         parent = parents[k]
         current = fits[k].tokens
         room = available - spent + current
@@ -335,13 +339,16 @@ def fit_sources(sources: Sequence[SourceDoc], available: int, counter: TokenCoun
     for k, s in enumerate(sources):
         if k not in chosen:
             continue
-        span = chosen[k]
-        text = span if isinstance(span, str) else parents[k][span[0]:span[1]].strip()
-        if span != (0, len(parents[k])) and not isinstance(span, str):
-            if span[0] > 0:
-                text = "… " + text
-            if span[1] < len(parents[k]):
-                text = text + " …"
+        kept = chosen[k]
+        if isinstance(kept, str):
+            text = kept
+        else:
+            text = parents[k][kept[0]:kept[1]].strip()
+            if kept != (0, len(parents[k])):
+                if kept[0] > 0:
+                    text = "… " + text
+                if kept[1] < len(parents[k]):
+                    text = text + " …"
         out.append(replace(s, text=text))
     return out, [fits[k] for k in range(len(sources))]
 

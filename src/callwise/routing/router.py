@@ -400,7 +400,7 @@ class CascadingRouter:
                                                                    options.prompt_version)
             except Exception as exc:  # noqa: BLE001
                 log.warning("prompt store unavailable, using built-in prompts: %s", exc)
-        ids = dict(organization_id=organization_id, session_id=session_id, interaction_id=interaction_id)
+        ids: dict[str, Any] = dict(organization_id=organization_id, session_id=session_id, interaction_id=interaction_id)
         grounding = Grounding(query=clip_question(query), sources=tuple(sources), spoken=needs_speakable(modality))
         context: dict[str, Any] = {}  # per tier: what the context budget kept and cut
         cap = await self.budget_cap(organization_id) if self.budget_cap is not None else None

@@ -54,7 +54,7 @@ class PipelineLLM(llm.LLM):
 
 def last_user_text(chat_ctx: llm.ChatContext) -> str:
     for item in reversed(chat_ctx.items):
-        if getattr(item, "type", None) == "message" and item.role == "user":
+        if isinstance(item, llm.ChatMessage) and item.role == "user":
             return item.text_content or ""
     return ""
 
