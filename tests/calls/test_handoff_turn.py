@@ -46,3 +46,23 @@ async def test_nightly_turns_open_no_case(pg_pool, org_id):
     out = await call.run_turn("I want to talk to a human")
     assert out.escalated and "case" not in out.answer.lower()
     assert await pg_pool.fetchval("select count(*) from escalations where organization_id = $1", org_id) == 0
+
+
+async def test_a_question_after_the_case_is_opened_is_answered_not_met_with_the_case_number_again(
+        support_deps, kb_org, pg_pool):
+    """A refund case is open; the caller then asks how long the money takes to come back. The refund words fire
+    the rules again, but the case is open: the turn notes the trigger and goes on to retrieval and the answer.
+    A renewed request for a person still gets the case number (the sample call refund.wav asked "how long does
+    it take for the money to come back to my card?" and heard the case number again)."""
+    call = await SupportCall.start(support_deps, organization_id=kb_org, room="repeat-room")
+    first = await call.run_turn("I want a full refund for the upgrade")
+    assert first.escalated and first.escalation["reason"] == "legal_refund"
+    asked = await call.run_turn("If I do a chargeback with my bank instead, how long does that take?")
+    assert not asked.escalated and asked.kind == "answer" and asked.answer
+    assert asked.escalation["repeat_reason"] == "legal_refund" and "already opened a case" not in asked.answer
+    person = await call.run_turn("can I just talk to a person about it?")
+    assert person.escalated and "already" in person.answer and "C W 1 0 0 1" in person.answer
+    await call.end()
+    rows = await pg_pool.fetch("select id from escalations where organization_id = $1 and session_id = $2",
+                               kb_org, call.session_id)
+    assert len(rows) == 1

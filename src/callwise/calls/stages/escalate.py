@@ -20,6 +20,7 @@ from typing import Any
 
 from callwise.calls import languages
 from callwise.calls.context import CallContext, TurnContext
+from callwise.calls.meeting import is_question
 from callwise.handoff.escalation import Escalation
 
 OFFER = "I'm not sure I found the right answer — would you like me to pass this to a colleague?"
@@ -93,8 +94,18 @@ class EscalateOnWords:
                                             f"generative judge {verdict.model} ({verdict.latency_ms:.0f} ms)")
         if hit is None:
             return
+        if ctx.call.escalation is not None and hit.reason not in _ASK_AGAIN and is_question(ctx.text):
+            # the case is open already: note the trigger on the turn and answer the question ("and how long does
+            # it take for the money to come back?" after a refund case is a question the knowledge base answers)
+            ctx.outcome.escalation = {**ctx.call.escalation, "repeat_reason": hit.reason}
+            return
         await ctx.say(await escalate(ctx, hit))
         ctx.finish("escalation")
+
+
+#: after a case is open, these reasons still get the case number again rather than an answer: the caller wants
+#: a person, or is upset, and an article would not help
+_ASK_AGAIN = frozenset({"explicit_request", "frustration"})
 
 
 class EscalateOnAnswer:
