@@ -188,16 +188,21 @@ def build_handlers(pool: Any, creds: CredentialStore, cfg: VendorConfig) -> dict
             raise
         return await _sms_done(sid, p, {})
 
-    async def _sms_done(sid: str, p: dict[str, Any], result: dict[str, Any]) -> Delivered:
+    async def _survey_sent(vendor_id: str, p: dict[str, Any], result: dict[str, Any],
+                           audit: dict[str, Any]) -> Delivered:
+        """A survey SMS or email out: its request is marked sent with the vendor's message id."""
         async def record(conn: Any) -> None:
             if p.get("survey_request_id"):
                 await conn.execute(
                     "update survey_requests set status = case when status = 'pending' then 'sent' else status end, "
                     "vendor_message_id = $3, updated_at = now() where organization_id = $1 and id = $2",
-                    p["organization_id"], p["survey_request_id"], sid)
+                    p["organization_id"], p["survey_request_id"], vendor_id)
 
-        return Delivered(vendor_id=sid, result=result, apply=record, target_type="survey_request",
-                         target_id=p.get("survey_request_id"), audit={"channel": "sms", "kind": p.get("kind")})
+        return Delivered(vendor_id=vendor_id, result=result, apply=record, target_type="survey_request",
+                         target_id=p.get("survey_request_id"), audit=audit)
+
+    async def _sms_done(sid: str, p: dict[str, Any], result: dict[str, Any]) -> Delivered:
+        return await _survey_sent(sid, p, result, {"channel": "sms", "kind": p.get("kind")})
 
     async def sendgrid_email(item: OutboxItem) -> Delivered:
         from callwise.integrations.sendgrid import SendGridError, SendGridMail
@@ -219,15 +224,7 @@ def build_handlers(pool: Any, creds: CredentialStore, cfg: VendorConfig) -> dict
         return await _email_done(msg_id, p, {})
 
     async def _email_done(msg_id: str, p: dict[str, Any], result: dict[str, Any]) -> Delivered:
-        async def record(conn: Any) -> None:
-            if p.get("survey_request_id"):
-                await conn.execute(
-                    "update survey_requests set status = case when status = 'pending' then 'sent' else status end, "
-                    "vendor_message_id = $3, updated_at = now() where organization_id = $1 and id = $2",
-                    p["organization_id"], p["survey_request_id"], msg_id)
-
-        return Delivered(vendor_id=msg_id, result=result, apply=record, target_type="survey_request",
-                         target_id=p.get("survey_request_id"), audit={"channel": "email"})
+        return await _survey_sent(msg_id, p, result, {"channel": "email"})
 
     return {"slack.notify": slack_notify, "livekit.transfer": livekit_transfer, "zendesk.ticket": zendesk_ticket,
             "twilio.sms": twilio_sms, "sendgrid.email": sendgrid_email}
