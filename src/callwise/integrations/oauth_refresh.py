@@ -39,18 +39,15 @@ class Refreshed:
     body: dict[str, Any] = field(default_factory=dict)  # the whole token response (Salesforce's instance_url)
 
 
-async def refresh_grant(http: httpx.AsyncClient | None, token_url: str, *, refresh_token: str, client_id: str,
-                        client_secret: str | None, json_body: bool = False, vendor: str = "OAuth",
-                        timeout_s: float = 10.0) -> Refreshed:
-    """A new access token for ``refresh_token``; VendorError (``auth`` when the grant is refused)."""
-    grant = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id,
-             "client_secret": client_secret or ""}
+async def post_token_request(http: httpx.AsyncClient | None, token_url: str, grant: dict[str, Any], *,
+                             json_body: bool = False, timeout_s: float = 10.0) -> tuple[int, dict[str, Any]]:
+    """POST a grant to a token endpoint: the HTTP status and the JSON body (``{}`` when it is not a JSON object).
+
+    ``httpx.HTTPError`` (unreachable, timed out) propagates for the caller to name in its own error."""
     client = http or httpx.AsyncClient(timeout=timeout_s)
     try:
         resp = await (client.post(token_url, json=grant, timeout=timeout_s) if json_body
                       else client.post(token_url, data=grant, timeout=timeout_s))
-    except httpx.HTTPError as exc:
-        raise VendorError(f"{vendor} token refresh: unreachable ({type(exc).__name__})") from exc
     finally:
         if http is None:
             await client.aclose()
@@ -58,13 +55,24 @@ async def refresh_grant(http: httpx.AsyncClient | None, token_url: str, *, refre
         body = resp.json()
     except ValueError:
         body = {}
-    body = body if isinstance(body, dict) else {}
-    if resp.status_code >= 400 or "access_token" not in body:
+    return resp.status_code, body if isinstance(body, dict) else {}
+
+
+async def refresh_grant(http: httpx.AsyncClient | None, token_url: str, *, refresh_token: str, client_id: str,
+                        client_secret: str | None, json_body: bool = False, vendor: str = "OAuth",
+                        timeout_s: float = 10.0) -> Refreshed:
+    """A new access token for ``refresh_token``; VendorError (``auth`` when the grant is refused)."""
+    grant = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id,
+             "client_secret": client_secret or ""}
+    try:
+        status, body = await post_token_request(http, token_url, grant, json_body=json_body, timeout_s=timeout_s)
+    except httpx.HTTPError as exc:
+        raise VendorError(f"{vendor} token refresh: unreachable ({type(exc).__name__})") from exc
+    if status >= 400 or "access_token" not in body:
         code = str(body.get("error") or body.get("status") or "")
-        auth = code in _REFUSED or resp.status_code in (401, 403)
-        raise VendorError(f"{vendor} token refresh refused ({resp.status_code}): {code}".strip(), auth=auth,
-                          retryable=not auth and (resp.status_code >= 500 or resp.status_code == 429),
-                          status=resp.status_code)
+        auth = code in _REFUSED or status in (401, 403)
+        raise VendorError(f"{vendor} token refresh refused ({status}): {code}".strip(), auth=auth,
+                          retryable=not auth and (status >= 500 or status == 429), status=status)
     expires_in = body.get("expires_in")
     try:
         expires_at = datetime.now(UTC) + timedelta(seconds=float(expires_in)) if expires_in else None

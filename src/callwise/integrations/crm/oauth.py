@@ -22,6 +22,8 @@ from urllib.parse import urlencode
 import httpx
 from cryptography.fernet import Fernet, InvalidToken
 
+from callwise.integrations.oauth_refresh import post_token_request
+
 STATE_TTL_S = 600
 
 
@@ -93,21 +95,13 @@ def verify_state(key: bytes, state: str, provider: str, *, ttl_s: int = STATE_TT
 
 async def exchange_code(app: OAuthApp, code: str, *, http: httpx.AsyncClient | None = None) -> dict[str, Any]:
     """The token response for an authorization code (form-encoded, as HubSpot and Salesforce take it)."""
-    client = http or httpx.AsyncClient(timeout=15.0)
+    grant = {"grant_type": "authorization_code", "code": code, "redirect_uri": app.redirect_uri,
+             "client_id": app.client_id, "client_secret": app.client_secret}
     try:
-        resp = await client.post(app.token_url, data={
-            "grant_type": "authorization_code", "code": code, "redirect_uri": app.redirect_uri,
-            "client_id": app.client_id, "client_secret": app.client_secret})
+        status, body = await post_token_request(http, app.token_url, grant, timeout_s=15.0)
     except httpx.HTTPError as exc:
         raise OAuthError(f"{app.provider} token endpoint unreachable: {type(exc).__name__}") from exc
-    finally:
-        if http is None:
-            await client.aclose()
-    try:
-        body = resp.json()
-    except ValueError:
-        body = {}
-    if resp.status_code >= 400 or "access_token" not in body:
-        raise OAuthError(f"{app.provider} refused the code: {resp.status_code} {body.get('error', '')} "
+    if status >= 400 or "access_token" not in body:
+        raise OAuthError(f"{app.provider} refused the code: {status} {body.get('error', '')} "
                          f"{body.get('error_description', body.get('message', ''))}".strip())
     return dict(body)
