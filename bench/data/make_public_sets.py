@@ -1,10 +1,10 @@
 """Build the public-manual retrieval sets (BEIR layout) from Debian documentation packages.
 
-    python bench/data/make_public_sets.py [--install] [--sets pydoc,sqlite,git,apache] [--check]
+    python bench/data/make_public_sets.py [--install] [--sets pydoc,sqlite,git,apache,varnish] [--check]
 
 Benchmark set-up, not the product: ``--install`` runs ``apt-get install python3.11-doc sqlite3-doc
-git-doc apache2-doc`` (the manuals nobody on the team wrote). Each HTML page of a manual becomes one
-corpus entry ``{_id, title, text}`` whose ``_id`` is the page's path inside the manual (``library/os.html``)
+git-doc apache2-doc varnish-doc`` (the manuals nobody on the team wrote). Each HTML page of a manual
+becomes one corpus entry ``{_id, title, text}`` whose ``_id`` is the page's path inside the manual (``library/os.html``)
 and whose text is Markdown-ish: the page's main content only (navigation, sidebars, scripts and
 syntax-diagram images removed), headings as ``#`` lines, code blocks fenced.
 
@@ -15,9 +15,9 @@ cheap on two cores: every judged page is kept, then distractor pages are added i
 pseudo-random order (sha1 of the page path) until ``--max-pages`` pages; the result is the same on
 every machine with the same package version. ``--check`` verifies that every judged page exists
 (``qrels/test.tsv`` and, where a set has follow-up pairs, ``qrels/followups.tsv``). The sqlite and
-git corpora (about 3.5 MB each) and the apache one (Apache httpd 2.4's English pages, 2.3 MB) are
-committed; the Python manual's sample (182 pages, 5.2 MB) is not: ``bench/retrieval_quality.py``
-builds it here on first use (``ensure_corpus``).
+git corpora (about 3.5 MB each), the apache one (Apache httpd 2.4's English pages, 2.3 MB) and the
+varnish one (Varnish Cache 7.1's manual, 1.1 MB) are committed; the Python manual's sample (182 pages,
+5.2 MB) is not: ``bench/retrieval_quality.py`` builds it here on first use (``ensure_corpus``).
 """
 
 from __future__ import annotations
@@ -51,6 +51,12 @@ MANUALS: dict[str, dict] = {
                "exclude": r"^(developer/|sitemap|license|new_features_2_|faq/|mod/(directives|quickreference|"
                           r"directive-dict|module-dict)\.html|(bind|filter|install|invoking|upgrading)\.html)"
                           r"|(^|/)index\.html$"},
+    "varnish": {"package": "varnish-doc", "root": "/usr/share/doc/varnish/html", "max_pages": 300,
+                "max_chars": 3_600_000,
+                # the section index pages are tables of contents and dev-guide/ holds the project's
+                # contributor pages; phk/ (the author's essays and security advisories) is kept
+                "exclude": r"^(genindex|search|_|dev-guide/|index\.html|(installation|phk|reference|tutorial|"
+                           r"users-guide|vcl-design-patterns|whats-new)/index\.html)"},
 }
 MIN_CHARS = 400  # stub pages (redirects, one-line lists) are not worth a corpus entry
 
@@ -66,7 +72,7 @@ def install() -> None:
 
 
 def _main_node(soup, name: str):  # type: ignore[no-untyped-def]
-    if name == "pydoc":
+    if name in ("pydoc", "varnish"):
         node = soup.find("div", attrs={"role": "main"}) or soup.find("div", class_="body")
         for tag in node.select("a.headerlink"):
             tag.decompose()
@@ -96,6 +102,7 @@ def page_text(html: str, name: str) -> tuple[str, str]:
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     title = re.sub(r"\s+[-—–]\s+Python 3\.11\.\d+ documentation$", "", title).strip()
     title = re.sub(r"\s+-\s+Apache HTTP Server Version 2\.4$", "", title).strip()
+    title = re.sub(r"\s+[-—–]\s+Varnish version 7\.\d+\.\d+ documentation$", "", title).strip()
     node = _main_node(soup, name)
     for tag in node.find_all(_JUNK):
         tag.decompose()
