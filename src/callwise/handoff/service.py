@@ -12,13 +12,21 @@ sentence to say:
   sends the ``livekit.transfer`` outbox row and waits while it rings (up to ``ringing_timeout_s``, a hold
   line every ``hold_line_s``); a refused, unanswered or unconfirmed transfer turns the case into a callback
   and returns the sentence that says so.
+- **live, SIP caller, warm** (``transfer_mode`` ``warm`` for the org, or ``CALLWISE_HANDOFF_TRANSFER_MODE``, and a
+  worker whose line can dial: :class:`WarmLine`): the caller hears the same sentence, then the on-duty person is
+  dialled into a side room, hears a summary and accepts or declines (``callwise.agent.warm_transfer``). Accepted:
+  the person is moved into the caller's room and the agent goes quiet. Declined, busy, not answered or voicemail:
+  the case becomes a callback and the caller hears one sentence that says so. A warm transfer that fails for any
+  other reason (the trunk refused the dial, the move failed) falls back to the cold transfer. A caller who hangs up
+  while the person is dialled leaves a callback case; the side room is closed.
 - **live, app or web caller** with an on-duty channel (Slack) for the org: the notice with the case link is
   delivered *before* the caller hears "a colleague has been asked to join"; :class:`LiveWait` then keeps
   the caller company every ``keepalive_s`` and, with nobody joined after ``timeout_s``, turns the case into a
   callback and says so; when the human joins it introduces them and the agent goes quiet.
 
 ``handoff_status`` on the case records what happened: ``pending``, ``notified``, ``transfer_ringing``,
-``transferred`` (the destination answered), ``transfer_unconfirmed`` (LiveKit took the transfer but did not
+``transferred`` (the destination answered), ``warm_dialling``, ``warm_accepted``, ``warm_declined``,
+``warm_busy``, ``warm_no_answer``, ``warm_voicemail``, ``warm_failed``, ``caller_left``, ``transfer_unconfirmed`` (LiveKit took the transfer but did not
 confirm an answer: a callback too), ``human_joined``, ``notify_failed``, ``transfer_failed``, ``timed_out``,
 ``callback``.
 
@@ -38,6 +46,7 @@ from typing import Any, Literal
 from callwise.handoff.cases import Case, CaseDesk, spoken_case_number
 from callwise.handoff.escalation import Escalation, EscalationRules, reason_sentence
 from callwise.handoff.escalator import CallHandoff, CallLine, Escalated
+from callwise.handoff.warm import WARM_FAILURES, WarmBrief, WarmDial, WarmLine, WarmOutcome, warm_fallback_message
 from callwise.integrations.priority import crm_priority
 
 log = logging.getLogger("callwise.handoff")
@@ -134,6 +143,7 @@ class CallContext:
     participant_identity: str | None = None
     customer: dict[str, Any] = field(default_factory=dict)  # name, email, phone
     recent: list[str] = field(default_factory=list)  # the caller's last few lines, oldest first
+    warm: WarmDial | None = None  # the worker can dial the on-duty person into a side room (warm transfer)
 
 
 @dataclass
@@ -165,6 +175,7 @@ class HandoffConfig:
     ringing_timeout_s: int = 30  # how long a SIP transfer may ring before it counts as not answered
     hold_line_s: float = 10.0  # while it rings, the caller hears HOLD_LINE this often
     speak_allowance_s: float = 60.0  # the transfer sentence is spoken before the transfer starts
+    transfer_mode: Literal["cold", "warm"] = "cold"  # an org's settings.transfer_mode wins
 
     @property
     def transfer_deadline_s(self) -> float:
@@ -203,6 +214,16 @@ class HandoffService:
             found.add("sip_transfer")
         return found
 
+    async def transfer_mode(self, organization_id: str) -> str:
+        """``cold`` or ``warm``: the org's ``settings.transfer_mode``, else ``CALLWISE_HANDOFF_TRANSFER_MODE``."""
+        try:
+            own = await self.pool.fetchval("select settings->>'transfer_mode' from organizations where id = $1",
+                                           organization_id)
+        except Exception:  # noqa: BLE001 - no org row readable: the deployment's setting
+            log.warning("could not read the org's transfer mode", exc_info=True)
+            own = None
+        return own if own in ("cold", "warm") else self.config.transfer_mode
+
     async def escalate(self, call: CallContext, esc: Escalation, *, with_reason: bool = True) -> HandoffResult:
         from callwise.integrations.outbox import enqueue
 
@@ -211,7 +232,8 @@ class HandoffService:
         live_action: str | None = None
         if in_hours and call.room:
             if call.caller == "sip" and "sip_transfer" in channels and call.participant_identity:
-                live_action = "livekit.transfer"
+                warm = call.warm is not None and await self.transfer_mode(call.organization_id) == "warm"
+                live_action = "warm.transfer" if warm else "livekit.transfer"
             elif call.caller == "app" and "slack" in channels:
                 live_action = "slack.notify"
         handoff = "live" if live_action else "callback"
@@ -227,14 +249,7 @@ class HandoffService:
                     "matched": esc.matched, "recent": call.recent[-3:], "customer": call.customer,
                     "room": call.room, "handoff": handoff, "service_hours": self.service_hours}
             if live_action == "livekit.transfer":
-                # the rows this call delivers itself are not due before their deadline: one owner per row
-                ids["live"] = await enqueue(conn, organization_id=call.organization_id, action="livekit.transfer",
-                                            payload={**base, "participant_identity": call.participant_identity,
-                                                     "transfer_to": self.config.transfer_to,
-                                                     "ringing_timeout_s": self.config.ringing_timeout_s},
-                                            idempotency_key=f"{case.id}:transfer", case_id=case.id,
-                                            session_id=call.session_id, max_attempts=1,
-                                            delay_s=self.config.transfer_deadline_s) or ""
+                ids["live"] = await self._enqueue_transfer(conn, call, case, base)
             if "slack" in channels:  # the on-duty notice: a join request when live, a heads-up for a callback
                 live_notice = live_action == "slack.notify"
                 ids["slack"] = await enqueue(conn, organization_id=call.organization_id, action="slack.notify",
@@ -281,43 +296,108 @@ class HandoffService:
             transfer_id = ids.get("live", "")
 
             async def transfer(say: Say | None = None) -> str | None:
-                """Rings the on-duty number (the caller hears HOLD_LINE meanwhile) until it is answered, refused
-                or rings out; returns what to tell the caller, ``None`` once they are connected."""
-                case.handoff_status = "transfer_ringing"
-                await desk.set_handoff(case.id, "transfer_ringing")
-                pending = asyncio.ensure_future(
-                    self._deliver([transfer_id], timeout_s=self.config.ringing_timeout_s + 5.0))
-                while say is not None and not pending.done():
-                    done, _ = await asyncio.wait({pending}, timeout=self.config.hold_line_s)
-                    if not done:
-                        await say(HOLD_LINE)
-                await pending
-                row = await self.pool.fetchrow(
-                    "select status, result, last_error from outbox where organization_id = $1 and id = $2",
-                    call.organization_id, transfer_id)
-                result = _json_field(row["result"]) if row else {}
-                if row and row["status"] == "delivered" and result.get("transfer") == "connected":
-                    await desk.set_handoff(case.id, "transferred", note="the on-duty number answered the transfer")
-                    case.handoff_status = "transferred"
-                    return None
-                if row and row["status"] == "delivered":  # LiveKit took the REFER, but no one confirmed an answer
-                    await desk.set_handoff(case.id, "transfer_unconfirmed", status="callback",
-                                           note=f"LiveKit answered {result.get('status')}: the transfer was not "
-                                                "confirmed; call back if the caller was not connected")
-                    await self.callback_notice(call, case, base)
-                    case.status, case.handoff, case.handoff_status = "callback", "callback", "transfer_unconfirmed"
-                    return unconfirmed_message(reference, self.service_hours, contact)
-                await desk.set_handoff(case.id, "transfer_failed", status="callback",
-                                       note="the SIP transfer failed or was not answered")
-                await self.callback_notice(call, case, base)
-                case.status, case.handoff, case.handoff_status = "callback", "callback", "transfer_failed"
-                return fallback_message(reference, self.service_hours, contact,
-                                        transfer_failure(row["last_error"] if row else None))
+                return await self._cold_transfer(call, case, base, transfer_id, reference, say)
 
             return HandoffResult(first + transfer_message(reference), case, "live", "pending", reference,
                                  follow_up=transfer)
+        if live_action == "warm.transfer":
+            async def warm(say: Say | None = None) -> str | None:
+                return await self._warm_transfer(call, case, base, esc, reference, say)
+
+            return HandoffResult(first + transfer_message(reference), case, "live", "pending", reference,
+                                 follow_up=warm)
         return HandoffResult(first + callback_message(reference, self.service_hours, contact, offline=not in_hours),
                              case, "callback", "callback", reference)
+
+    async def _enqueue_transfer(self, conn: Any, call: CallContext, case: Case, base: dict[str, Any]) -> str:
+        """The ``livekit.transfer`` row, due only at its deadline: this call delivers it (one owner per row)."""
+        from callwise.integrations.outbox import enqueue
+
+        return await enqueue(conn, organization_id=call.organization_id, action="livekit.transfer",
+                             payload={**base, "participant_identity": call.participant_identity,
+                                      "transfer_to": self.config.transfer_to,
+                                      "ringing_timeout_s": self.config.ringing_timeout_s},
+                             idempotency_key=f"{case.id}:transfer", case_id=case.id, session_id=call.session_id,
+                             max_attempts=1, delay_s=self.config.transfer_deadline_s) or ""
+
+    async def _cold_transfer(self, call: CallContext, case: Case, base: dict[str, Any], transfer_id: str,
+                             reference: str, say: Say | None) -> str | None:
+        """Rings the on-duty number (the caller hears HOLD_LINE meanwhile) until it is answered, refused or rings
+        out; returns what to tell the caller, ``None`` once they are connected."""
+        desk, contact = self.desk(call.organization_id), call.customer or {}
+        case.handoff_status = "transfer_ringing"
+        await desk.set_handoff(case.id, "transfer_ringing")
+        pending = asyncio.ensure_future(self._deliver([transfer_id], timeout_s=self.config.ringing_timeout_s + 5.0))
+        while say is not None and not pending.done():
+            done, _ = await asyncio.wait({pending}, timeout=self.config.hold_line_s)
+            if not done:
+                await say(HOLD_LINE)
+        await pending
+        row = await self.pool.fetchrow(
+            "select status, result, last_error from outbox where organization_id = $1 and id = $2",
+            call.organization_id, transfer_id)
+        result = _json_field(row["result"]) if row else {}
+        if row and row["status"] == "delivered" and result.get("transfer") == "connected":
+            await desk.set_handoff(case.id, "transferred", note="the on-duty number answered the transfer")
+            case.handoff_status = "transferred"
+            return None
+        if row and row["status"] == "delivered":  # LiveKit took the REFER, but no one confirmed an answer
+            await desk.set_handoff(case.id, "transfer_unconfirmed", status="callback",
+                                   note=f"LiveKit answered {result.get('status')}: the transfer was not "
+                                        "confirmed; call back if the caller was not connected")
+            await self.callback_notice(call, case, base)
+            case.status, case.handoff, case.handoff_status = "callback", "callback", "transfer_unconfirmed"
+            return unconfirmed_message(reference, self.service_hours, contact)
+        await desk.set_handoff(case.id, "transfer_failed", status="callback",
+                               note="the SIP transfer failed or was not answered")
+        await self.callback_notice(call, case, base)
+        case.status, case.handoff, case.handoff_status = "callback", "callback", "transfer_failed"
+        return fallback_message(reference, self.service_hours, contact,
+                                transfer_failure(row["last_error"] if row else None))
+
+    async def _warm_transfer(self, call: CallContext, case: Case, base: dict[str, Any], esc: Escalation,
+                             reference: str, say: Say | None) -> str | None:
+        """Dials the on-duty person into a side room (the worker's ``WarmDial``); returns what to tell the caller:
+        that a colleague is on the line, or one sentence saying the case is a callback; ``None`` when the caller
+        has gone. A warm transfer that failed for a technical reason falls back to the cold transfer."""
+        assert call.warm is not None
+        desk, contact = self.desk(call.organization_id), call.customer or {}
+        case.handoff_status = "warm_dialling"
+        await desk.set_handoff(case.id, "warm_dialling", note=f"warm transfer: dialling {self.config.transfer_to}")
+        brief = WarmBrief(case=case.label, reason=esc.reason, rule=esc.rule, matched=list(esc.matched),
+                          recent=list(call.recent), customer=dict(contact))
+        try:
+            outcome = await call.warm(brief)
+        except Exception as exc:  # noqa: BLE001 - a broken dialler is a failed warm transfer, not a lost call
+            log.exception("warm transfer of %s failed", case.label)
+            outcome = WarmOutcome("failed", f"{type(exc).__name__}: {exc}")
+        if outcome.kind == "accepted":
+            who = outcome.person or "the on-duty person"
+            await desk.set_handoff(case.id, "warm_accepted",
+                                   note=f"warm transfer accepted by {who}; moved into the caller's room")
+            case.handoff_status = "warm_accepted"
+            return human_joined_message("A colleague")
+        if outcome.kind == "caller_left":
+            await desk.set_handoff(case.id, "caller_left", status="callback",
+                                   note="the caller hung up while the on-duty person was being dialled; the side "
+                                        "room was closed; call back")
+            await self.callback_notice(call, case, base)
+            case.status, case.handoff, case.handoff_status = "callback", "callback", "caller_left"
+            return None
+        if outcome.kind == "failed" and call.participant_identity:
+            await desk.set_handoff(case.id, "warm_failed", note=f"warm transfer failed ({outcome.detail}); falling "
+                                                                "back to a cold transfer")
+            async with self.pool.acquire() as conn:
+                transfer_id = await self._enqueue_transfer(conn, call, case, base)
+            return await self._cold_transfer(call, case, base, transfer_id, reference, say)
+        status = f"warm_{outcome.kind}"
+        await desk.set_handoff(case.id, status, status="callback",
+                               note=f"warm transfer {outcome.kind.replace('_', ' ')}"
+                                    f"{': ' + outcome.detail if outcome.detail else ''}; turned into a callback")
+        await self.callback_notice(call, case, base)
+        case.status, case.handoff, case.handoff_status = "callback", "callback", status
+        return warm_fallback_message(self.service_hours, _contact_promise(contact),
+                                     WARM_FAILURES.get(outcome.kind, "the transfer didn't go through"))
 
     async def callback_notice(self, call: CallContext, case: Case, base: dict[str, Any] | None = None) -> None:
         """A live handoff became a callback: the on-duty channel hears that too (through the outbox)."""
@@ -355,7 +435,7 @@ class HandoffService:
         if case.status in ("waiting", "claimed") and case.handoff_status in ("notified", "pending"):
             return (f"A colleague from our support team has been asked to join and has your "
                     f"{_reference(result.reference)}; they'll be with you as soon as they're free.")
-        if case.handoff_status in ("transfer_ringing", "transferred"):
+        if case.handoff_status in ("transfer_ringing", "transferred", "warm_dialling", "warm_accepted"):
             return "Your transfer to our support team is under way."
         return (f"I've already opened a case for you, {_reference(result.reference)}; "
                 f"{_contact_promise(case.contact)} during service hours, {self.service_hours}.")
@@ -427,7 +507,8 @@ class HandoffEscalator:
         line = call.line
         cc = CallContext(organization_id=call.organization_id, session_id=call.session_id, room=line.room,
                          caller=line.caller, participant_identity=line.participant_identity,
-                         customer=call.contact, recent=call.recent)
+                         customer=call.contact, recent=call.recent,
+                         warm=line.warm if isinstance(line, WarmLine) else None)
         try:
             result = await self.service.escalate(cc, esc, with_reason=with_reason)
         except Exception:  # noqa: BLE001 - no case could be opened: promise nothing that is not true
@@ -490,3 +571,5 @@ class _AfterHandoff:
         self.record.update(self.result.as_dict())  # the call's escalation record (the same dict)
         if fallback and line.speak is not None:
             await line.speak(fallback)
+        if self.result.case.handoff_status == "warm_accepted" and line.quiet is not None:
+            line.quiet()  # the on-duty person is in the room now
