@@ -68,6 +68,19 @@ class EspeakTTS(tts.TTS):
         return f"espeak-ng/{self._voice}"
 
     @property
+    def voice(self) -> str:
+        return self._voice
+
+    def update_options(self, *, voice: str | None = None, words_per_minute: int | None = None) -> None:
+        """Another voice (the call's language settled after the greeting) for every sentence from now on."""
+        if voice is not None:
+            if not voice.strip() or voice.startswith("-"):
+                raise ValueError(f"not an espeak-ng voice: {voice!r}")
+            self._voice = voice
+        if words_per_minute is not None:
+            self._wpm = words_per_minute
+
+    @property
     def provider(self) -> str:
         return "espeak-ng"
 
