@@ -140,6 +140,8 @@ def main() -> None:
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--fit", action="store_true", help="refit the relevance bar on the dev halves")
     ap.add_argument("--max-refused", type=float, default=0.03, help="with --fit: answerable dev questions refused at most")
+    ap.add_argument("--loco", action="store_true",
+                    help="with --fit: also fit on the other sets' dev halves and report each set left out")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--misses", action="store_true", help="also list every wrong decision")
     args = ap.parse_args()
@@ -150,6 +152,14 @@ def main() -> None:
     bar = fit(rows, args.max_refused) if args.fit else DEFAULT_BAR
     res = evaluate(rows, bar)
     res["bar"] = {"bias": bar.bias, "weights": list(bar.weights), "bar": bar.bar}
+    if args.fit and args.loco:
+        loco: dict[str, Any] = {}
+        for s in args.sets.split(","):
+            others = [q for q in rows if q["set"] != s]
+            held = [q for q in rows if q["set"] == s]
+            if others and held:
+                loco[s] = evaluate(held, fit(others, args.max_refused))["results"].get(f"{s}|all", {})
+        res["loco"] = loco
     if not args.misses:
         res.pop("misses")
     if args.json:
@@ -165,6 +175,12 @@ def main() -> None:
                 x = r[g]
                 line += (f" | {g} refused {x['refused']:.2f}, first {x['first_before']:.2f}->{x['first_after']:.2f}"
                          f" (n {x['n']})")
+        print(line)
+    for s, r in res.get("loco", {}).items():
+        line = f"LOCO {s:11} unanswerable refused {r.get('unanswerable_refused', 0):.2f} {r.get('by_kind', {})}"
+        for g in ("typed", "spoken"):
+            if g in r:
+                line += f" | {g} refused {r[g]['refused']:.2f}, right answers refused {r[g]['right_refused']}/{r[g]['n']}"
         print(line)
     for m in res.get("misses", []):
         print(m)

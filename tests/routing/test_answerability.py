@@ -83,3 +83,18 @@ def test_decide_and_the_reply() -> None:
         assert ("colleague" in said) == (verdict in OFFERS_PERSON)
     with pytest.raises(ValueError):
         reply_for("answer")
+
+
+def test_a_named_product_no_source_mentions_counts_against_the_question() -> None:
+    from callwise.routing.answerability import SIGNALS, is_common
+
+    assert is_common("restart") and is_common("restarted") and is_common("folders")
+    assert not is_common("wordpress") and not is_common("matplotlib")
+    assert is_common("e-1042") and is_common("http2")  # codes are not product names
+    sources = [_chunk("To restart the server gracefully, send it the graceful signal.", 0.5, "Stopping and restarting")]
+    named = dict(zip(SIGNALS, relevance_signals("how do I restart wordpress gracefully", sources), strict=True))
+    everyday = dict(zip(SIGNALS, relevance_signals("how do I restart the kettle gracefully", sources), strict=True))
+    assert named["missing"] == everyday["missing"] == 1.0
+    assert named["missing_named"] == 1.0 and everyday["missing_named"] == 0.0
+    assert DEFAULT_BAR.probability(relevance_signals("how do I restart wordpress gracefully", sources)) < \
+        DEFAULT_BAR.probability(relevance_signals("how do I restart the kettle gracefully", sources))
