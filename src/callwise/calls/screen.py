@@ -22,6 +22,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,7 @@ def tesseract_ocr(img: Any, languages: str = "eng") -> str:
     return str(pytesseract.image_to_string(img, lang=languages, config="--psm 3"))
 
 
+@lru_cache(maxsize=8)
 def tesseract_languages(call_language: str = "en") -> str:
     """English plus the call's language, as far as its pack is installed."""
     wanted = ["eng"] + ([TESSERACT_LANGS[call_language]] if call_language in TESSERACT_LANGS and call_language != "en"
@@ -191,6 +193,26 @@ class ScreenReader:
             return replace(self.latest, cached=True)
         self._used.add(self.latest.frame_sha)
         return self.latest
+
+
+#: side of the grey thumbnail two frames are compared on, and the mean grey-level difference (0-255) above
+#: which the screen has changed enough to be read again (a cursor or a blinking caret stays below it)
+SIGNATURE_SIZE = (64, 36)
+CHANGE_THRESHOLD = 4.0
+
+
+def frame_signature(img: Any) -> Any:
+    """A small grey thumbnail of a frame (numpy uint8), cheap to compare every few seconds."""
+    import numpy as np
+
+    return np.asarray(img.convert("L").resize(SIGNATURE_SIZE), dtype=np.uint8)
+
+
+def frame_change(a: Any, b: Any) -> float:
+    """Mean absolute grey-level difference of two signatures (0: the same screen; 255: black against white)."""
+    import numpy as np
+
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
 
 
 def refers_to_screen(text: str) -> bool:

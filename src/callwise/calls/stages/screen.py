@@ -10,6 +10,7 @@ given to a model as instructions (``callwise.calls.screen.as_source`` fences it 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 
@@ -18,6 +19,10 @@ from callwise.calls.guard import guard
 from callwise.calls.screen import screen_query
 
 log = logging.getLogger("callwise.screen")
+
+#: seconds a turn that refers to the screen waits for its latest frame to be read (a live share's
+#: ``prepare``, callwise.agent.screen_share); past it the turn goes on with the last text read
+PREPARE_S = 4.0
 
 
 class ReadScreen:
@@ -29,6 +34,12 @@ class ReadScreen:
         reader = ctx.call.screen
         if reader is None:
             return
+        prepare = getattr(reader, "prepare", None)
+        if prepare is not None:  # a live share: the frame on screen now, read if it is new
+            try:
+                await asyncio.wait_for(prepare(ctx.text), PREPARE_S)
+            except TimeoutError:
+                log.warning("the shared screen's latest frame was not read within %.0f s; using the last one", PREPARE_S)
         screen = reader.for_turn(ctx.text)
         if screen is None:
             return
