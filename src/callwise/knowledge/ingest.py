@@ -36,6 +36,7 @@ class IngestItem:
 class IngestReport:
     items: list[IngestItem] = field(default_factory=list)
     seconds: float = 0.0
+    index: dict[str, Any] | None = None  # what refreshing the org's vector index file did
 
     def _n(self, status: str) -> int:
         return sum(1 for i in self.items if i.status == status)
@@ -53,8 +54,11 @@ class IngestReport:
         return self.chunks / self.seconds if self.seconds > 0 else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.counts, "chunks": self.chunks, "seconds": round(self.seconds, 3),
-                "items": [i.__dict__ for i in self.items]}
+        out = {**self.counts, "chunks": self.chunks, "seconds": round(self.seconds, 3),
+               "items": [i.__dict__ for i in self.items]}
+        if self.index is not None:
+            out["index"] = self.index
+        return out
 
 
 Progress = Callable[[int, int, IngestItem | None], None]  # (done, total, item just finished)
@@ -95,6 +99,8 @@ class Ingestor:
                     report.items.append(IngestItem(stale.source, "removed", "no longer on disk"))
         await asyncio.to_thread(self.vectors.commit)
         await self.bm25.mark_current(organization_id)
+        if hasattr(self.vectors, "refresh_index"):  # the org's vector index file (knowledge/ann.py)
+            report.index = await self.vectors.refresh_index(organization_id)
         report.seconds = time.perf_counter() - started
         return report
 

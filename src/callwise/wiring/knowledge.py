@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callwise.infra.telemetry import metered_retriever
+from callwise.knowledge.ann import AnnIndexes
 from callwise.knowledge.chunking import Chunker, ChunkingConfig
 from callwise.knowledge.docstore import PgDocumentStore
 from callwise.knowledge.embeddings import Embedder
@@ -46,6 +47,20 @@ EMBEDDING_BLEND = {"child_weight": 0.5, "fusion_weight": 0.5}
 _lock = threading.Lock()
 _embedders: dict[str, Embedder] = {}
 _server_stores: dict[str, QdrantServerStore] = {}
+_indexes: dict[str, AnnIndexes] = {}
+
+INDEX_DIR = "vector-index"
+
+
+def vector_indexes(settings: Settings) -> AnnIndexes:
+    """The organizations' vector index files under ``data_dir/vector-index`` (knowledge/ann.py): one
+    reader per process, so every call of the process shares its memory maps."""
+    root = (settings.data_dir / INDEX_DIR).resolve()
+    with _lock:
+        idx = _indexes.get(str(root))
+        if idx is None:
+            idx = _indexes[str(root)] = AnnIndexes(root)
+        return idx
 
 
 def get_embedder(settings: Settings) -> Embedder:
@@ -113,7 +128,8 @@ def build_knowledge(settings: Settings, pool: Any, *, embedder: Embedder | None 
         from callwise.knowledge.pgmigrate import legacy_migration
 
         store = PgKnowledgeStore(pool, embedder.dim, model_name(embedder),
-                                 first_use=legacy_migration(settings.data_dir.resolve(), embedder))
+                                 first_use=legacy_migration(settings.data_dir.resolve(), embedder),
+                                 ann=vector_indexes(settings))
         vectors, bm25 = PgVectors(store), PgLexical(store)
     config = RetrieverConfig(
         candidates=settings.retrieval_candidates, top_k=settings.retrieval_top_k, fusion=settings.fusion,
