@@ -133,3 +133,18 @@ async def test_a_live_shared_screen_puts_the_dialogs_page_first_in_the_turn(supp
         await stage.run(ctx)
     assert ctx.outcome.screen is not None and "E-4290" in ctx.outcome.screen["codes"]
     assert ctx.retrieved[0].document == "examples/kb/error-codes/e-4290-rate-limit-exceeded.md"
+
+
+@needs_tesseract
+async def test_a_still_image_is_the_calls_shared_screen_for_simulate_live() -> None:
+    from callwise.agent.screen_share import share_still_image
+    from callwise.calls.context import CallContext
+
+    call = CallContext(deps=None, organization_id="org", session_id=None, persist=False)  # type: ignore[arg-type]
+
+    class _Call:
+        ctx = call
+
+    share = await share_still_image(_Call(), SCREENS / "e-5003-terminal.png")
+    assert call.screen is share and call.modality == "screen_share"
+    assert share.latest is not None and "E-5003" in share.latest.codes and share.frames_read == 1

@@ -212,3 +212,16 @@ def attach_screen_share(room: rtc.Room, participant: rtc.RemoteParticipant, call
         else:
             pub.set_subscribed(True)
     return att
+
+
+async def share_still_image(call: Any, image: Any, *, modality: str = "screen_share") -> ScreenShare:
+    """A still image as the caller's shared screen for the whole call (``callwise simulate --live --screen``): one
+    frame pushed through the same :class:`ScreenShare` the worker attaches to a track, read once now."""
+    from callwise.calls.screen import load_frame
+
+    share = ScreenShare(language=lambda: str(call.ctx.language))
+    call.ctx.screen = share
+    call.ctx.modality = modality
+    share.push(from_image(load_frame(image)))
+    await share.sample()
+    return share
