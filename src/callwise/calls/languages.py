@@ -519,6 +519,23 @@ LINES: dict[str, dict[str, str]] = {
         "ja": "お電話はすでにサポートチームに引き継いでいます。",
         "zh": "我已经把您的通话转给了客服团队。",
     },
+    # a silent caller (callwise.agent.line): after 30 s, then after 60 s before the call ends
+    "still_there": {
+        "en": "Are you still there?",
+        "es": "¿Sigue ahí?",
+        "fr": "Êtes-vous toujours là ?",
+        "de": "Sind Sie noch da?",
+        "ja": "もしもし、まだお電話つながっていますか？",
+        "zh": "您好，您还在线吗？",
+    },
+    "away_goodbye": {
+        "en": "I haven't heard from you, so I'll end the call now. Please call back any time. Goodbye!",
+        "es": "No le oigo, así que voy a terminar la llamada. Llámenos cuando quiera. ¡Adiós!",
+        "fr": "Je ne vous entends plus, je vais donc terminer l'appel. N'hésitez pas à rappeler. Au revoir !",
+        "de": "Ich höre nichts mehr von Ihnen, daher beende ich den Anruf jetzt. Rufen Sie gern wieder an. Auf Wiederhören!",
+        "ja": "お声が確認できないため、お電話を終了いたします。またいつでもお電話ください。失礼いたします。",
+        "zh": "没有听到您的声音，我将结束通话。欢迎随时再来电。再见！",
+    },
     "transfer_under_way": {
         "en": "Your transfer to our support team is under way.",
         "es": "Su transferencia a nuestro equipo de soporte está en curso.",
