@@ -71,7 +71,7 @@ def evaluate(rows: list[dict[str, Any]], weights: tuple[float, float, float]) ->
 
     out: dict[str, Any] = {}
     for r in rows:
-        w = prior_weight(r["text"], weights)
+        w = prior_weight(r["text"], weights, previous=r["first_text"])
         prior = prior_from(r["first"])
         ranks = {"heard": r["heard"], "standalone": r["standalone"],
                  "heard+prior": fuse_prior(r["heard"], prior, w), "standalone+prior": fuse_prior(r["standalone"], prior, w)}
@@ -102,7 +102,7 @@ def main() -> None:
     rows = load(args.dump, args.sets.split(","))
     weights = PRIOR_WEIGHTS
     if args.fit:
-        grid = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+        grid = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
         dev = [r for r in rows if r["split"] == "dev"]
         best = max((w for w in itertools.product(grid, repeat=3) if w[0] >= w[1] >= w[2]),
                    key=lambda w: (evaluate(dev, w)["all|dev"]["standalone+prior.first"],

@@ -43,7 +43,8 @@ def main() -> None:
             if q["group"] == "followup":
                 sa = chunks(q["standalone_chunks"] or q["chunks"])
                 first = page_ranking(q["first"], chunks(q["first_chunks"]))
-                after = fuse_prior(page_ranking(q["standalone"], sa), prior_from(first), prior_weight(q["text"]))
+                after = fuse_prior(page_ranking(q["standalone"], sa), prior_from(first),
+                                   prior_weight(q["text"], previous=q["first"]))
                 out.setdefault("followup", []).append(
                     (metrics([h.document for h in rank_pages(sa, DEFAULT)], q["qrels"]), metrics(after, q["qrels"])))
         for g, v in out.items():

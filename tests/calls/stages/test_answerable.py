@@ -71,3 +71,15 @@ async def test_an_elliptical_follow_up_keeps_the_previous_pages(support_deps, kb
     assert prior_weight("and that?", (0.6, 0.4, 0.2)) == 0.6
     assert prior_weight("and how long does the Okta SAML setup take for us?", (0.6, 0.4, 0.2)) == 0.2
     assert prior_weight("How long does the Okta SAML setup take for a new tenant?") == 0.0
+
+
+def test_a_follow_up_that_leans_back_without_a_pronoun_keeps_the_previous_pages() -> None:
+    weights = (0.6, 0.4, 0.2)
+    before = "how do I change the main config file of the server"
+    # "the file" the previous question named, "too", "the same one": no pronoun, still about the same thing
+    assert prior_weight("if I edit the file do I have to restart?", weights, previous=before) == 0.4
+    assert prior_weight("if I edit the file do I have to restart?", weights) == 0.0  # nothing said before
+    assert prior_weight("do the backups stay in Europe too", weights) == 0.4
+    assert prior_weight("can two connections share the same one", weights) == 0.4
+    # a question with its own subject, naming nothing the previous one did, is not pulled back
+    assert prior_weight("how do I add a teammate to the billing plan", weights, previous=before) == 0.0

@@ -8,24 +8,25 @@ import time
 from typing import Any
 
 from callwise.calls.context import TurnContext
-from callwise.calls.stages.understand import key_terms, points_back
+from callwise.calls.stages.understand import key_terms, leans_back
 from callwise.routing.types import sources_from
 
 log = logging.getLogger("callwise.turn")
 
 #: weight of the previous turn's pages in a follow-up's page ranking, by how elliptical it is: one
 #: content word or none, two or three, four or more (``bench/followup_pages.py --fit``, dev pairs)
-PRIOR_WEIGHTS: tuple[float, float, float] = (0.6, 0.6, 0.6)
+PRIOR_WEIGHTS: tuple[float, float, float] = (0.7, 0.6, 0.6)
 
 
-def prior_weight(text: str, weights: tuple[float, float, float] = PRIOR_WEIGHTS) -> float:
-    """How much a turn leans on the previous one's pages: a turn that points back ("it", "them",
-    "and ...", "what about ...") or says almost nothing leans by its number of content words; a turn
-    with its own subject (two content words or more, nothing pointing back) not at all."""
+def prior_weight(text: str, weights: tuple[float, float, float] = PRIOR_WEIGHTS, previous: str | None = None) -> float:
+    """How much a turn leans on the previous one's pages: a turn that leans back ("it", "them",
+    "and ...", "too", "the same one", or "the file" the previous question ``previous`` named:
+    ``leans_back``) or says almost nothing leans by its number of content words; a turn with its own
+    subject (two content words or more, nothing leaning back) not at all."""
     n = len(key_terms(text))
     if n <= 1:
         return weights[0]
-    if not points_back(text):
+    if not leans_back(text, previous):
         return 0.0
     return weights[1] if n <= 3 else weights[2]
 
@@ -71,7 +72,7 @@ class Retrieve:
         if memory.last_pages and getattr(retriever, "accepts_prior", False) and ctx.outcome.screen is None:
             # a follow-up keeps its subject: the previous answer's pages, weighted by how elliptical it is
             # ("this error" with a shared screen is about the screen: callwise.calls.stages.screen)
-            w = prior_weight(ctx.guarded or ctx.query)
+            w = prior_weight(ctx.guarded or ctx.query, previous=memory.last_question)
             if w > 0:
                 from callwise.knowledge.pages import prior_from
 

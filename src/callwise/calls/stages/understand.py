@@ -126,6 +126,25 @@ def points_back(text: str) -> bool:
     return bool(_PRONOUN_LED.search(text.strip()))
 
 
+#: words that only make sense against something said before: "too", "as well", "the same one", "the rest"
+_LEANS = re.compile(r"\b(?:too|as well|also|either|instead|after all|anyway|again|the rest|the whole thing|ones?)\b",
+                    re.IGNORECASE)
+_DEFINITE = re.compile(r"\b(?:the|that|this|those|these|my|our) (\w+)", re.IGNORECASE)
+
+
+def leans_back(text: str, previous: str | None) -> bool:
+    """The turn leans on the previous question without a pronoun: it points back (``points_back``),
+    uses a word that needs something said before ("too", "as well", "the same one", "the rest"), or
+    names with "the"/"that"/"our" a thing the previous question named ("if I edit **the file**")."""
+    t = text.strip()
+    if points_back(t) or _LEANS.search(t):
+        return True
+    if not previous:
+        return False
+    before = {w.rstrip("s") for w in key_terms(previous)}
+    return any(m.group(1).lower().rstrip("s") in before for m in _DEFINITE.finditer(t))
+
+
 def is_follow_up(text: str) -> bool:
     """An elliptical or pronoun-led turn that leans on what was asked before."""
     t = text.strip()
