@@ -3,6 +3,7 @@ turns, our router behind the in-process ``PipelineLLM``, replies judged by an in
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -132,3 +133,38 @@ async def test_survey_at_the_end_of_the_call(support_deps, kb_org, pg_pool) -> N
                                  kb_org, call.session_id)
     assert row["rating"] == 2 and row["requires_followup"] and row["channel_used"] == "voice"
     assert "reset link had expired" in row["feedback_text"]
+
+
+async def test_pipeline_llm_keeps_only_the_draft_whose_user_turn_the_session_commits(support_deps, kb_org,
+                                                                                     pg_pool) -> None:
+    """The framework's preemptive sequence: a reply drafted on the first pause's transcript, then the caller goes
+    on and the session commits a longer user turn; only the reply to that one is stored."""
+    from callwise.agent.plugins.llm_pipeline import PipelineLLM
+
+    call = await SupportCall.start(support_deps, organization_id=kb_org, room="drafts", modality="voice")
+    pipeline_llm = PipelineLLM(call)
+    pipeline_llm.drafting = True
+
+    async def reply(message: llm.ChatMessage) -> str:
+        ctx = llm.ChatContext()
+        ctx.insert(message)
+        out = []
+        async with pipeline_llm.chat(chat_ctx=ctx) as stream:
+            async for chunk in stream:
+                if chunk.delta and chunk.delta.content:
+                    out.append(chunk.delta.content)
+        return "".join(out)
+
+    early = llm.ChatMessage(role="user", content=["I want to speak to"])
+    final = llm.ChatMessage(role="user", content=["How long does a refund take to show up on my card?"])
+    early_reply = asyncio.ensure_future(reply(early))
+    await asyncio.sleep(1.0)
+    pipeline_llm.user_turn_committed(final.id)  # the session committed the longer turn: the early draft is dropped
+    await asyncio.wait_for(early_reply, 20)
+    said = await reply(final)  # committed before its reply started
+    await call.end()
+    rows = await pg_pool.fetch("select role, text from turns where organization_id = $1 and session_id = $2 "
+                               "order by seq", kb_org, call.session_id)
+    assert [(r["role"], r["text"]) for r in rows] == [("user", final.text_content), ("assistant", said.strip())]
+    stats = pipeline_llm.draft_stats()
+    assert (stats.drafted, stats.committed, stats.discarded) == (2, 1, 1)

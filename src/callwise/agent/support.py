@@ -28,8 +28,19 @@ class SupportAgent(Agent):
         super().__init__(instructions=INSTRUCTIONS, llm=self.pipeline_llm, **kwargs)
 
     async def on_enter(self) -> None:
+        # replies are drafts, kept when the session commits their user turn (safe preemptive generation)
+        self.session.on("conversation_item_added", self._on_item_added)
+        self.pipeline_llm.drafting = True
         if self._greet:
             self.session.say(GREETING)
+
+    async def on_exit(self) -> None:
+        self.session.off("conversation_item_added", self._on_item_added)
+
+    def _on_item_added(self, ev: Any) -> None:
+        item = ev.item
+        if getattr(item, "role", None) == "user" and getattr(item, "id", None):
+            self.pipeline_llm.user_turn_committed(item.id)
 
 
 def track_end_of_speech(session: AgentSession, agent: SupportAgent) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from callwise.calls.context import CallContext, EventSink, TurnContext, TurnOutcome
 from callwise.calls.deps import SupportDeps
+from callwise.calls.draft import Draft, hold_costs
 from callwise.calls.pipeline import TurnPipeline, TurnStream
 from callwise.calls.stages.survey import store_survey
 from callwise.calls.store import ConversationStore
@@ -34,6 +35,7 @@ class SupportCall:
         self.pipeline = pipeline or TurnPipeline()
         self.store = ConversationStore(deps.pool, organization_id)
         self._background: set[asyncio.Task[Any]] = set()
+        self._drafts: list[Draft] = []
         self.outcomes: list[TurnOutcome] = []
 
     @classmethod
@@ -108,6 +110,37 @@ class SupportCall:
         """``eos_at``: ``time.perf_counter()`` at the customer's end of speech, when known."""
         return self.pipeline.stream(self.new_turn(text, eos_at=eos_at, stt_ms=stt_ms), on_task=self._track)
 
+    async def draft_turn(self, text: str, draft: Draft, *, eos_at: float | None = None,
+                         stt_ms: float | None = None) -> TurnStream:
+        """A turn drafted before it is known to be said (``callwise.calls.draft``): it runs on a copy of the
+        call's state, and is stored and adopted only once ``draft`` is committed; discarded, it leaves nothing.
+        Waits for the turns still being stored, so the draft starts from the call as it stands."""
+        await self.settled()
+        hold_costs(self.deps.router)
+        self._drafts.append(draft)
+        out = TurnOutcome(transcript=text)
+        if stt_ms is not None:
+            out.latencies["stt_ms"] = stt_ms
+        shadow = self.ctx.draft_copy()
+
+        def adopt() -> None:
+            self.ctx.adopt(shadow)
+            self.outcomes.append(out)
+
+        ctx = TurnContext(call=shadow, text=text, outcome=out, eos_at=eos_at, draft=draft, adopt=adopt)
+        return self.pipeline.stream(ctx, on_task=self._track)
+
+    @property
+    def drafts(self) -> list[Draft]:
+        """Every drafted turn of the call, kept, discarded or pending."""
+        return list(self._drafts)
+
+    async def settled(self) -> None:
+        """Every turn stored that is being stored in the background (a barge-in's, a draft's after its commit)."""
+        pending = [t for t in self._background if not t.done()]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
     async def run_turn(self, text: str, **kwargs: Any) -> TurnOutcome:
         return await self.turn(text, **kwargs).collect()
 
@@ -117,7 +150,10 @@ class SupportCall:
 
     # ------------------------------------------------------------------ end of call
     async def end(self) -> None:
-        """Store a half-finished survey, wait for background writes, close the session row."""
+        """Store a half-finished survey, wait for background writes, close the session row. A draft still
+        waiting for its commit is discarded: the call ended before it was said."""
+        for draft in self._drafts:
+            draft.discard()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self.ctx.survey_phase == "comment":

@@ -3,12 +3,14 @@ and what one call remembers between its turns (``CallContext``)."""
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from callwise.calls.draft import Draft, DraftDiscarded
 from callwise.calls.languages import localize
 from callwise.calls.memory import CallMemory
 from callwise.handoff.escalation import CallState
@@ -95,6 +97,24 @@ class CallContext:
     def __post_init__(self) -> None:
         self.handoff = CallHandoff(self.organization_id, self.session_id, persist=self.persist)
 
+    def draft_copy(self) -> CallContext:
+        """A copy a drafted turn may change freely (``callwise.calls.draft``); ``adopt`` takes its changes."""
+        shadow = copy.copy(self)
+        shadow.state = copy.deepcopy(self.state)
+        shadow.memory = copy.deepcopy(self.memory)
+        shadow.handoff = copy.copy(self.handoff)
+        return shadow
+
+    def adopt(self, shadow: CallContext) -> None:
+        """What a committed draft's turn changed in the call."""
+        for name in TURN_STATE:
+            setattr(self, name, getattr(shadow, name))
+
+
+#: the parts of ``CallContext`` a turn changes (a draft changes its copy; the call adopts them at the commit)
+TURN_STATE = ("state", "memory", "survey_phase", "survey_rating_text", "rating_retries", "escalation",
+              "language_stored", "english_notice_given", "handoff", "customer", "crm_customer_applied")
+
 
 @dataclass
 class TurnContext:
@@ -127,6 +147,21 @@ class TurnContext:
     spoken: list[str] = field(default_factory=list)  # everything the stages said
     delivered: list[str] = field(default_factory=list)  # what a streaming reader passed on
     emit: Callable[[str], Awaitable[None]] | None = None
+    #: a drafted turn (preemptive generation): writes wait for ``draft``'s commit; ``adopt`` hands the call
+    #: the turn's state once stored
+    draft: Draft | None = None
+    adopt: Callable[[], None] | None = None
+
+    async def commit_point(self) -> None:
+        """Before a write: a draft waits for its commit (``DraftDiscarded`` when dropped), then runs the
+        stages it deferred. Nothing for a turn that is not a draft."""
+        draft = self.draft
+        if draft is None:
+            return
+        if not await draft.wait():
+            raise DraftDiscarded
+        while draft.deferred:
+            await draft.deferred.pop(0).run(self)
 
     @property
     def deps(self) -> SupportDeps:

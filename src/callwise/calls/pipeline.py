@@ -9,9 +9,11 @@ to TTS); closing the stream early (barge-in) cancels the turn, and what was deli
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from callwise.calls import draft as drafts
 from callwise.calls.context import TurnContext, TurnOutcome
 from callwise.calls.stages.answer import Answer
 from callwise.calls.stages.answerable import Answerable
@@ -25,6 +27,10 @@ from callwise.calls.stages.screen import ReadScreen
 from callwise.calls.stages.survey import Goodbye, Survey
 from callwise.calls.stages.understand import UnderstandQuery
 from callwise.infra import telemetry
+
+
+def _never(ctx: TurnContext) -> bool:
+    return False
 
 
 class Stage(Protocol):
@@ -64,6 +70,24 @@ def evaluation_stages(*, retrieve_k: int = 10) -> list[Stage]:
     return [s for s in support_stages(retrieve_k=retrieve_k, stream=False) if s.name not in CALL_ONLY]
 
 
+def _language_only_stored(ctx: TurnContext) -> bool:
+    choice = ctx.call.language_choice
+    return choice is None or bool(getattr(choice, "supported", True))
+
+
+#: in a drafted turn (``callwise.calls.draft``), stages that only write what no later stage reads: they run at
+#: the commit, before persistence
+DEFERRED_IN_DRAFT: dict[str, Callable[[TurnContext], bool]] = {
+    "record": lambda ctx: True,
+    "call_language": _language_only_stored,  # an unserved language speaks and escalates: it waits instead
+}
+#: in a drafted turn, stages that wait for the commit when they would act (escalations wait in ``escalate``)
+WAIT_IN_DRAFT: dict[str, Callable[[TurnContext], bool]] = {
+    "call_language": lambda ctx: not ctx.call.language_stored,
+    "survey": lambda ctx: ctx.call.survey_phase in ("rating", "comment"),
+}
+
+
 class TurnPipeline:
     def __init__(self, stages: Sequence[Stage] | None = None, persist: Stage | None = None) -> None:
         self.stages: list[Stage] = list(stages) if stages is not None else support_stages()
@@ -79,19 +103,46 @@ class TurnPipeline:
 
     async def run_stages(self, ctx: TurnContext) -> None:
         telemetry.start_turn(ctx)  # one span per turn, one child per stage (callwise.infra.telemetry)
+        draft = ctx.draft
+        if draft is not None:
+            drafts.CURRENT.set(draft)  # this task and the ones it starts: cost events held until the commit
         try:
             for stage in self.stages:
                 if ctx.done:
                     break
+                if draft is not None and draft.committed and draft.deferred:
+                    await ctx.commit_point()  # committed while running: the deferred writes first, in order
+                if draft is not None and draft.pending:
+                    if DEFERRED_IN_DRAFT.get(stage.name, _never)(ctx):
+                        draft.deferred.append(stage)
+                        continue
+                    if WAIT_IN_DRAFT.get(stage.name, _never)(ctx):
+                        await ctx.commit_point()
                 with telemetry.stage(ctx, stage.name):
                     await stage.run(ctx)
             ctx.completed = True
+        except drafts.DraftDiscarded:
+            ctx.cancelled = True  # the framework dropped the draft: the reply ends here, nothing is stored
         except asyncio.CancelledError:
             ctx.cancelled = True
             raise
+        finally:
+            if draft is not None:
+                draft.busy_s += time.perf_counter() - draft.started
 
     async def finish(self, ctx: TurnContext) -> None:
-        """The reply as heard, the total time, then ``Persist``."""
+        """The reply as heard, the total time, then ``Persist``. A draft is stored only once committed (its
+        deferred stages and held cost events first); a discarded one leaves nothing."""
+        draft = ctx.draft
+        if draft is not None:
+            try:
+                await ctx.commit_point()
+            except drafts.DraftDiscarded:
+                telemetry.end_turn(ctx)
+                return
+            sink = getattr(ctx.deps.router, "cost_sink", None)
+            if isinstance(sink, drafts.DraftCostSink):
+                await sink.release(draft)
         out = ctx.outcome
         heard = ctx.delivered if ctx.emit is not None else ctx.spoken
         out.answer = "".join(heard).strip()
@@ -103,6 +154,8 @@ class TurnPipeline:
                 await self.persist.run(ctx)
         finally:
             telemetry.end_turn(ctx)
+            if draft is not None and ctx.adopt is not None:
+                ctx.adopt()
 
     def stream(self, ctx: TurnContext, *, on_task: Callable[[asyncio.Task[Any]], None] | None = None) -> TurnStream:
         return TurnStream(self, ctx, on_task)
@@ -149,6 +202,14 @@ class TurnStream:
             self._ctx.delivered.append(item)  # what the customer hears
             return item
         self._finished = True
+        if self._ctx.draft is not None:  # the reply is all said; it is stored once the framework keeps it
+            task = self._task
+            await asyncio.wait({task})
+            self._store_in_background(task)
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error
+            raise StopAsyncIteration
         try:
             await self._task  # re-raises what a stage raised, after the turn is stored
         finally:
@@ -163,9 +224,13 @@ class TurnStream:
             return
         self._finished = True
         self._ctx.cancelled = True
+        if self._ctx.draft is not None:
+            self._ctx.draft.discard()  # closed before the framework kept it: a dropped preemptive reply
         task = self._task
         task.cancel()
+        self._store_in_background(task)
 
+    def _store_in_background(self, task: asyncio.Future[None]) -> None:
         async def store() -> None:
             try:
                 await task

@@ -49,7 +49,9 @@ def contact_of(call: CallContext) -> dict[str, Any]:
 
 
 async def escalate(ctx: TurnContext, esc: Escalation, *, with_reason: bool = True) -> str:
-    """Escalate the turn: write the escalation into the turn and the call; return the caller's words."""
+    """Escalate the turn: write the escalation into the turn and the call; return the caller's words.
+    A drafted turn waits here for its commit: a case is never opened for words the caller had not finished."""
+    await ctx.commit_point()
     out, call = ctx.outcome, ctx.call
     handoff = call.handoff
     out.escalated = True
