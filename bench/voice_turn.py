@@ -169,11 +169,15 @@ async def run_live(args: argparse.Namespace) -> dict[str, Any]:
     async with open_components(settings) as comp:
         org_id = await comp.runtime.org_id(args.org)
         await ensure_example_kb(comp, org_id)
-        stt, vad, tts = build_stt(settings), build_vad(settings), build_tts(settings)
+        vad = build_vad(settings, min_silence_s=args.min_silence)
+        stt, tts = build_stt(settings, streaming=not args.stt_after_speech, vad=vad), build_tts(settings)
         if tts is None:
             raise SystemExit("--live needs espeak-ng (apt-get install espeak-ng)")
+        out.update(min_silence_s=args.min_silence, min_delay_s=args.min_delay, max_delay_s=args.max_delay,
+                   stt_streaming=not args.stt_after_speech)
         for mode in args.turn_detection.split(","):
-            handling = build_turn_handling(settings, mode, preemptive=args.preemptive)
+            handling = build_turn_handling(settings, mode, preemptive=not args.no_preemptive,
+                                           min_delay=args.min_delay, max_delay=args.max_delay)
             name = turn_detection_choice(settings, mode)
             warm = await warm_up(comp, stt=stt, vad=vad, tts=tts, turn_detector=handling["turn_detection"],
                                  org_id=org_id)
@@ -202,11 +206,15 @@ async def run_live(args: argparse.Namespace) -> dict[str, Any]:
                     "stored_answers": len(kept), "stored_but_not_heard": len([k for k in kept if k not in heard]),
                     "last_word_to_first_audio_ms": [t["latencies_ms"]["last_word_to_first_audio"]
                                                     for t in data["turns"]],
+                    "drafts": data.get("drafts"),
                     "wall_s": data["wall_s"]})
                 print(f"  [{name}] {call['file']}: {per_call[-1]}", file=sys.stderr, flush=True)
             paused = [c for c in per_call if c["file"].startswith("paused-")]
             out["modes"][name] = {
-                "warmup_s": warm, "preemptive_generation": args.preemptive,
+                "warmup_s": warm, "preemptive_generation": not args.no_preemptive,
+                "load_after_pass": os.getloadavg(),
+                "drafts": {k: sum((c.get("drafts") or {}).get(k, 0) for c in per_call)
+                           for k in ("drafted", "committed", "discarded", "discarded_busy_s")},
                 **{f"{k}_ms": pct(v) for k, v in values.items()},
                 "cut_ins": sum(c["cut_ins"] for c in per_call),
                 "cut_ins_paused_calls": sum(c["cut_ins"] for c in paused),
@@ -245,7 +253,12 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--live", action="store_true", help="through the framework's AgentSession, in real time")
     parser.add_argument("--turn-detection", default="audio,vad", help="--live: modes to compare (audio,vad)")
-    parser.add_argument("--preemptive", action="store_true", help="--live: the framework's preemptive generation on")
+    parser.add_argument("--no-preemptive", action="store_true", help="--live: the framework's preemptive generation off")
+    parser.add_argument("--stt-after-speech", action="store_true",
+                        help="--live: Whisper decodes each utterance after the end of speech (no decode at the pause)")
+    parser.add_argument("--min-silence", type=float, default=0.55, help="--live: Silero's silence that ends speech (s)")
+    parser.add_argument("--min-delay", type=float, default=None, help="--live: the framework's endpointing min_delay (s)")
+    parser.add_argument("--max-delay", type=float, default=None, help="--live: the framework's endpointing max_delay (s)")
     parser.add_argument("--only", default=None, help="--live: only the calls whose file name holds one of these (comma-separated)")
     args = parser.parse_args()
     if args.live:

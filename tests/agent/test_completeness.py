@@ -43,4 +43,8 @@ def test_turn_handling_modes() -> None:
     assert isinstance(text["turn_detection"], CompletenessDetector) and text["endpointing"]["max_delay"] == 1.5
     audio = build_turn_handling(settings, "audio")
     assert audio["turn_detection"].model == "turn-detector-v1-mini"  # offline: the local model
-    assert audio["preemptive_generation"] == {"enabled": False}
+    assert audio["preemptive_generation"] == {"enabled": True}  # safe: replies are drafts (callwise.calls.draft)
+    assert "endpointing" not in audio  # the framework's defaults unless asked
+    tuned = build_turn_handling(settings, "vad", preemptive=False, min_delay=0.2, max_delay=1.0)
+    assert tuned["preemptive_generation"] == {"enabled": False}
+    assert tuned["endpointing"] == {"min_delay": 0.2, "max_delay": 1.0}

@@ -40,26 +40,32 @@ class VoiceChoice:
         return {"stt": self.stt, "tts": self.tts, "vad": self.vad}
 
 
-@lru_cache(maxsize=1)
-def _silero() -> vad.VAD:
+#: Silero's silence that ends speech (the framework's end of turn starts from it)
+MIN_SILENCE_S = 0.55
+
+
+@lru_cache(maxsize=4)
+def _silero(min_silence_s: float) -> vad.VAD:
     from livekit.plugins import silero
 
-    return silero.VAD.load(min_silence_duration=0.55)
+    return silero.VAD.load(min_silence_duration=min_silence_s)
 
 
-def build_vad(settings: Settings | None = None) -> vad.VAD:
-    """One Silero VAD per process (streams created from it are independent)."""
-    return _silero()
+def build_vad(settings: Settings | None = None, *, min_silence_s: float = MIN_SILENCE_S) -> vad.VAD:
+    """One Silero VAD per process and setting (streams created from it are independent)."""
+    return _silero(min_silence_s)
 
 
 def stt_choice(settings: Settings) -> str:
     return "deepgram" if settings.deepgram_api_key else f"whisper-{settings.stt_model}"
 
 
-def build_stt(settings: Settings, language: str = "en", *, streaming: bool = True) -> stt.STT:
+def build_stt(settings: Settings, language: str = "en", *, streaming: bool = True,
+              vad: vad.VAD | None = None) -> stt.STT:
     """``language``: the call's (callwise.calls.languages), when known before the call; Deepgram is told it.
     ``streaming``: Whisper decodes at the caller's first pause (``stt_speculative``); False: once per utterance
-    after the end of speech (the framework's ``StreamAdapter``), for comparison."""
+    after the end of speech (the framework's ``StreamAdapter``), for comparison. ``vad``: the session's (the
+    stream cuts utterances where the session does); the process's Silero by default."""
     if settings.deepgram_api_key:
         from livekit.plugins import deepgram
 
@@ -71,7 +77,7 @@ def build_stt(settings: Settings, language: str = "en", *, streaming: bool = Tru
     from callwise.agent.plugins.stt_whisper import WhisperSTT
 
     return WhisperSTT(model=settings.stt_model, cache_dir=settings.data_dir / "models",
-                      vad=build_vad(settings) if streaming else None)
+                      vad=(vad or build_vad(settings)) if streaming else None)
 
 
 def tts_choice(settings: Settings) -> str:
@@ -135,15 +141,16 @@ def turn_detection_choice(settings: Settings, mode: str = "audio") -> str:
     return "turn-detector-v1" if cloud else "turn-detector-v1-mini"
 
 
-def build_turn_handling(settings: Settings, mode: str = "audio", *, preemptive: bool = False) -> TurnHandlingOptions:
+def build_turn_handling(settings: Settings, mode: str = "audio", *, preemptive: bool = True,
+                        min_delay: float | None = None, max_delay: float | None = None) -> TurnHandlingOptions:
     """The session's ``turn_handling`` options (``livekit.agents.voice.turn.TurnHandlingOptions``).
 
-    Preemptive generation is off by default (the framework's default is on): our "LLM" is the whole
-    support turn, and a speculative run on the transcript at the first silence has side effects the
-    framework cannot take back when it discards the run. Measured on paused-billing.wav: a run on
-    "Hi, I was looking at my invoice." opened a billing case before the caller finished the sentence,
-    and discarded runs were stored as answers nobody heard. It stays off until the turn splits a
-    side-effect-free draft from its commit."""
+    Preemptive generation is on (the framework's default): the answer starts on the transcript at the caller's
+    first pause. Our "LLM" is the whole support turn, so each reply is a draft (``callwise.calls.draft``) that
+    writes nothing until the session commits its user turn; before that, a run on "Hi, I was looking at my
+    invoice." opened a billing case before the caller finished the sentence (paused-billing.wav), and discarded
+    runs were stored as answers nobody heard. ``min_delay``/``max_delay``: the framework's endpointing delays
+    (seconds after the last speech; ``max_delay`` is how long a turn the detector finds unfinished is held)."""
     choice = turn_detection_choice(settings, mode)
     detection: Any = "vad"
     if choice == "vad+transcript-completeness":
@@ -162,6 +169,13 @@ def build_turn_handling(settings: Settings, mode: str = "audio", *, preemptive: 
     # the framework's own interruption model needs LiveKit Cloud; VAD barge-in offline
     options = TurnHandlingOptions(turn_detection=detection, preemptive_generation={"enabled": preemptive},
                                   interruption={"mode": "vad"} if choice != "turn-detector-v1" else {})
+    endpointing: dict[str, float] = {}
     if choice == "vad+transcript-completeness":
-        options["endpointing"] = {"max_delay": 1.5}  # how long an unfinished sentence is held open at most
+        endpointing["max_delay"] = 1.5  # how long an unfinished sentence is held open at most
+    if min_delay is not None:
+        endpointing["min_delay"] = min_delay
+    if max_delay is not None:
+        endpointing["max_delay"] = max_delay
+    if endpointing:
+        options["endpointing"] = endpointing  # type: ignore[typeddict-item]
     return options
