@@ -51,3 +51,21 @@ def test_worker_without_livekit_says_what_to_set(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "callwise.cli.main", "worker", "start"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60, env={**env, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2 and "LIVEKIT_URL" in proc.stderr
+
+
+async def test_job_process_opens_its_pool_on_the_job_loop_before_the_job(pg_url: str, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the framework's own job process (``ProcJobExecutor``): the setup hook arranges the
+    opening, the pool is open on the job loop while the process idles, the job uses it, and the job's
+    shutdown closes it."""
+    import json
+
+    from tests.agent.job_process_probe import fake_job, probe_entry, probe_setup, run_one_job
+
+    out = tmp_path / "probe.json"
+    monkeypatch.setenv("PROBE_PG_URL", pg_url)
+    monkeypatch.setenv("PROBE_OUT", str(out))
+    await run_one_job(probe_setup, probe_entry, fake_job({}), idle_s=3.0)
+    result = json.loads(out.read_text())
+    assert result == {"started_before_job": True, "opened_before_job": True, "same_loop": True, "value": 42}
+    assert (tmp_path / "probe.json.closed").exists()

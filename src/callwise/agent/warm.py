@@ -111,3 +111,95 @@ def warm_models(*, stt: Any, vad: lk_vad.VAD, embedder: Any, turn_detector: Any)
         out["vad"] = asyncio.run(warm_vad(vad))
     log.info("warmed up: %s", ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in out.items()))
     return {k: round(v, 3) for k, v in out.items()}
+
+
+# ------------------------------------------------------------------------- the job process's parts
+class JobProcessParts:
+    """The parts of a worker's job process that do not depend on the call, opened before a job comes.
+
+    The framework prewarms each job process with the synchronous ``setup_fnc`` (``_JobProc.initialize``),
+    before the process has an event loop, and only then creates the loop that runs the process's one
+    job (``_ProcClient.run``: ``asyncio.new_event_loop()``; the process exits when its job ends). An
+    asyncpg pool belongs to the loop it was opened on, so the database pool, the knowledge store, the
+    router with its breakers and the CRM caller service cannot be made in ``setup_fnc``. ``start_on_job_loop``
+    arranges, from ``setup_fnc``, for ``open()`` to start on that loop as soon as it exists, while the
+    process waits in the idle pool; the job's entrypoint then finds them open (``components()``).
+
+    Should the loop come from anywhere else (a framework that no longer calls ``new_event_loop``, a
+    thread executor), ``components()`` opens them itself on the job's loop. Everything opened is held
+    by one task and closed when ``release()`` is called (the job's last shutdown step) or when the
+    framework cancels the task as it closes the loop of a process that never got a job.
+    """
+
+    def __init__(self, opener: Any) -> None:
+        # ``opener(stack)``: an awaitable giving the components, their resources entered into ``stack``
+        self._opener = opener
+        self._task: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[Any] | None = None
+        self._release: asyncio.Event | None = None
+        self.opened_s: float | None = None
+        self.started_before_job = False
+
+    def start_on_job_loop(self) -> None:
+        """Open the parts on the next event loop this thread creates (one shot)."""
+        import threading
+
+        base = asyncio.get_event_loop_policy()
+        thread = threading.get_ident()
+        parts = self
+
+        class _OpenOnNewLoop(type(base)):  # type: ignore[misc]
+            def new_event_loop(self) -> asyncio.AbstractEventLoop:
+                loop = base.new_event_loop()
+                if threading.get_ident() == thread:
+                    asyncio.set_event_loop_policy(base)
+                    loop.call_soon(parts._begin, loop)
+                    parts.started_before_job = True
+                return loop
+
+        asyncio.set_event_loop_policy(_OpenOnNewLoop())
+
+    def _begin(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._task is None:
+            self._ready = loop.create_future()
+            self._release = asyncio.Event()
+            self._task = loop.create_task(self._hold(), name="callwise-job-process-parts")
+
+    async def _hold(self) -> None:
+        from contextlib import AsyncExitStack
+
+        assert self._ready is not None and self._release is not None
+        t = time.perf_counter()
+        try:
+            async with AsyncExitStack() as stack:
+                comp = await self._opener(stack)
+                self.opened_s = round(time.perf_counter() - t, 3)
+                log.info("job process parts open in %.0f ms", self.opened_s * 1000)
+                self._ready.set_result(comp)
+                await self._release.wait()
+        except BaseException as exc:
+            if not self._ready.done():
+                self._ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+            if not isinstance(exc, (Exception, asyncio.CancelledError)):
+                raise
+
+    async def components(self) -> Any:
+        """The opened parts (waits while they are still opening; opens them now when nothing started them
+        on this loop)."""
+        loop = asyncio.get_running_loop()
+        failed = self._ready is not None and self._ready.done() and self._ready.exception() is not None
+        if self._task is None or self._task.get_loop() is not loop or failed:
+            if failed:  # opening before the job failed (say, the database was down then): try again now
+                log.warning("job process parts failed to open before the job; opening them again",
+                            exc_info=self._ready.exception() if self._ready is not None else None)
+            self._task = None
+            self._begin(loop)
+        assert self._ready is not None
+        return await asyncio.shield(self._ready)
+
+    async def release(self) -> None:
+        """Close what was opened (the pool last), once the job's own shutdown steps are done."""
+        if self._task is None or self._release is None:
+            return
+        self._release.set()
+        await asyncio.gather(self._task, return_exceptions=True)

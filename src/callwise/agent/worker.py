@@ -9,7 +9,16 @@ a room name starting with ``meeting-``; anything else is a support call.
 
 Scaling out is LiveKit's job: start more worker processes (on more machines) with the same
 agent name; the server dispatches each room to one of them by load, and each job runs in its own
-process (``setup_fnc`` preloads the VAD, the Whisper model and the embedder there).
+process, which the framework starts and prewarms before a job is assigned to it and ends after the
+call. Everything that does not depend on the call is made there before the call comes: ``prewarm``
+(the framework's synchronous ``setup_fnc``) loads and runs the VAD, Whisper, the turn detector and the
+embedder once, and arranges for the database pool, the knowledge store, the router with its breakers
+and the CRM caller service to open on the job's event loop as soon as it exists
+(``callwise.agent.warm.JobProcessParts``), with one answer run for the default organization. An
+organization's vectors are a memory-mapped index file (``callwise.knowledge.ann``), not loaded per call.
+
+The outbox dispatcher is not in the job: one per host runs in ``callwise serve`` or in
+``callwise outbox run --forever`` beside the worker. A handoff still delivers its own rows at once.
 
 Organization: ``{"org": "slug"}`` in job or room metadata, else ``CALLWISE_DEFAULT_ORG``.
 """
@@ -41,9 +50,10 @@ log = logging.getLogger("callwise.worker")
 
 def prewarm(proc: JobProcess) -> None:
     """Load the heavy models once per job process and run each once (``callwise.agent.warm``), so
-    the first caller does not pay any model's first-call cost."""
+    the first caller does not pay any model's first-call cost; then arrange for the call-independent
+    parts (pool, knowledge, router, CRM caller service) to open on the job loop before a job comes."""
     from callwise.agent.voice import build_stt, build_turn_handling, build_vad
-    from callwise.agent.warm import warm_models
+    from callwise.agent.warm import JobProcessParts, warm_models
     from callwise.wiring.knowledge import get_embedder
     from callwise.wiring.telemetry import start_worker_telemetry
 
@@ -56,6 +66,37 @@ def prewarm(proc: JobProcess) -> None:
     embedder = get_embedder(settings)
     proc.userdata["warmup_s"] = warm_models(stt=proc.userdata["stt"], vad=proc.userdata["vad"], embedder=embedder,
                                             turn_detector=proc.userdata["turn_handling"]["turn_detection"])
+    parts = JobProcessParts(lambda stack: open_call_parts(stack, settings))
+    parts.start_on_job_loop()
+    proc.userdata["parts"] = parts
+
+
+async def open_call_parts(stack: AsyncExitStack, settings: Settings) -> Any:
+    """What every call of this process uses: the components (pool, knowledge, router), the CRM caller
+    service, and one answer through every stage for the default organization (classifier, retrieval
+    with its index file, the router's first tier), not stored."""
+    from callwise.agent.warm import warm_answer
+    from callwise.wiring.agent import open_components_in
+
+    comp = await open_components_in(stack, settings)
+    deps = comp.support_deps()  # builds the process's caller service (its CRM cache is in Postgres)
+    comp.warmed_org = await comp.runtime.org_id(None)
+    try:
+        comp.warmup_answer_s = await warm_answer(deps, comp.warmed_org)
+    except Exception:  # noqa: BLE001 - a warm-up failure must not keep the worker from taking calls
+        log.exception("answer warm-up failed")
+    return comp
+
+
+def process_parts(proc: JobProcess) -> Any:
+    """The process's ``JobProcessParts`` (made here when ``prewarm`` did not run: a test, the console)."""
+    from callwise.agent.warm import JobProcessParts
+
+    parts = proc.userdata.get("parts")
+    if parts is None:
+        settings: Settings = proc.userdata.get("settings") or Settings()
+        parts = proc.userdata["parts"] = JobProcessParts(lambda stack: open_call_parts(stack, settings))
+    return parts
 
 
 def _metadata(ctx: JobContext) -> dict[str, Any]:
@@ -81,20 +122,14 @@ def call_kind(ctx: JobContext, configured: str) -> str:
 
 
 async def entrypoint(ctx: JobContext) -> None:
-    await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
-    kind = call_kind(ctx, os.environ.get("CALLWISE_WORKER_AGENT", "auto"))
-    settings: Settings = ctx.proc.userdata.get("settings") or Settings()
-    stack = AsyncExitStack()
-    from callwise.wiring.agent import open_components_in
-
-    # one ordered shutdown: the call's writes finish before the dispatcher and the pool close
+    parts = process_parts(ctx.proc)
+    # one ordered shutdown: the call's writes finish before the process's parts (the pool) close
     shutdown = OrderedShutdown()
     ctx.add_shutdown_callback(shutdown.run)
-    shutdown.closing(stack.aclose)
-    comp = await open_components_in(stack, settings)
-    from callwise.wiring.integrations import running_dispatcher  # the outbox runs in every worker (issue 11)
-
-    await stack.enter_async_context(running_dispatcher(settings, comp.pool))
+    shutdown.closing(parts.release)
+    # the room connection and the parts (open already when the process was prewarmed) in parallel
+    _, comp = await asyncio.gather(ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY), parts.components())
+    kind = call_kind(ctx, os.environ.get("CALLWISE_WORKER_AGENT", "auto"))
     org_id = await comp.runtime.org_id(_metadata(ctx).get("org"))
     if kind == "meeting":
         await run_meeting(shutdown.job_context(ctx), comp, org_id)
@@ -104,10 +139,18 @@ async def entrypoint(ctx: JobContext) -> None:
 
 # ---------------------------------------------------------------------------------------- support
 class RoomSupportAgent(SupportAgent):
-    """The support agent in a room: bad audio frames are logged and skipped, the call goes on."""
+    """The support agent in a room: bad audio frames are logged and skipped, the call goes on; the STT
+    events pass through the call's language (``callwise.agent.call_language.LiveLanguage``) when given."""
+
+    def __init__(self, call: SupportCall, *, language: Any | None = None, **kwargs: Any) -> None:
+        super().__init__(call, **kwargs)
+        self.language = language
 
     async def stt_node(self, audio: AsyncIterable[rtc.AudioFrame], model_settings: Any) -> Any:
-        async for ev in Agent.default.stt_node(self, valid_frames(audio), model_settings):
+        events = Agent.default.stt_node(self, valid_frames(audio), model_settings)
+        if self.language is not None:
+            events = self.language.watch(events)
+        async for ev in events:
             yield ev
 
 
@@ -126,40 +169,58 @@ async def valid_frames(audio: AsyncIterable[rtc.AudioFrame]) -> AsyncIterable[rt
 
 
 async def run_support(ctx: JobContext, comp: Any, org_id: str) -> None:
-    from callwise.agent.voice import build_tts
-
-    settings: Settings = comp.settings
     participant = await ctx.wait_for_participant()
-    customer = _customer(participant)
 
     async def publish(event: dict[str, Any]) -> None:
         lp = ctx.room.local_participant
         await lp.send_text(json.dumps(event), topic=ESCALATION_TOPIC)
         await lp.set_attributes({"callwise.escalation": event["reason"], "callwise.handoff": event["handoff"]})
 
-    call = await SupportCall.start(comp.support_deps(), organization_id=org_id, room=ctx.room.name,
-                                   modality="video" if _has_video(participant) else "voice", customer=customer,
-                                   speaker=participant.identity, on_event=publish,
-                                   metadata={"participant": participant.identity},
-                                   caller=CallerId.from_participant(participant.attributes, participant.metadata))
-    ctx.add_shutdown_callback(call.end)
-    tts = build_tts(settings)
-    from callwise.agent.voice import build_turn_handling
-    from callwise.agent.warm import warm_answer
-
-    # the answer path's first run (retrieval, router, classifier) happens while the greeting plays
-    warming = asyncio.create_task(warm_answer(comp.support_deps(), org_id))
-    ctx.add_shutdown_callback(lambda: _cancel(warming))
-    handling = ctx.proc.userdata.get("turn_handling") or build_turn_handling(settings, settings.turn_detection)
-    session: AgentSession = AgentSession(stt=ctx.proc.userdata["stt"], vad=ctx.proc.userdata["vad"], tts=tts,  # type: ignore[arg-type]
-                                         turn_handling=handling)
-    agent = RoomSupportAgent(call)
-    track_end_of_speech(session, agent)
+    call, session, agent = await open_support_session(
+        comp, org_id, ctx.proc.userdata, participant, room_name=ctx.room.name, job_metadata=ctx.job.metadata,
+        room_metadata=ctx.room.metadata, on_event=publish, add_shutdown=ctx.add_shutdown_callback)
     await session.start(agent, room=ctx.room, room_options=room_io.RoomOptions(
-        participant_identity=participant.identity, audio_output=tts is not None))
+        participant_identity=participant.identity, audio_output=session.tts is not None))
     from callwise.agent.handoff_room import wire_room  # live handoff, join links, survey follow-up (issue 11)
 
-    wire_room(ctx, call, session, participant, settings)
+    wire_room(ctx, call, session, participant, comp.settings)
+
+
+async def open_support_session(comp: Any, org_id: str, userdata: dict[str, Any], participant: Any, *,
+                               room_name: str, job_metadata: str, room_metadata: str,
+                               on_event: Any, add_shutdown: Any) -> tuple[SupportCall, AgentSession, RoomSupportAgent]:
+    """The call, its session and agent, not started (what a call adds to the process's warm parts):
+    the call's language, the call record (with the CRM lookup), the TTS and the session over the
+    process's STT, VAD and turn detector. ``bench/pickup.py`` times this path up to the greeting."""
+    from callwise.agent.call_language import LiveLanguage, requested_language, stt_for_call
+    from callwise.agent.voice import build_tts, build_turn_handling
+    from callwise.calls.stages.language import org_language
+
+    settings: Settings = comp.settings
+    request = requested_language(attributes=participant.attributes, participant_metadata=participant.metadata,
+                                 job_metadata=job_metadata, room_metadata=room_metadata)
+    org_lang = await org_language(comp.pool, org_id)
+    call = await SupportCall.start(comp.support_deps(), organization_id=org_id, room=room_name,
+                                   modality="video" if _has_video(participant) else "voice",
+                                   customer=_customer(participant), speaker=participant.identity, on_event=on_event,
+                                   metadata={"participant": participant.identity},
+                                   caller=CallerId.from_participant(participant.attributes, participant.metadata))
+    add_shutdown(call.end)
+    tts = build_tts(settings)
+    stt = stt_for_call(settings, userdata["stt"], request, org_lang)
+    language = LiveLanguage(call, stt=stt, tts=tts, request=request, org_language=org_lang)
+    if org_id != getattr(comp, "warmed_org", None):
+        # another org than the one warmed before the job: its first retrieval runs while the greeting plays
+        from callwise.agent.warm import warm_answer
+
+        warming = asyncio.create_task(warm_answer(comp.support_deps(), org_id))
+        add_shutdown(lambda: _cancel(warming))
+    handling = userdata.get("turn_handling") or build_turn_handling(settings, settings.turn_detection)
+    session: AgentSession = AgentSession(stt=stt, vad=userdata["vad"], tts=tts,  # type: ignore[arg-type]
+                                         turn_handling=handling)
+    agent = RoomSupportAgent(call, language=language)
+    track_end_of_speech(session, agent)
+    return call, session, agent
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:

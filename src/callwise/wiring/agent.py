@@ -22,6 +22,8 @@ class Components:
     runtime: Runtime
     knowledge: Any  # callwise.wiring.knowledge.Knowledge
     router: Any  # callwise.routing.router.CascadingRouter
+    warmed_org: str | None = None  # the organization whose answer path ran once before any call (the worker)
+    warmup_answer_s: float | None = None
 
     @property
     def pool(self) -> Any:
