@@ -56,6 +56,9 @@ class LiveKitTwirpServer(FakeServer):
     def reset(self) -> None:
         self.refuse, self.ring_s, self.outcome = None, 0.0, "answer"
         self.dial_ring_s, self.dial_outcome = 0.0, "answer"
+        with self._lock:
+            self.rooms, self.dials, self.moves, self.deleted, self.calls = {}, [], [], [], []
+            self._hangup = {}
 
     def add_participant(self, room: str, identity: str) -> None:
         """Someone joined ``room`` (the caller of a test call)."""

@@ -1,7 +1,9 @@
 """The live handoff inside a LiveKit room (the worker's side of ``callwise.handoff.service``).
 
 ``wire_room`` tells the call's ``HandoffEscalator`` what only the worker knows: the room, whether the
-caller dialled in over SIP (then the on-duty number gets a cold transfer) and their identity, how to speak
+caller dialled in over SIP (then the on-duty number gets a cold transfer, or a warm one where the org's
+``settings.transfer_mode`` or ``CALLWISE_HANDOFF_TRANSFER_MODE`` says ``warm`` and an outbound trunk is
+configured: ``callwise.agent.warm_transfer``) and their identity, how to speak
 outside a turn (keep-alive lines, a failed transfer), how to wait for the agent to finish a sentence
 before the line is handed over, and how to go quiet once a human (identity ``agent-*``) joins. When the
 call ends before its rating, the survey follow-up is queued (SMS or email, per the org's
@@ -16,7 +18,8 @@ from typing import Any
 
 from livekit import rtc
 
-from callwise.handoff.service import CallLine, HandoffEscalator
+from callwise.handoff.service import HandoffEscalator
+from callwise.handoff.warm import WarmLine
 
 log = logging.getLogger("callwise.handoff.room")
 
@@ -52,9 +55,10 @@ def wire_room(ctx: Any, call: Any, session: Any, participant: rtc.RemoteParticip
         def quiet() -> None:
             session.input.set_audio_enabled(False)
 
-        call.ctx.handoff.line = CallLine(room=ctx.room.name, caller="sip" if sip else "app",
+        call.ctx.handoff.line = WarmLine(room=ctx.room.name, caller="sip" if sip else "app",
                                          participant_identity=participant.identity, speak=speak,
-                                         settle=settle, quiet=quiet)
+                                         settle=settle, quiet=quiet,
+                                         warm=warm_desk(call, session, settings) if sip else None)
 
         def on_join(p: rtc.RemoteParticipant) -> None:
             if p.identity.startswith("agent-"):
@@ -66,6 +70,21 @@ def wire_room(ctx: Any, call: Any, session: Any, participant: rtc.RemoteParticip
         await survey_if_unrated(settings, call)
 
     ctx.add_shutdown_callback(after_call)
+
+
+def warm_desk(call: Any, session: Any, settings: Any, *, side_room: Any = None, hold_audio: Any = None) -> Any:
+    """The call's warm transfer dialler, or None where a warm transfer cannot be made (then the cold one is).
+    ``side_room`` (tests) replaces the framework's own side room; ``hold_audio`` False plays no hold music."""
+    from dataclasses import replace
+
+    from callwise.agent.warm_transfer import WarmTransferDesk, desk_llm_for, warm_config
+
+    cfg = warm_config(settings, getattr(call.ctx, "language", "en"))
+    if cfg is None:
+        return None
+    return WarmTransferDesk(session, replace(cfg, hold_audio=hold_audio),
+                            desk_llm=desk_llm_for(settings, lambda: getattr(call.ctx, "language", "en")),
+                            side_room=side_room)
 
 
 async def survey_if_unrated(settings: Any, call: Any) -> None:

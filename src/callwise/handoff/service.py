@@ -157,8 +157,10 @@ class HandoffResult:
     wait: LiveWait | None = None  # for an app caller waiting for a human
 
     def as_dict(self) -> dict[str, Any]:
-        return {"case": self.case.label, "case_id": self.case.id, "status": self.case.status, "handoff": self.handoff,
-                "handoff_status": self.handoff_status, "reference": self.reference, "ticket_id": self.case.ticket_id}
+        # the case's state, which a follow-up (a transfer, a wait) moves on after the first sentence
+        return {"case": self.case.label, "case_id": self.case.id, "status": self.case.status,
+                "handoff": self.case.handoff or self.handoff, "handoff_status": self.case.handoff_status,
+                "reference": self.reference, "ticket_id": self.case.ticket_id}
 
 
 DeliverNow = Callable[[list[str], float], Awaitable[dict[str, bool]]]
@@ -232,8 +234,8 @@ class HandoffService:
         live_action: str | None = None
         if in_hours and call.room:
             if call.caller == "sip" and "sip_transfer" in channels and call.participant_identity:
-                warm = call.warm is not None and await self.transfer_mode(call.organization_id) == "warm"
-                live_action = "warm.transfer" if warm else "livekit.transfer"
+                use_warm = call.warm is not None and await self.transfer_mode(call.organization_id) == "warm"
+                live_action = "warm.transfer" if use_warm else "livekit.transfer"
             elif call.caller == "app" and "slack" in channels:
                 live_action = "slack.notify"
         handoff = "live" if live_action else "callback"
