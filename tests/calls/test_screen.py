@@ -160,3 +160,59 @@ async def test_the_screen_text_gets_the_orgs_pii_redaction_before_it_leaves(supp
     await ReadScreen().run(ctx)
     assert "E-1042" in ctx.query and "jane.doe@example.com" not in ctx.query + ctx.answer_query
     assert "jane.doe@example.com" not in str(ctx.outcome.screen)
+
+
+async def _screen_turn(deps, org: str, reader: ScreenReader, text: str):  # type: ignore[no-untyped-def]
+    from callwise.calls import SupportCall
+    from callwise.calls.context import TurnContext, TurnOutcome
+    from callwise.calls.stages.intake import Guard, RecordCustomerWords
+    from callwise.calls.stages.screen import ReadScreen
+
+    call = await SupportCall.start(deps, organization_id=org, room="screen-store-test", modality="screen_share")
+    call.ctx.screen = reader
+    ctx = TurnContext(call=call.ctx, text=text, outcome=TurnOutcome(transcript=text))
+    for stage in (RecordCustomerWords(), Guard(), ReadScreen()):
+        await stage.run(ctx)
+    return call, ctx
+
+
+def _dialog() -> Image.Image:
+    frame = Image.new("RGB", (800, 600), (240, 240, 240))
+    ImageDraw.Draw(frame).rectangle((10, 10, 300, 80), fill=(0, 0, 0))
+    return frame
+
+
+async def test_the_redacted_screen_text_is_stored_with_the_customers_turn_and_no_frame_by_default(
+        support_deps, org_id, pg_pool) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace as dc_replace
+
+    reader = ScreenReader(ocr=lambda img, langs: "E-1042 Session expired\nSigned in as jane.doe@example.com")
+    reader.update(_dialog())
+    deps = dc_replace(support_deps, redact_pii=True)
+    call, ctx = await _screen_turn(deps, org_id, reader, "what does this error mean?")
+    row = await pg_pool.fetchrow("select role, text, screen from turns where organization_id = $1 and session_id = $2",
+                                 org_id, call.session_id)
+    stored = json.loads(row["screen"])
+    assert row["role"] == "user" and row["text"] == "what does this error mean?"
+    assert stored["codes"] == ["E-1042"] and "E-1042 Session expired" in stored["text"]
+    assert "jane.doe@example.com" not in stored["text"] and stored["frame_sha"] == reader.latest.frame_sha  # type: ignore[union-attr]
+    assert await pg_pool.fetchval("select count(*) from screen_frames where session_id = $1", call.session_id) == 0
+
+
+async def test_the_frame_is_stored_once_when_the_org_allows_it(support_deps, pg_pool) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import uuid
+
+    org = str(await pg_pool.fetchval(
+        "insert into organizations (slug, name, store_screen_frames) values ($1, $1, true) returning id",
+        "frames-" + uuid.uuid4().hex[:8]))
+    reader = ScreenReader(ocr=lambda img, langs: "E-5003 Service unavailable")
+    reader.update(_dialog())
+    call, ctx = await _screen_turn(support_deps, org, reader, "can you see my screen?")
+    png = await pg_pool.fetchval("select png from screen_frames where organization_id = $1 and session_id = $2",
+                                 org, call.session_id)
+    assert png is not None and Image.open(io.BytesIO(png)).size == (800, 600)
+    from callwise.calls.stages.screen import ReadScreen
+
+    await ReadScreen().run(ctx)  # the same frame again: not stored twice
+    assert await pg_pool.fetchval("select count(*) from screen_frames where session_id = $1", call.session_id) == 1

@@ -128,6 +128,9 @@ class ScreenShare:
     def for_turn(self, text: str) -> ScreenText | None:
         return self.reader.for_turn(text)
 
+    def image(self, frame_sha: str) -> Any | None:
+        return self.reader.image(frame_sha)
+
     async def run(self, frames: AsyncIterable[Any]) -> None:
         """Feed a track's frames (``rtc.VideoFrameEvent`` or ``rtc.VideoFrame``) until the stream ends."""
         async for ev in frames:

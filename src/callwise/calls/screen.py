@@ -70,7 +70,8 @@ class ScreenText:
 
     def as_dict(self) -> dict[str, Any]:
         return {"text": self.text, "codes": list(self.codes), "truncated": self.truncated,
-                "size": [self.width, self.height], "ocr_ms": round(self.ocr_ms, 1), "cached": self.cached}
+                "size": [self.width, self.height], "ocr_ms": round(self.ocr_ms, 1), "cached": self.cached,
+                "frame_sha": self.frame_sha}
 
 
 def load_frame(frame: Any) -> Any:
@@ -169,6 +170,7 @@ class ScreenReader:
     latest: ScreenText | None = None
     rejected: list[str] = field(default_factory=list)
     _used: set[str] = field(default_factory=set)
+    _image: Any = None  # the latest frame read, in memory only (stored only where the org allows it)
 
     def update(self, frame: Any) -> ScreenText | None:
         """Read ``frame`` (a path, bytes or PIL image); an unreadable frame is logged and ignored."""
@@ -183,7 +185,14 @@ class ScreenReader:
         if self.latest is not None and self.latest.frame_sha == sha:
             return self.latest
         self.latest = read_frame(img, ocr=self.ocr, languages=self.languages, max_chars=self.max_chars)
+        self._image = img
         return self.latest
+
+    def image(self, frame_sha: str) -> Any | None:
+        """The frame that was read as ``frame_sha``, while it is the latest (a PIL image), else None."""
+        if self.latest is not None and self.latest.frame_sha == frame_sha:
+            return self._image
+        return None
 
     def for_turn(self, text: str) -> ScreenText | None:
         """The screen's text when this turn refers to it ("this error", "can you see my screen"), else None."""

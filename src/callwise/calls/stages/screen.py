@@ -6,6 +6,10 @@ screen says ``E-4290 Rate limit exceeded``. When the call has a shared screen
 retrieval searches the question plus the screen's words (codes first); the OCR text is reported
 with the turn (``TurnOutcome.screen``). The text is data: it extends the search, it is never
 given to a model as instructions (``callwise.calls.screen.as_source`` fences it for prompts).
+
+Stored (``callwise.calls.screen_store``, migration 0017): the text the turn used, after the org's PII
+redaction, on the customer's turn row (``turns.screen``); the frame only where the organization allows
+it (``organizations.store_screen_frames``, default off).
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
+from typing import Any
 
 from callwise.calls.context import TurnContext
 from callwise.calls.guard import guard
-from callwise.calls.screen import screen_query
+from callwise.calls.screen import ScreenText, screen_query
+from callwise.calls.screen_store import frames_allowed, save_frame, save_turn_screen
 
 log = logging.getLogger("callwise.screen")
 
@@ -29,6 +35,9 @@ class ReadScreen:
     """Stage: between query understanding and retrieval."""
 
     name = "screen"
+
+    def __init__(self) -> None:
+        self._frames_allowed: dict[str, bool] = {}  # per call: the organization's setting, read once
 
     async def run(self, ctx: TurnContext) -> None:
         reader = ctx.call.screen
@@ -57,3 +66,19 @@ class ReadScreen:
         ctx.outcome.screen = screen.as_dict()
         if not screen.cached:
             ctx.outcome.latencies["ocr_ms"] = screen.ocr_ms
+        await self._keep(ctx, reader, screen)
+
+    async def _keep(self, ctx: TurnContext, reader: Any, screen: ScreenText) -> None:
+        """The redacted text with the customer's turn; the frame only where the organization allows it."""
+        call = ctx.call
+        if not call.persist or call.session_id is None or ctx.outcome.screen is None:
+            return
+        try:
+            await save_turn_screen(ctx.deps.pool, call.organization_id, call.session_id, ctx.outcome.screen)
+            if call.session_id not in self._frames_allowed:
+                self._frames_allowed[call.session_id] = await frames_allowed(ctx.deps.pool, call.organization_id)
+            image = getattr(reader, "image", lambda _sha: None)(screen.frame_sha)
+            if self._frames_allowed[call.session_id] and image is not None:
+                await save_frame(ctx.deps.pool, call.organization_id, call.session_id, screen.frame_sha, image)
+        except Exception:  # noqa: BLE001 - a storage hiccup must not end the turn; the answer goes on
+            log.exception("could not store the shared screen with the turn")
