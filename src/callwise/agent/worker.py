@@ -47,6 +47,8 @@ from callwise.wiring.settings import Settings
 
 log = logging.getLogger("callwise.worker")
 
+PREWARM_TIMEOUT_S = 90.0
+
 
 def prewarm(proc: JobProcess) -> None:
     """Load the heavy models once per job process and run each once (``callwise.agent.warm``), so
@@ -66,6 +68,12 @@ def prewarm(proc: JobProcess) -> None:
     embedder = get_embedder(settings)
     proc.userdata["warmup_s"] = warm_models(stt=proc.userdata["stt"], vad=proc.userdata["vad"], embedder=embedder,
                                             turn_detector=proc.userdata["turn_handling"]["turn_detection"])
+    try:  # the multilingual Whisper, where installed, so the first non-English call does not load it (issue 25)
+        from callwise.agent.plugins.stt_multilingual import build_multilingual_stt
+
+        build_multilingual_stt(cache_dir=settings.data_dir / "models", english_model=False).warm_up()
+    except Exception:  # noqa: BLE001 - no multilingual weights: English-only worker
+        log.info("no multilingual Whisper in this worker")
     parts = JobProcessParts(lambda stack: open_call_parts(stack, settings))
     parts.start_on_job_loop()
     proc.userdata["parts"] = parts
@@ -181,6 +189,10 @@ async def run_support(ctx: JobContext, comp: Any, org_id: str) -> None:
         room_metadata=ctx.room.metadata, on_event=publish, add_shutdown=ctx.add_shutdown_callback)
     await session.start(agent, room=ctx.room, room_options=room_io.RoomOptions(
         participant_identity=participant.identity, audio_output=session.tts is not None))
+    from callwise.agent.screen_share import attach_screen_share  # the customer's shared screen (issue 25)
+
+    screen = attach_screen_share(ctx.room, participant, call)  # call.ctx.screen; modality -> screen_share/video
+    ctx.add_shutdown_callback(screen.aclose)
     from callwise.agent.handoff_room import wire_room  # live handoff, join links, survey follow-up (issue 11)
 
     wire_room(ctx, call, session, participant, comp.settings)
@@ -299,7 +311,8 @@ async def run_meeting(ctx: JobContext, comp: Any, org_id: str) -> None:
 
 # ---------------------------------------------------------------------------------------- server
 def build_server(agent_kind: str = "auto") -> AgentServer:
-    server = AgentServer(setup_fnc=prewarm)
+    # prewarm loads and runs every model once: more than the framework's default 10 s on a busy 2-core machine
+    server = AgentServer(setup_fnc=prewarm, initialize_process_timeout=PREWARM_TIMEOUT_S)
     server.rtc_session(entrypoint, agent_name="" if agent_kind == "auto" else agent_kind)
     return server
 
