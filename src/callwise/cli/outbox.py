@@ -77,8 +77,11 @@ def retry_rows(item: str | None = typer.Argument(None, help="An outbox id (defau
 @app.command("run")
 def run_dispatcher(org: str | None = ORG, timeout: float = typer.Option(
         30.0, "--timeout", min=0.1, help="Stop after this many seconds, or sooner once nothing is due."),
+        forever: bool = typer.Option(
+            False, "--forever", help="Keep delivering until SIGTERM or Ctrl-C, for every organization unless "
+            "--org is given: the host's one dispatcher beside `callwise worker` (`callwise serve` runs its own)."),
         json_out: bool = JSON) -> None:
-    """Deliver what is due for the org now (the worker and `callwise serve` do this continuously)."""
+    """Deliver what is due for the org now; with --forever, run the host's dispatcher until stopped."""
     from callwise.integrations.credentials import CredentialError
     from callwise.integrations.outbox import counts
     from callwise.wiring.integrations import dispatcher
@@ -87,11 +90,14 @@ def run_dispatcher(org: str | None = ORG, timeout: float = typer.Option(
 
     async def go() -> dict[str, Any]:
         async with open_runtime(settings) as rt:
-            org_id = await _org_id(rt, settings, org)
+            org_id = await _org_id(rt, settings, org) if org or not forever else None
             try:
                 d = dispatcher(settings, rt.pool, organization_id=org_id)
             except CredentialError as exc:
                 raise CommandError(str(exc)) from None
+            if forever:
+                return await _forever(d, settings.outbox_poll_s)
+            assert org_id is not None
             stats = await d.drain(timeout_s=timeout)
             return {**stats.as_dict(), "counts": await counts(rt.pool, org_id)}
 
@@ -99,8 +105,29 @@ def run_dispatcher(org: str | None = ORG, timeout: float = typer.Option(
     if json_out:
         echo_json(out)
         return
-    console.print(f"delivered {out['delivered']}, retried {out['retried']}, dead {out['dead']}; now: "
-                  + ", ".join(f"{k} {v}" for k, v in sorted(out["counts"].items())))
+    console.print(f"delivered {out['delivered']}, retried {out['retried']}, dead {out['dead']}"
+                  + ("; now: " + ", ".join(f"{k} {v}" for k, v in sorted(out["counts"].items()))
+                     if "counts" in out else ""))
+
+
+async def _forever(d: Any, poll_s: float) -> dict[str, Any]:
+    """``d.run`` until the command is cancelled (SIGTERM, SIGINT); then the batch in hand is finished
+    (bounded) before the pool closes, so no row is left in flight until its lease runs out."""
+    import asyncio
+    import contextlib
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(d.run(stop, poll_s=poll_s), name="outbox-dispatcher")
+    console.print("outbox dispatcher running for "
+                  + (f"organization {d.organization_id}" if d.organization_id else "every organization")
+                  + " (SIGTERM or Ctrl-C to stop)")
+    try:
+        stats = await asyncio.shield(task)
+        return dict(stats.as_dict())
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, timeout=10)
 
 
 def register(root: typer.Typer) -> None:
