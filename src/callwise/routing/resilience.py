@@ -14,22 +14,31 @@ The breaker: closed -> open after ``failure_threshold`` consecutive failures; af
 again. A trial that ends in neither (cancelled by a barge-in, or abandoned by the caller's
 deadline) gives the trial slot back (``release``); a trial that never reports back at all is
 treated as lost after ``reset_after_s``, so a breaker can never stay open for good.
+
+Openings outlive a call: ``SharedBreakers`` writes each opening and closing to Postgres
+(``breaker_openings``, migration 0015) and reads the others' every second, so a provider that one
+worker process found down is skipped by every process on every host for the rest of its 30 s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import random
+import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from callwise.routing.providers.base import ProviderError
 
 T = TypeVar("T")
+
+log = logging.getLogger("callwise.routing.breakers")
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,9 @@ class CircuitBreaker:
         self.failures = 0
         self.opened_at: float | None = None
         self._trial_started: float | None = None  # when the half-open trial was let through
+        self.changed_at: float | None = None  # when it last opened or closed (``clock``)
+        # told when this breaker opens (True) or closes (False) by a call of this process (SharedBreakers)
+        self.on_change: Callable[[CircuitBreaker, bool], None] | None = None
 
     def _trial_in_flight(self) -> bool:
         if self._trial_started is None:
@@ -111,19 +123,132 @@ class CircuitBreaker:
             raise CircuitOpen(self.name, max(0.0, remaining))
 
     def success(self) -> None:
+        was_open = self.opened_at is not None
         self.failures = 0
         self.opened_at = None
         self._trial_started = None
+        if was_open:
+            self.changed_at = self._clock()
+            if self.on_change is not None:
+                self.on_change(self, False)
 
     def failure(self) -> None:
         self.failures += 1
         self._trial_started = None
         if self.opened_at is not None or self.failures >= self.failure_threshold:
-            self.opened_at = self._clock()
+            self.opened_at = self.changed_at = self._clock()
+            if self.on_change is not None:
+                self.on_change(self, True)
+
+    def adopt(self, *, opened_ago: float | None, changed_ago: float) -> bool:
+        """Another process's word on this breaker: opened ``opened_ago`` seconds ago, or closed
+        (``opened_ago`` None) ``changed_ago`` seconds ago. Taken when it is newer than this process's own
+        last change; returns whether the state changed."""
+        now = self._clock()
+        when = now - changed_ago
+        if self.changed_at is not None and when <= self.changed_at:
+            return False
+        if opened_ago is None:
+            if self.opened_at is None:
+                return False
+            self.failures, self.opened_at, self._trial_started = 0, None, None
+        elif opened_ago >= self.reset_after_s:  # its skip is over: nothing to honour
+            return False
+        else:
+            opened = now - opened_ago
+            if self.opened_at is not None and self.opened_at >= opened:
+                return False
+            self.failures = max(self.failures, self.failure_threshold)
+            self.opened_at = opened
+            self._trial_started = None
+        self.changed_at = when
+        return True
 
     def release(self) -> None:
         """A call ended in neither success nor failure (cancelled): free the half-open trial slot."""
         self._trial_started = None
+
+
+class SharedBreakers:
+    """Breaker openings in Postgres (``breaker_openings``), for every process on every host.
+
+    ``attach`` hooks a router's breakers: an opening or closing made here is written at once (in the
+    background: the breaker is synchronous), and ``run`` reads every attached breaker's row each
+    ``refresh_s`` and adopts what another process did since this one last changed it. Ages come from
+    the database's clock, so hosts need not agree on the time."""
+
+    def __init__(self, pool: Any, *, refresh_s: float = 1.0, holder: str | None = None) -> None:
+        self.pool = pool
+        self.refresh_s = refresh_s
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self._writes: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.Task[None] | None = None
+
+    def attach(self, breakers: Mapping[str, CircuitBreaker]) -> None:
+        for name, breaker in breakers.items():
+            self.breakers[name] = breaker
+            breaker.on_change = self._changed
+
+    def start(self) -> None:
+        """Start reading the others' openings (needs a running loop; once)."""
+        if self._loop is None and self.breakers:
+            self._loop = asyncio.get_running_loop().create_task(self.run(), name="shared-breakers")
+
+    def _changed(self, breaker: CircuitBreaker, opened: bool) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(self.write(breaker.name, opened))
+        except RuntimeError:  # no loop (a synchronous caller): the others learn at the next change
+            return
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def write(self, name: str, opened: bool) -> None:
+        try:
+            await self.pool.execute(
+                """insert into breaker_openings (name, opened_at, updated_by)
+                   values ($1, case when $2 then now() end, $3)
+                   on conflict (name) do update set opened_at = excluded.opened_at, updated_at = now(),
+                       updated_by = excluded.updated_by""",
+                name, opened, self.holder)
+        except Exception:  # noqa: BLE001 - the breaker works locally; sharing is best effort
+            log.warning("could not record breaker %s %s", name, "opening" if opened else "closing", exc_info=True)
+
+    async def refresh(self) -> int:
+        """Adopt the openings and closings other processes recorded; returns how many breakers changed."""
+        if not self.breakers:
+            return 0
+        rows = await self.pool.fetch(
+            """select name, extract(epoch from now() - opened_at)::float8 as opened_ago,
+                      extract(epoch from now() - updated_at)::float8 as changed_ago
+               from breaker_openings where name = any($1::text[]) and updated_by <> $2""",
+            list(self.breakers), self.holder)
+        changed = 0
+        for r in rows:
+            breaker = self.breakers.get(r["name"])
+            if breaker is not None and breaker.adopt(opened_ago=r["opened_ago"], changed_ago=r["changed_ago"]):
+                changed += 1
+                log.info("breaker %s %s by another process", breaker.name, breaker.state)
+        return changed
+
+    async def run(self) -> None:
+        """Refresh every ``refresh_s`` until cancelled or the pool closes."""
+        while not getattr(self.pool, "is_closing", lambda: False)():
+            try:
+                await self.refresh()
+            except Exception:  # noqa: BLE001 - a database hiccup: try again next time
+                if getattr(self.pool, "is_closing", lambda: False)():
+                    return
+                log.warning("could not read shared breaker openings", exc_info=True)
+            await asyncio.sleep(self.refresh_s)
+
+    async def aclose(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+            await asyncio.gather(self._loop, return_exceptions=True)
+            self._loop = None
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
 
 
 def no_redaction(text: str) -> str:

@@ -61,6 +61,9 @@ async def open_components_in(stack: AsyncExitStack, settings: Settings) -> Compo
     stack.callback(close_vector_stores)
     router = build_router(settings, runtime.pool, knowledge.embedder)
     stack.push_async_callback(router.aclose)
+    shared = getattr(router, "shared_breakers", None)
+    if shared is not None:  # before the pool closes: the last openings written, the reading loop stopped
+        stack.push_async_callback(shared.aclose)
     return Components(settings=settings, runtime=runtime, knowledge=knowledge, router=router)
 
 

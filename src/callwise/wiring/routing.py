@@ -19,6 +19,7 @@ from callwise.routing.costs import NullCostSink, PostgresCostSink
 from callwise.routing.pricing import Price
 from callwise.routing.prompts import PostgresPromptStore
 from callwise.routing.providers.base import Provider
+from callwise.routing.resilience import SharedBreakers
 from callwise.routing.router import CascadingRouter, Tier
 from callwise.routing.tiers import OFFLINE_PROVIDERS, TierConfig, load_tiers
 from callwise.wiring.settings import Settings
@@ -196,7 +197,21 @@ def build_router(settings: Settings, pool: Any = None, embedder: Any = None) -> 
     )
     if pool is not None:  # a spent hard-capped budget holds the org to the cheapest tier (issue 24)
         router.budget_cap = BudgetCaps(pool).reason_for
+        share_breakers(router, pool)
     return router
+
+
+def share_breakers(router: CascadingRouter, pool: Any) -> SharedBreakers:
+    """The router's breaker openings in Postgres, honoured by every process (issue 20); the reading loop
+    starts now when there is a running loop (it ends when the pool closes, or with ``aclose``)."""
+    shared = SharedBreakers(pool)
+    shared.attach(router.breakers)
+    router.shared_breakers = shared  # type: ignore[attr-defined]
+    try:
+        shared.start()
+    except RuntimeError:  # built outside a loop: the caller starts it
+        pass
+    return shared
 
 
 def tier3_price(settings: Settings) -> Price:
