@@ -102,12 +102,26 @@ def test_cli_ask_json_and_costs(pg_url: str, tmp_path: Path, monkeypatch: pytest
         env = {"CALLWISE_DATABASE_URL": pg_url, "CALLWISE_DATA_DIR": str(tmp_path / "data"),
                "CALLWISE_TIERS_FILE": str(tiers), "CALLWISE_LOG_LEVEL": "ERROR"}
         runner = CliRunner()
+        # `ask` runs the support turn stages: an org whose help centre has nothing on the question gets the
+        # answerability refusal and an offer of a colleague, not an ungrounded model answer
+        res = runner.invoke(app, ["ask", "How long do refunds take?", "--org", "cli-empty", "--json"], env=env)
+        assert res.exit_code == 0, res.output
+        data = json.loads(res.stdout[res.stdout.index("{"):])
+        assert data["unsure"] and data["offered_colleague"] and data["router"] is None and not fake.chat_requests
+        kb = tmp_path / "kb"
+        kb.mkdir()
+        (kb / "refunds.md").write_text("# Refunds\n\nRefunds take 5 to 7 business days and go back to the card "
+                                       "you paid with.\n")
+        (kb / "invoices.md").write_text("# Invoices\n\nInvoices are emailed on the first of each month.\n")
+        (kb / "seats.md").write_text("# Seats\n\nAdd seats from Admin > Billing; each seat is billed monthly.\n")
+        assert runner.invoke(app, ["ingest", str(kb), "--org", "cli-test"], env=env).exit_code == 0
         res = runner.invoke(app, ["ask", "How long do refunds take?", "--org", "cli-test", "--json"], env=env)
         assert res.exit_code == 0, res.output
         data = json.loads(res.stdout[res.stdout.index("{"):])
         assert data["answer"] == "Refunds take 5 to 7 business days [1]." and data["tier"] == "tier1"
         assert data["confidence"] == pytest.approx(0.99, abs=0.001) and data["cost_usd"] > 0
-        assert isinstance(data["sources"], list) and data["cascade_path"] == ["tier1"]
+        assert data["sources"][0]["document"].endswith("refunds.md") and data["router"]["cascade_path"] == ["tier1"]
+        assert data["kind"] == "answer" and data["escalation"] is None and data["unsure"] is False
         assert fake.chat_requests[-1].body["max_tokens"] == 512
         res = runner.invoke(app, ["ask", "How long do refunds take?", "--org", "cli-test"], env=env)
         assert res.exit_code == 0 and "tier tier1" in res.stdout and "cost $" in res.stdout

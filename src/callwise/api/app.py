@@ -10,14 +10,18 @@ can open the dashboard); without a token the server only binds to loopback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from callwise.api import auth, cases, crm, dashboard, stats, webhooks
+from callwise.api.auth import principal_of
+from callwise.api.conversations import ConversationError, Conversations, turn_json
 from callwise.api.requests import AskRequest, SearchRequest, parse_body
 from callwise.api.services import SERVICES, ApiServices, dumps, error, org_id
 from callwise.infra import telemetry
@@ -25,6 +29,8 @@ from callwise.infra import telemetry
 __all__ = ["ApiServices", "create_app"]
 
 log = logging.getLogger("callwise.api")
+
+CONVERSATIONS: web.AppKey[Conversations] = web.AppKey("conversations", Conversations)
 
 # vendor webhooks and the survey page authenticate by the vendor's signature / the survey reference (issue 11)
 OPEN_PATHS = frozenset({"/healthz"}) | webhooks.PUBLIC_PATHS | crm.CRM_PUBLIC_PATHS
@@ -57,23 +63,29 @@ async def search(request: web.Request) -> web.Response:
 
 
 async def ask(request: web.Request) -> web.Response:
-    from callwise.routing.types import sources_from
-
-    services: ApiServices = request.app[SERVICES]
+    """One customer turn of a support conversation (``callwise.api.conversations``): the first question starts
+    a call and returns its ``call_id``; a later one with that id continues it; ``"end": true`` closes it."""
+    conversations = request.app[CONVERSATIONS]
     org = await org_id(request)
     req = await parse_body(request, AskRequest)
-    question, modality = req.question, req.modality
-    t0 = time.perf_counter()
-    result = await services.retriever.retrieve(question, org)
-    retrieval_ms = (time.perf_counter() - t0) * 1000
-    sources = sources_from(result.chunks)
-    ans = await services.router.answer(question, sources, modality=modality, organization_id=org)
-    return web.json_response({
-        "answer": ans.text, "tier": ans.tier, "confidence": ans.confidence, "low_confidence": ans.low_confidence,
-        "escalate": ans.escalate, "cascade_path": ans.cascade_path, "cost_usd": ans.cost_usd,
-        "sources": [{"index": s.index, "document": s.document, "title": s.title} for s in ans.sources],
-        "latency_ms": round(ans.latency_ms, 1), "retrieval_ms": round(retrieval_ms, 1),
-    })
+    try:
+        if req.call_id is None:
+            conv = await conversations.start(org, modality=req.modality,
+                                             metadata={"actor": principal_of(request).actor})
+        else:
+            conv = await conversations.find(org, req.call_id)
+        body: dict[str, Any] = {"call_id": conv.id}
+        if req.question is not None:
+            async with conversations.turn(conv) as call:
+                turn = call.new_turn(req.question)
+                await call.pipeline.stream(turn).collect()
+            body.update(turn_json(turn, index=conv.turns))
+        if req.end:
+            await conversations.end(conv)
+    except ConversationError as exc:
+        return error(exc.status, str(exc))
+    body["ended"] = req.end
+    return web.json_response(body, dumps=dumps)
 
 
 async def costs(request: web.Request) -> web.Response:
@@ -131,9 +143,32 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
+def _conversations(services: ApiServices) -> Any:
+    """The /ask conversations for the app's lifetime: idle ones swept, every open one ended at shutdown."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        deps = services.support
+        if deps is None:
+            from callwise.calls import SupportDeps
+
+            deps = SupportDeps(retriever=services.retriever, router=services.router, pool=services.pool)
+        conversations = app[CONVERSATIONS] = Conversations(deps, idle_s=services.conversation_idle_s)
+        sweeper = asyncio.ensure_future(conversations.run_sweeper(min(30.0, services.conversation_idle_s / 2)))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await conversations.close()
+
+    return ctx
+
+
 def create_app(services: ApiServices) -> web.Application:
     app = web.Application(middlewares=[auth.middleware_for(services, OPEN_PATHS)], client_max_size=1 << 20)
     app[SERVICES] = services
+    app.cleanup_ctx.append(_conversations(services))
     app.router.add_get("/healthz", health)
     app.router.add_get("/metrics", prometheus_metrics)
     app.router.add_post("/v1/orgs/{org}/search", search)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Literal, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from callwise.api.services import json_body
 from callwise.calls.guard import clean_text
@@ -14,6 +15,8 @@ from callwise.calls.guard import clean_text
 Mode = Literal["bm25", "vector", "hybrid", "hybrid+rerank"]
 Modality = Literal["voice", "video", "screen_share", "text"]
 Model = TypeVar("Model", bound=BaseModel)
+#: a customer's turn: a typed question is far shorter; a longer one is refused rather than run through every stage
+MAX_QUESTION_CHARS = 4000
 
 
 class _Request(BaseModel):
@@ -40,13 +43,35 @@ class SearchRequest(_Request):
 
 
 class AskRequest(_Request):
-    question: str
+    """One customer turn of a support conversation. Without ``call_id`` it starts a conversation; with it,
+    continues that one. ``end``: close the conversation after this turn (with a ``call_id``, the question
+    may then be left out: the conversation is just closed). ``modality`` applies when a conversation starts."""
+
+    call_id: str | None = None
+    end: bool = Field(False, strict=True)
     modality: Modality = "text"
+    question: str | None = Field(None, validate_default=True)
+
+    @field_validator("call_id", mode="before")
+    @classmethod
+    def _call_id(cls, value: object) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(uuid.UUID(str(value)))
+        except ValueError:
+            raise ValueError("call_id is not a UUID (the call_id a previous /ask returned)") from None
 
     @field_validator("question", mode="before")
     @classmethod
-    def _question(cls, value: object) -> str:
-        return _text(value, "question")
+    def _question(cls, value: object, info: ValidationInfo) -> str | None:
+        blank = value is None or (isinstance(value, str) and not value.strip())
+        if blank and info.data.get("end") and info.data.get("call_id"):
+            return None  # just closing the conversation
+        text = _text(value, "question")
+        if len(text) > MAX_QUESTION_CHARS:
+            raise ValueError(f"question is {len(text)} characters; a turn is at most {MAX_QUESTION_CHARS}")
+        return text
 
 
 def _message(exc: ValidationError) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from callwise.calls.deps import SupportDeps
 from callwise.handoff.cases import JoinLinks
 from callwise.infra.db import find_organization
 
@@ -40,6 +41,10 @@ class ApiServices:
     survey_key: bytes | None = None  # signs the survey links (callwise.calls.followup.survey_token)
     credentials: Any = None  # the encrypted per-org vendor credentials (CredentialStore)
     crm: CrmAuth | None = None
+    #: what a support call needs (``callwise.wiring.agent.Components.support_deps``, as the worker's calls get);
+    #: None: ``/ask`` calls get the retriever, the router and the built-in escalation rules and escalator
+    support: SupportDeps | None = None
+    conversation_idle_s: float = 15 * 60.0  # an /ask conversation without a turn for this long is ended
 
 
 SERVICES: web.AppKey[ApiServices] = web.AppKey("services")

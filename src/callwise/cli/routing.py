@@ -1,44 +1,23 @@
-"""`callwise ask` (retrieve, then answer through the tiered router) and `callwise costs`."""
+"""`callwise ask` (one turn of a support call, through the turn stages) and `callwise costs`."""
 
 from __future__ import annotations
 
 import logging
-import time
+import uuid
 from typing import Any
 
 import typer
 from rich.table import Table
 
+from callwise.api.conversations import turn_json
+from callwise.api.requests import MAX_QUESTION_CHARS
+from callwise.calls import SupportCall
 from callwise.cli.common import CommandError, console, echo_json, err_console, load_settings, run
-from callwise.routing.types import RoutedAnswer, SourceDoc, sources_from
+from callwise.wiring.agent import open_components
 from callwise.wiring.runtime import open_runtime
 from callwise.wiring.settings import Settings
-from callwise.wiring.stack import open_answering
 
 log = logging.getLogger(__name__)
-
-
-async def retrieve_sources(retriever: Any, query: str, org_id: str,
-                           top_k: int) -> tuple[list[SourceDoc], float, str | None]:
-    """Retrieve sources for ``query``; the note says why there are none, when there are none."""
-    t = time.perf_counter()
-    result = await retriever.retrieve(query, org_id, top_k=top_k)
-    ms = (time.perf_counter() - t) * 1000
-    sources = sources_from(result.chunks)
-    note = None if sources else "no documents matched (has this organization ingested any? `callwise ingest PATH`)"
-    return sources, ms, note
-
-
-def answer_json(ans: RoutedAnswer, retrieval_ms: float) -> dict[str, Any]:
-    return {
-        "answer": ans.text, "tier": ans.tier, "provider": ans.provider, "model": ans.model,
-        "confidence": ans.confidence, "confidence_method": ans.confidence_method,
-        "low_confidence": ans.low_confidence, "escalate": ans.escalate, "cascade_path": ans.cascade_path,
-        "sources": [{"index": s.index, "document": s.document, "title": s.title} for s in ans.sources],
-        "input_tokens": ans.input_tokens, "output_tokens": ans.output_tokens, "cached_tokens": ans.cached_tokens,
-        "cost_usd": ans.cost_usd, "latency_ms": round(ans.latency_ms, 1), "retrieval_ms": round(retrieval_ms, 1),
-        "complexity": ans.complexity, "error": ans.error, "interaction_id": ans.interaction_id,
-    }
 
 
 def ask(
@@ -48,51 +27,76 @@ def ask(
     top_k: int = typer.Option(None, "--top-k", min=1, help="Sources to retrieve (default CALLWISE_RETRIEVAL_TOP_K)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Answer a question from the knowledge base through the tiered router."""
+    """Ask the support agent one question: a one-turn call through the same turn stages as a phone call
+    (guard, escalation rules, retrieval, answerability, the tiered router), stored as a session."""
     from callwise.calls.guard import clean_text
+    from callwise.cli.common import fail
     from callwise.wiring.routing import RoutingConfigError
 
-    question = clean_text(question)  # invalid UTF-8 in argv arrives as lone surrogates
-
-    settings = load_settings()
+    question = clean_text(question).strip()  # invalid UTF-8 in argv arrives as lone surrogates
+    if not question:
+        fail("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        fail(f"the question is {len(question)} characters; a turn is at most {MAX_QUESTION_CHARS}")
     if modality not in ("voice", "video", "screen_share", "text"):
-        from callwise.cli.common import fail
         fail(f"--modality must be voice, video, screen_share or text, not {modality!r}")
+    settings = load_settings()
 
-    async def go() -> None:
+    async def go() -> dict[str, Any]:
         try:
-            async with open_answering(settings) as stack:
-                org_id = await stack.runtime.org_id(org)
-                sources, retrieval_ms, note = await retrieve_sources(
-                    stack.knowledge.retriever, question, org_id, top_k or settings.retrieval_top_k)
-                if note:
-                    err_console.print(f"[yellow]note:[/] {note}", highlight=False)
-                ans = await stack.router.answer(question, sources, modality=modality,  # type: ignore[arg-type]
-                                                organization_id=org_id)
+            async with open_components(settings) as comp:
+                org_id = await comp.runtime.org_id(org)
+                return await ask_once(comp.support_deps(), org_id, question, modality=modality, top_k=top_k)
         except RoutingConfigError as exc:  # a bad tier set-up, found when the router is built
             raise CommandError(str(exc)) from exc
-        if json_out:
-            echo_json(answer_json(ans, retrieval_ms))
-            return
-        console.print(ans.text, highlight=False, soft_wrap=True)
-        if ans.sources:
-            console.print("\n[bold]Sources[/]")
-            for s in ans.sources:
-                console.print(f"  [{s.index}] {s.title or s.document} — {s.document}", highlight=False)
-        conf = "n/a" if ans.confidence is None else f"{ans.confidence:.2f} ({ans.confidence_method})"
-        console.print(
-            f"\ntier {ans.tier or '-'} ({ans.provider or '-'}/{ans.model or '-'}) · path {' → '.join(ans.cascade_path) or '-'}"
-            f" · confidence {conf}{' · LOW' if ans.low_confidence else ''}{' · ESCALATE' if ans.escalate else ''}\n"
-            f"tokens {ans.input_tokens} in / {ans.output_tokens} out / {ans.cached_tokens} cached · "
-            f"cost ${ans.cost_usd:.6f} · latency {ans.latency_ms:.0f} ms (retrieval {retrieval_ms:.0f} ms)",
-            highlight=False, style="dim")
-        if ans.error:
-            err_console.print(f"[yellow]provider errors:[/] {ans.error}", highlight=False)
 
-    if not question.strip():
-        from callwise.cli.common import fail
-        fail("the question is empty")
-    run(go)
+    data = run(go)
+    if json_out:
+        echo_json(data)
+        return
+    print_turn(data)
+
+
+async def ask_once(deps: Any, organization_id: str, question: str, *, modality: str = "text",
+                   top_k: int | None = None) -> dict[str, Any]:
+    """One turn of a new call, then the call's end (its session closed, its insights stored)."""
+    call = await SupportCall.start(deps, organization_id=organization_id, room=f"cli-ask-{uuid.uuid4().hex[:8]}",
+                                   modality=modality, metadata={"channel": "cli"},
+                                   overrides={"top_k": top_k} if top_k else None)
+    try:
+        turn = call.new_turn(question)
+        await call.pipeline.stream(turn).collect()
+    finally:
+        await call.end()
+    return {"call_id": call.session_id, **turn_json(turn, index=1)}
+
+
+def print_turn(data: dict[str, Any]) -> None:
+    console.print(data["answer"], highlight=False, soft_wrap=True)
+    if data["sources"]:
+        console.print("\n[bold]Sources[/]")
+        for s in data["sources"]:
+            console.print(f"  [{s['index']}] {s['title'] or s['document']} — {s['document']}", highlight=False)
+    esc = data["escalation"]
+    if esc:
+        case = f" · case {esc['case']}" if esc.get("case") else " · no case recorded"
+        console.print(f"\n[bold]Escalated[/]: {esc.get('repeat_reason') or esc['reason']}{case}", highlight=False)
+    router = data["router"] or {}
+    conf = "n/a" if data["confidence"] is None else f"{data['confidence']:.2f} ({router.get('confidence_method')})"
+    lat = data["latencies_ms"]
+    console.print(
+        f"\n{data['kind']} · tier {data['tier'] or '-'} ({router.get('provider') or '-'}/{router.get('model') or '-'})"
+        f" · path {' → '.join(router.get('cascade_path') or []) or '-'} · confidence {conf}"
+        f"{' · UNSURE' if data['unsure'] else ''}\n"
+        f"tokens {router.get('input_tokens', 0)} in / {router.get('output_tokens', 0)} out / "
+        f"{router.get('cached_tokens', 0)} cached · cost ${data['cost_usd']:.6f} · "
+        f"{lat.get('total_ms', 0):.0f} ms (retrieval {lat.get('retrieval_ms', 0):.0f} ms) · call {data['call_id']}",
+        highlight=False, style="dim")
+    if data["guard"]["injection_markers"]:
+        err_console.print(f"[yellow]injection markers:[/] {', '.join(data['guard']['injection_markers'])}",
+                          highlight=False)
+    if data["error"]:
+        err_console.print(f"[yellow]errors:[/] {data['error']}", highlight=False)
 
 
 def costs(
