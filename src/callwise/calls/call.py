@@ -36,6 +36,7 @@ class SupportCall:
         self.store = ConversationStore(deps.pool, organization_id)
         self._background: set[asyncio.Task[Any]] = set()
         self._drafts: list[Draft] = []
+        self._task_draft: dict[asyncio.Task[Any], Draft] = {}
         self.outcomes: list[TurnOutcome] = []
 
     @classmethod
@@ -128,7 +129,13 @@ class SupportCall:
             self.outcomes.append(out)
 
         ctx = TurnContext(call=shadow, text=text, outcome=out, eos_at=eos_at, draft=draft, adopt=adopt)
-        return self.pipeline.stream(ctx, on_task=self._track)
+
+        def track(task: asyncio.Task[Any]) -> None:
+            self._track(task)
+            self._task_draft[task] = draft
+            task.add_done_callback(lambda t: self._task_draft.pop(t, None))
+
+        return self.pipeline.stream(ctx, on_task=track)
 
     @property
     def drafts(self) -> list[Draft]:
@@ -136,8 +143,10 @@ class SupportCall:
         return list(self._drafts)
 
     async def settled(self) -> None:
-        """Every turn stored that is being stored in the background (a barge-in's, a draft's after its commit)."""
-        pending = [t for t in self._background if not t.done()]
+        """Every turn stored that is being stored in the background (a barge-in's, a draft's after its commit).
+        A discarded draft stores nothing: its unwinding (a model call finishing in its thread) is not waited for."""
+        pending = [t for t in self._background if not t.done()
+                   and not (t in self._task_draft and self._task_draft[t].discarded)]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
 
