@@ -216,3 +216,48 @@ async def test_the_frame_is_stored_once_when_the_org_allows_it(support_deps, pg_
 
     await ReadScreen().run(ctx)  # the same frame again: not stored twice
     assert await pg_pool.fetchval("select count(*) from screen_frames where session_id = $1", call.session_id) == 1
+
+
+@needs_tesseract
+async def test_a_vision_tier_gets_the_frame_of_the_turn_that_refers_to_the_screen(support_deps, knowledge, pg_pool) -> None:  # type: ignore[no-untyped-def]
+    import base64
+    import os
+    import uuid
+    from dataclasses import replace as dc_replace
+
+    from callwise.calls.context import CallContext, TurnContext, TurnOutcome
+    from callwise.calls.stages.answer import Answer
+    from callwise.calls.stages.intake import Guard
+    from callwise.calls.stages.retrieve import Retrieve
+    from callwise.calls.stages.screen import ReadScreen
+    from callwise.routing.providers.vision import OpenAIVisionProvider
+    from callwise.routing.router import CascadingRouter, Tier
+    from tests.vendors.openai import FakeOpenAI
+
+    org = str(await pg_pool.fetchval("insert into organizations (slug, name) values ($1, $1) returning id",
+                                     "vision-" + uuid.uuid4().hex[:8]))
+    cwd = os.getcwd()
+    os.chdir(SCREENS.parents[1])
+    try:
+        await knowledge.ingestor.ingest("examples/kb/error-codes/e-4290-rate-limit-exceeded.md", org)
+    finally:
+        os.chdir(cwd)
+    with FakeOpenAI("You have hit the rate limit; wait a minute and try again [1].") as fake:
+        router = CascadingRouter([Tier("tier2", OpenAIVisionProvider("gpt-4o", api_key="k", base_url=fake.base_url))],
+                                 first_word_s=None)
+        for redact in (False, True):
+            reader = ScreenReader()
+            reader.update(SCREENS / "e-4290-dialog.png")
+            deps = dc_replace(support_deps, router=router, redact_pii=redact)
+            call = CallContext(deps=deps, organization_id=org, session_id=None, persist=False, screen=reader)
+            text = "What does this error on my screen mean?"
+            ctx = TurnContext(call=call, text=text, outcome=TurnOutcome(transcript=text))
+            for stage in (Guard(), ReadScreen(), Retrieve(), Answer(stream=False)):
+                await stage.run(ctx)
+            sent = fake.chat_requests[-1].body["messages"][-1]["content"]
+            if redact:  # a frame cannot be redacted: the redacted OCR text alone
+                assert isinstance(sent, str) and "E-4290" in sent
+            else:
+                assert ctx.outcome.latencies["frame_png_ms"] > 0 and "You have hit the rate limit" in "".join(ctx.spoken)
+                png = base64.b64decode(sent[1]["image_url"]["url"].split(",", 1)[1])
+                assert Image.open(__import__("io").BytesIO(png)).size == Image.open(SCREENS / "e-4290-dialog.png").size

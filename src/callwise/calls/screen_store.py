@@ -33,7 +33,7 @@ async def save_turn_screen(pool: Any, organization_id: str, session_id: str, scr
 async def save_frame(pool: Any, organization_id: str, session_id: str, frame_sha: str, image: Any) -> None:
     """The frame as PNG, once per call and frame."""
     buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=False)
+    image.save(buf, format="PNG")
     await pool.execute(
         "insert into screen_frames (organization_id, session_id, frame_sha, png, width, height) "
         "values ($1, $2, $3, $4, $5, $6) on conflict (session_id, frame_sha) do nothing",

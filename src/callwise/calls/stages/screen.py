@@ -15,7 +15,9 @@ it (``organizations.store_screen_frames``, default off).
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -23,12 +25,24 @@ from callwise.calls.context import TurnContext
 from callwise.calls.guard import guard
 from callwise.calls.screen import ScreenText, screen_query
 from callwise.calls.screen_store import frames_allowed, save_frame, save_turn_screen
+from callwise.routing.providers.images import TurnImage, use_turn_image
 
 log = logging.getLogger("callwise.screen")
 
 #: seconds a turn that refers to the screen waits for its latest frame to be read (a live share's
 #: ``prepare``, callwise.agent.screen_share); past it the turn goes on with the last text read
 PREPARE_S = 4.0
+
+
+def sees_images(router: Any) -> bool:
+    """A tier of ``router`` takes the turn's frame (``vision`` providers)."""
+    return any(getattr(t.provider, "vision", False) for t in getattr(router, "tiers", None) or [])
+
+
+def png_bytes(image: Any) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 class ReadScreen:
@@ -40,6 +54,7 @@ class ReadScreen:
         self._frames_allowed: dict[str, bool] = {}  # per call: the organization's setting, read once
 
     async def run(self, ctx: TurnContext) -> None:
+        use_turn_image(None)  # a frame is for the turn that used it, never the next one
         reader = ctx.call.screen
         if reader is None:
             return
@@ -66,7 +81,25 @@ class ReadScreen:
         ctx.outcome.screen = screen.as_dict()
         if not screen.cached:
             ctx.outcome.latencies["ocr_ms"] = screen.ocr_ms
+        self._show(ctx, reader, screen)
         await self._keep(ctx, reader, screen)
+
+    @staticmethod
+    def _show(ctx: TurnContext, reader: Any, screen: ScreenText) -> None:
+        """The frame itself for a tier that can see (callwise.routing.providers.vision), for this turn only. Not
+        where the org redacts PII: a frame cannot be redacted, so such a model gets the redacted text alone."""
+        if not sees_images(ctx.deps.router):
+            return
+        if ctx.deps.redact_pii:
+            log.info("shared screen frame not sent to the vision tier: the organization redacts PII")
+            return
+        image = getattr(reader, "image", lambda _sha: None)(screen.frame_sha)
+        if image is None:
+            return
+        started = time.perf_counter()
+        png = png_bytes(image)
+        use_turn_image(TurnImage(png, image.width, image.height))
+        ctx.outcome.latencies["frame_png_ms"] = (time.perf_counter() - started) * 1000
 
     async def _keep(self, ctx: TurnContext, reader: Any, screen: ScreenText) -> None:
         """The redacted text with the customer's turn; the frame only where the organization allows it."""
