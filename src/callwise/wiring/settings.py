@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     turn_detection: Literal["audio", "vad", "text"] = Field("audio", description=(
         "End of turn: the framework's turn detector (LiveKit Cloud's v1 with the LiveKit keys, else the local "
         "v1-mini model), Silero's silence alone, or silence held open while the transcript stops mid-phrase."))
+    silence_prompt_s: float = Field(30.0, gt=0, description=(
+        "Seconds of silence on a call before the agent asks whether the caller is still there."))
+    silence_goodbye_s: float = Field(60.0, gt=0, description=(
+        "Seconds of silence in all before the agent says goodbye and ends the call (after the prompt)."))
 
     # --- escalation and survey -------------------------------------------------------------
     billing_dispute_threshold: float = Field(100.0, ge=0, description="USD; disputes above escalate.")
@@ -156,6 +160,13 @@ class Settings(BaseSettings):
     handoff_ringing_timeout_s: int = Field(30, ge=1, le=120, description="SIP transfers: how long the on-duty "
                                            "number may ring before the transfer counts as not answered.")
     handoff_hold_line_s: float = Field(10.0, gt=0, description="SIP transfers: a 'still ringing' line this often.")
+    handoff_transfer_mode: Literal["cold", "warm"] = Field(
+        "cold", description="SIP callers: cold transfer (TransferSIPParticipant) or warm (the on-duty person is dialled "
+        "into a side room, briefed, and accepts or declines; needs an outbound trunk). An org's settings.transfer_mode wins.")
+    handoff_sip_trunk: str | None = Field(None, validation_alias=AliasChoices("CALLWISE_HANDOFF_SIP_TRUNK",
+                                          "LIVEKIT_SIP_OUTBOUND_TRUNK"),
+                                          description="Outbound SIP trunk (ST_...) that dials the on-duty person for a "
+                                          "warm transfer.")
     default_phone_region: str = Field("US", pattern=r"^[A-Z]{2}$", description="Region for phone numbers written "
                                       "without a country code (E.164 normalisation).")
     outbox_poll_s: float = Field(1.0, gt=0, description="How often an idle outbox dispatcher looks for due rows.")
