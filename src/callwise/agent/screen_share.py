@@ -142,6 +142,15 @@ class ScreenShare:
             await asyncio.gather(self._pending, return_exceptions=True)
 
 
+def call_modality(kind: str) -> str:
+    """The call's modality for a shared track: ``screen_share`` once its answers are made speakable (this agent
+    talks), else ``video``, whose addendum is the spoken one (a screen-share answer read out as Markdown would be
+    worse than the video addendum)."""
+    from callwise.routing.speakable import needs_speakable
+
+    return kind if kind == "video" or needs_speakable(kind) else "video"
+
+
 def _source_kind(source: int) -> str | None:
     if source == rtc.TrackSource.SOURCE_SCREENSHARE:
         return "screen_share"
@@ -173,7 +182,7 @@ class ScreenShareAttachment:
         if self._task is not None:
             self._task.cancel()
         self.track_sid, self.share.source = track.sid, kind
-        self.call.ctx.modality = kind  # the screen-share / video prompt addenda
+        self.call.ctx.modality = call_modality(kind)  # the screen-share / video prompt addenda
         self._stream = rtc.VideoStream(track)
         self._task = asyncio.create_task(self.share.run(self._stream))
         log.info("reading the customer's %s (track %s)", kind.replace("_", " "), track.sid)
@@ -224,7 +233,7 @@ async def share_still_image(call: Any, image: Any, *, modality: str = "screen_sh
 
     share = ScreenShare(language=lambda: str(call.ctx.language))
     call.ctx.screen = share
-    call.ctx.modality = modality
+    call.ctx.modality = call_modality(modality)
     share.push(from_image(load_frame(image)))
     await share.sample()
     return share
