@@ -49,15 +49,17 @@ class LiveKitTwirpServer(FakeServer):
         self.dial_ring_s = 0.0
         self.dial_outcome = "answer"  # answer | busy | decline | no_answer
         self.moves: list[room_pb.MoveParticipantRequest] = []
+        self.move_unsupported = False  # a self-hosted server: MoveParticipant is LiveKit Cloud only
         self.deleted: list[str] = []
         self.calls: list[str] = []  # the Twirp methods called, in order
+        self.call_log: list[tuple[float, str, str]] = []  # (time.monotonic(), method, "request" or the answer)
         self._hangup: dict[str, threading.Event] = {}
 
     def reset(self) -> None:
         self.refuse, self.ring_s, self.outcome = None, 0.0, "answer"
-        self.dial_ring_s, self.dial_outcome = 0.0, "answer"
+        self.dial_ring_s, self.dial_outcome, self.move_unsupported = 0.0, "answer", False
         with self._lock:
-            self.rooms, self.dials, self.moves, self.deleted, self.calls = {}, [], [], [], []
+            self.rooms, self.dials, self.moves, self.deleted, self.calls, self.call_log = {}, [], [], [], [], []
             self._hangup = {}
 
     def add_participant(self, room: str, identity: str) -> None:
@@ -87,9 +89,16 @@ class LiveKitTwirpServer(FakeServer):
             claims = api.TokenVerifier(API_KEY, API_SECRET).verify(token)
         except Exception:  # noqa: BLE001
             return self._twirp_error(401, "unauthenticated", "invalid token")
+        method = request.path.rsplit("/", 1)[-1]
         with self._lock:
-            self.calls.append(request.path.rsplit("/", 1)[-1])
-        return route(request, claims)
+            self.calls.append(method)
+            self.call_log.append((time.monotonic(), method, "request"))
+        reply = route(request, claims)
+        outcome = "200 OK" if reply.status == 200 else f"{reply.status} {reply.body.get('code')}: {reply.body.get('msg')}" \
+            if isinstance(reply.body, dict) else str(reply.status)
+        with self._lock:
+            self.call_log.append((time.monotonic(), method, outcome))
+        return reply
 
     @staticmethod
     def _proto(message: Any) -> Reply:
@@ -139,6 +148,8 @@ class LiveKitTwirpServer(FakeServer):
         video = claims.video
         if not (video and video.room_admin and video.room == req.room and video.destination_room == req.destination_room):
             return self._twirp_error(403, "permission_denied", "needs roomAdmin for the room and the destination room")
+        if self.move_unsupported:
+            return self._twirp_error(501, "unimplemented", "MoveParticipant is not available on this server")
         with self._lock:
             here = self.rooms.get(req.room, set())
             if req.identity not in here:

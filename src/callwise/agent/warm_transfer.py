@@ -185,18 +185,34 @@ def outcome_of(result: WarmTransferResult | Exception, task: CallwiseWarmTransfe
     return WarmOutcome("failed", text)
 
 
+#: why the call came to a person, as the on-duty person is told it (``callwise.handoff.escalation`` reasons)
+WHY: dict[str, str] = {
+    "explicit_request": "they asked for a person",
+    "frustration": "they are frustrated",
+    "billing_dispute": "they dispute a charge",
+    "security_privacy": "an account security or privacy matter",
+    "legal_refund": "a legal or refund matter that needs approval",
+    "outage": "they are reporting an outage",
+    "repeated_failure": "the assistant could not solve it after several tries",
+    "low_confidence": "the assistant was not sure of the answer",
+    "router_failure": "the assistant had technical trouble",
+}
+
+
 def briefing(brief: WarmBrief, history: str) -> str:
-    """What the on-duty person hears first: the case, why it came to a person, the caller's last words."""
+    """What the on-duty person hears first: the case, why it came to a person, the last lines of the call
+    (``WarmTransferTask._format_conversation_history``, without the agent's own transfer sentence at its end)."""
     who = brief.customer.get("name") or "a caller"
-    why = brief.reason.replace("_", " ")
-    matched = f' (they said "{brief.matched[0]}")' if brief.matched else ""
-    lines = [ln for ln in history.strip().splitlines() if ln.strip()][-BRIEF_LINES:]
-    if not lines:
-        lines = [f"Caller: {t}" for t in brief.recent[-BRIEF_LINES:]]
-    said = " ".join(lines)
-    return (f"Hello, this is the support assistant with a transfer: {who}, case {brief.case}, needs a person "
-            f"because of {why}{matched}. The call so far: {said} Can you take the call now? Say yes and I'll "
-            f"put them through, or no and I'll book a callback.")
+    why = WHY.get(brief.reason, brief.reason.replace("_", " "))
+    matched = f', in their words "{brief.matched[0]}"' if brief.matched else ""
+    lines = [ln.strip() for ln in history.strip().splitlines() if ln.strip()]
+    while lines and lines[-1].startswith("Assistant:"):
+        lines.pop()  # the sentence that told the caller about this transfer
+    lines = lines[-BRIEF_LINES:] or [f"Caller: {t}" for t in brief.recent[-BRIEF_LINES:]]
+    said = " ".join(ln if ln.endswith((".", "?", "!")) else ln + "." for ln in lines)
+    return (f"Hello, this is the support assistant with a transfer. {who.capitalize() if who == 'a caller' else who}, "
+            f"case {brief.case}, needs a person: {why}{matched}. The call so far: {said} Can you take the call now? "
+            f"Say yes and I'll put them through, or no and I'll book a callback.")
 
 
 @dataclass(frozen=True)

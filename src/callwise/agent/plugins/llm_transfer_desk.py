@@ -41,7 +41,7 @@ _NO: dict[str, re.Pattern[str]] = {
 }
 _VOICEMAIL = re.compile(
     r"\b(?:voicemail|voice mail|leave (?:a|your) message|after the (?:tone|beep)|mailbox|"
-    r"not available to take your call|buz[oó]n de voz|messagerie|mailbox|anrufbeantworter|mailbox)\b|"
+    r"not available to take your call|buz[oó]n de voz|messagerie|anrufbeantworter)\b|"
     r"留守番電話|语音信箱", re.IGNORECASE)
 
 
