@@ -80,6 +80,7 @@ class CallwiseWarmTransfer(WarmTransferTask):
         self.move_error: Exception | None = None
         self.person_session: AgentSession | None = None  # the person's side, once dialled
         self.caller_left = False
+        self._closing: set[asyncio.Future[None]] = set()
 
     def cancel(self) -> None:
         self.caller_left = True
@@ -97,7 +98,9 @@ class CallwiseWarmTransfer(WarmTransferTask):
         agent = Agent(instructions=self.instructions, llm=self.llm, tools=self.tools, chat_ctx=self.chat_ctx)
 
         def closed(_: Any) -> None:  # as the framework's side room: deleted when the person's session closes
-            asyncio.ensure_future(side.aclose())
+            task = asyncio.ensure_future(side.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
         try:
             await side.start(person, agent, identity=self._human_agent_identity)

@@ -63,7 +63,8 @@ WARM_FAILURES: dict[str, str] = {
     "failed": "the transfer didn't go through",
 }
 
-#: the ``what`` phrases in every served language besides English (``callwise.calls.languages.SLOT_PHRASES``)
+#: the slot phrases the caller hears (the ``what`` of the fallback sentence, the ``name`` of an unnamed colleague) in
+#: every served language besides English, for ``callwise.calls.languages.SLOT_PHRASES``
 WARM_SLOT_PHRASES: dict[str, dict[str, str]] = {
     "our colleague couldn't take your call just now": {
         "es": "nuestro compañero no puede atender su llamada en este momento",
@@ -76,6 +77,8 @@ WARM_SLOT_PHRASES: dict[str, dict[str, str]] = {
     "no one could pick up in time": {
         "es": "nadie pudo contestar a tiempo", "fr": "personne n'a pu décrocher à temps",
         "de": "niemand konnte rechtzeitig abnehmen", "ja": "時間内に誰も応答できなかった", "zh": "没有人及时接听"},
+    # who joined, when nobody's name is known (the accepted warm transfer; the shared on-duty link)
+    "A colleague": {"es": "Un compañero", "fr": "Un collègue", "de": "Ein Kollege", "ja": "担当者", "zh": "一位同事"},
     "the transfer didn't go through": {
         "es": "la transferencia no se ha realizado", "fr": "le transfert n'a pas abouti",
         "de": "die Weiterleitung hat nicht geklappt", "ja": "転送ができなかった", "zh": "转接没有成功"},
