@@ -263,3 +263,24 @@ async def test_a_spanish_yes_to_the_offer_of_a_colleague_escalates(support_deps,
     ctx.call.state.offer_pending = True
     await EscalateOnWords().run(ctx)
     assert ctx.done and ctx.outcome.escalated and ctx.outcome.escalation["reason"] == "explicit_request"
+
+
+@pytest.mark.parametrize("probs, code, requested", [
+    ([("la", 0.477), ("es", 0.146), ("it", 0.1)], "es", None),  # Whisper's Latin on a Spanish caller: Spanish
+    ([("th", 0.752), ("de", 0.137), ("en", 0.05)], "de", None),  # unsure of an unserved language: best served
+    ([("th", 0.968), ("ja", 0.004)], "en", "th"),  # near certain of an unserved language: the notice and a case
+    ([("pt", 0.95), ("es", 0.04)], "en", "pt"),
+    ([("en", 0.641), ("th", 0.123)], "en", None),
+    ({"zh": 0.6, "yue": 0.3}, "zh", None),
+])
+def test_detection_takes_the_most_likely_served_language_unless_an_unserved_one_is_near_certain(
+        probs: object, code: str, requested: str | None) -> None:
+    got = languages.choose_detected(probs)  # type: ignore[arg-type]
+    assert (got.code, got.requested, got.source) == (code, requested, "detected")
+    assert got.supported is (requested is None)
+
+
+def test_a_set_language_wins_over_the_probabilities() -> None:
+    got = languages.choose_detected([("es", 0.9)], org="fr")
+    assert (got.code, got.source) == ("fr", "org")
+    assert languages.choose_detected([]).source == "default"

