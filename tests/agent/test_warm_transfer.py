@@ -38,7 +38,7 @@ from callwise.handoff.service import HandoffConfig, HandoffEscalator, HandoffSer
 from callwise.handoff.warm import WarmLine
 from callwise.integrations.actions import VendorConfig, build_handlers
 from callwise.integrations.credentials import CredentialStore
-from callwise.integrations.outbox import Dispatcher
+from callwise.integrations.outbox import Dispatcher, list_items
 from callwise.routing.types import CustomerContext
 from callwise.wiring.settings import Settings
 from tests.vendors.livekit_twirp import API_KEY, API_SECRET, LiveKitTwirpServer
@@ -196,7 +196,7 @@ async def warm_call(pg_pool, org_id, livekit, monkeypatch, tmp_path) -> AsyncIte
         call.ctx.handoff.line = WarmLine(room=room, caller="sip", participant_identity=CALLER, speak=speak,
                                          settle=settle, quiet=lambda: quiet.append(True), warm=desk)
         state = {"call": call, "session": session, "escalator": escalator, "sides": sides, "quiet": quiet,
-                 "transcript": transcript, "org": org_id, "http": http, "desk": desk}
+                 "transcript": transcript, "org": org_id, "http": http, "desk": desk, "creds": creds}
         made.append(state)
         return state
 
@@ -298,8 +298,11 @@ async def test_declined_warm_transfer_is_a_callback_and_the_caller_hears_one_sen
                         "instead: a member of our support team will call you back during service hours, 9:00 to 18:00 UTC.")
     assert said[-1].count(". ") == 0, "one sentence"
     assert state["quiet"] == []
-    # the support agent is back and answers the caller
+    # the support agent is back and answers the caller: asking again gets the case, not a second transfer
     assert isinstance(state["session"].current_agent, SupportAgent)
+    await state["session"].run(user_input="can I talk to a human now")
+    assert "I've already opened a case for you" in _said_by_agent(state["session"])[-1]
+    assert len(livekit.dials) == 1
     _keep("declined", state, livekit)
 
 
@@ -346,6 +349,7 @@ async def test_caller_hangs_up_while_the_person_is_dialled_closes_the_side_room_
         warm_call, livekit, pg_pool) -> None:  # type: ignore[no-untyped-def]
     livekit.dial_ring_s = 20.0
     state = await warm_call(["yes"], room="call-warm-gone", ringing_timeout_s=30)
+    await state["creds"].set(state["org"], "slack", secrets={"bot_token": "xoxb-test"}, fields={"channel": "C0DUTY"})
     await state["session"].run(user_input="I want to talk to a person")
     for _ in range(200):
         if livekit.dials:
@@ -368,6 +372,9 @@ async def test_caller_hangs_up_while_the_person_is_dialled_closes_the_side_room_
     rows = await pg_pool.fetch("select role, text from turns where organization_id = $1 and session_id = $2 order by seq",
                                state["org"], state["call"].session_id)
     assert [r["role"] for r in rows] == ["user", "assistant"] and "transferring you" in rows[1]["text"]
+    # the on-duty channel hears about the call, and that it is now a callback (through the outbox)
+    keys = {r["idempotency_key"] for r in await list_items(pg_pool, state["org"], case_id=case.id)}
+    assert keys == {f"{case.id}:notify", f"{case.id}:notify:callback"}
 
 
 async def test_a_move_the_server_cannot_make_falls_back_to_the_cold_transfer(
