@@ -65,10 +65,11 @@ class Transcript:
 
     def __init__(self) -> None:
         self.t0 = time.monotonic()
-        self.lines: list[str] = []
+        self.lines: list[tuple[float, str]] = []
 
-    def add(self, side: str, who: str, text: str) -> None:
-        self.lines.append(f"| {time.monotonic() - self.t0:6.2f} s | {side} | {who} | {text} |")
+    def add(self, side: str, who: str, text: str, at: float | None = None) -> None:
+        t = (time.monotonic() if at is None else at) - self.t0
+        self.lines.append((t, f"| {t:6.2f} s | {side} | {who} | {text} |"))
 
     def follow(self, session: AgentSession, side: str, people: dict[str, str]) -> None:
         def on_item(ev: Any) -> None:
@@ -241,8 +242,8 @@ def _keep(name: str, state: dict[str, Any], livekit: LiveKitTwirpServer) -> None
     t = state["transcript"]
     for at, method, outcome in livekit.call_log:
         what = f"{method} requested" if outcome == "request" else f"{method} answered {outcome}"
-        t.lines.append(f"| {at - t.t0:6.2f} s | LiveKit server API | stand-in | {what} |")
-    TRANSCRIPTS[name] = sorted(t.lines, key=lambda line: float(line.split("|")[1].strip().removesuffix(" s")))
+        t.add("LiveKit server API", "stand-in", what, at)
+    TRANSCRIPTS[name] = [line for _, line in sorted(t.lines, key=lambda tl: tl[0])]
 
 
 async def test_accepted_warm_transfer_dials_briefs_and_moves_the_person_into_the_callers_room(
