@@ -37,7 +37,8 @@ class Draft:
     costs: list[CostEvent] = field(default_factory=list)  # cost events held until the commit
     committed: bool = False
     discarded: bool = False
-    busy_s: float = 0.0  # wall time the draft's stages ran (work thrown away when it is discarded)
+    busy_s: float = 0.0  # wall time the draft's stages ran, waits for the commit excluded (thrown away if discarded)
+    waited_s: float = 0.0  # time its stages waited for the commit
     _decided: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -56,7 +57,10 @@ class Draft:
 
     async def wait(self) -> bool:
         """True once committed; False when discarded."""
-        await self._decided.wait()
+        if self.pending:
+            started = time.perf_counter()
+            await self._decided.wait()
+            self.waited_s += time.perf_counter() - started
         return self.committed
 
 

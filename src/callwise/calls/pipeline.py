@@ -128,7 +128,7 @@ class TurnPipeline:
             raise
         finally:
             if draft is not None:
-                draft.busy_s += time.perf_counter() - draft.started
+                draft.busy_s += time.perf_counter() - draft.started - draft.waited_s
 
     async def finish(self, ctx: TurnContext) -> None:
         """The reply as heard, the total time, then ``Persist``. A draft is stored only once committed (its
