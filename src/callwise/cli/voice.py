@@ -34,15 +34,17 @@ def simulate(
                                        "detector, local model offline) | vad (silence only) | text (silence, held open while the "
                                        "transcript stops mid-phrase); default "
                                        "CALLWISE_TURN_DETECTION (audio)."),
-    preemptive: bool = typer.Option(False, "--preemptive/--no-preemptive",
-                                    help="--live: the framework's preemptive generation (the answer starts on the "
-                                         "transcript before the turn is over; off: its discarded runs have side "
-                                         "effects)."),
+    preemptive: bool = typer.Option(True, "--preemptive/--no-preemptive",
+                                    help="--live: the framework's preemptive generation (the answer is drafted on "
+                                         "the transcript at the caller's first pause and kept only if the turn "
+                                         "ends there; a discarded draft writes nothing)."),
     language: str = typer.Option(None, "--language", help="The call's language, as room metadata or a SIP header "
                                  "would set it: en, es, fr, de, ja, zh, or auto (detected on the first utterance "
                                  "by the multilingual Whisper). Default: the organization's language, else English."),
     screen: Path = typer.Option(None, "--screen", help="An image (PNG, JPEG) the caller shares as their screen for "
                                 "the whole call: its text is read by OCR when a turn refers to it."),
+    hang_up: bool = typer.Option(False, "--hang-up", help="--live: the caller hangs up when the file ends (no waiting "
+                                 "for an answer): the call ends as a dropped line does."),
 ) -> None:
     """Play a recording (VAD, STT) or a text script through the support turn's stages and print each turn."""
     if kind not in ("support", "meeting"):
@@ -77,8 +79,10 @@ def simulate(
             fail(str(exc))
     if screen is not None and not screen.is_file():
         fail(f"--screen {screen}: no such file")
-    if screen is not None and (kind != "support" or live):
-        fail("--screen is a support call's shared screen (not a meeting's, nor --live yet)")
+    if screen is not None and kind != "support":
+        fail("--screen is a support call's shared screen (not a meeting's)")
+    if hang_up and not live:
+        fail("--hang-up is a --live caller leaving the line")
     settings = load_settings()
     from callwise.calls.caller import CallerId
 
@@ -124,7 +128,8 @@ def simulate(
                                   org_id=org_id if kind == "support" else None)
                 if live:
                     return await _live(file, comp, settings, stt, vad, org_id, echo, caller_id,
-                                       turn_detection or settings.turn_detection, preemptive)
+                                       turn_detection or settings.turn_detection, preemptive, screen=screen,
+                                       hang_up=hang_up)
                 if kind == "support":
                     report = await simulate_support(file, deps=comp.support_deps(), stt=stt, vad=vad,
                                                     organization_id=org_id, stt_name=stt_name, echo=echo,
@@ -155,7 +160,9 @@ def simulate(
 
 
 async def _live(file: Path, comp: Any, settings: Any, stt: Any, vad: Any, org_id: str, echo: Any, caller_id: Any,
-                turn_detection: str, preemptive: bool) -> dict[str, Any]:
+                turn_detection: str, preemptive: bool, *, screen: Path | None = None,
+                hang_up: bool = False) -> dict[str, Any]:
+    from callwise.agent.line import LineTimeouts
     from callwise.agent.live import simulate_live
     from callwise.agent.voice import VoiceConfigError, build_tts, build_turn_handling, stt_choice, turn_detection_choice
     from callwise.agent.warm import warm_up
@@ -163,7 +170,8 @@ async def _live(file: Path, comp: Any, settings: Any, stt: Any, vad: Any, org_id
     try:
         tts = build_tts(settings)
         handling = build_turn_handling(settings, turn_detection, preemptive=preemptive)
-    except VoiceConfigError as exc:
+        timeouts = LineTimeouts.from_settings(settings)
+    except (VoiceConfigError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     if tts is None:
         raise CommandError("--live needs a voice to time the agent's first audio: install espeak-ng "
@@ -172,7 +180,8 @@ async def _live(file: Path, comp: Any, settings: Any, stt: Any, vad: Any, org_id
     report = await simulate_live(file, deps=comp.support_deps(), stt=stt, vad=vad, tts=tts, organization_id=org_id,
                                  turn_handling=handling, stt_name=stt_choice(settings),
                                  turn_detection_name=turn_detection_choice(settings, turn_detection), echo=echo,
-                                 caller=caller_id)
+                                 caller=caller_id, screen=screen, hang_up=hang_up or None, settings=settings,
+                                 timeouts=timeouts)
     report.warmup_s = warmup
     return report.as_dict()
 
