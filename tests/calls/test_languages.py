@@ -284,3 +284,16 @@ def test_a_set_language_wins_over_the_probabilities() -> None:
     got = languages.choose_detected([("es", 0.9)], org="fr")
     assert (got.code, got.source) == ("fr", "org")
     assert languages.choose_detected([]).source == "default"
+
+
+@pytest.mark.parametrize("lang", ["es", "fr", "de", "ja", "zh"])
+def test_the_warm_transfer_fallback_and_a_nameless_colleague_are_said_whole_in_the_callers_language(lang: str) -> None:
+    from callwise.handoff.warm import WARM_FAILURES, WARM_SLOT_PHRASES, warm_fallback_message
+
+    for what in WARM_FAILURES.values():
+        said = languages.localize(warm_fallback_message(
+            "9:00 to 18:00 UTC", "a member of our support team will call you back", what), lang)
+        assert WARM_SLOT_PHRASES[what][lang] in said and what not in said
+        assert languages.SLOT_PHRASES["a member of our support team will call you back"][lang] in said
+    joined = languages.localize(languages.line("human_joined", name="A colleague"), lang)
+    assert WARM_SLOT_PHRASES["A colleague"][lang] in joined and "A colleague" not in joined

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
+from callwise.handoff.warm import WARM_SLOT_PHRASES
+
 SUPPORTED: tuple[str, ...] = ("en", "es", "fr", "de", "ja", "zh")
 DEFAULT = "en"
 NAMES: dict[str, str] = {"en": "English", "es": "Spanish", "fr": "French", "de": "German", "ja": "Japanese",
@@ -591,6 +593,9 @@ SLOT_PHRASES: dict[str, dict[str, str]] = {
         "de": "ein Mitglied unseres Support-Teams meldet sich", "ja": "サポートチームの担当者からご連絡します",
         "zh": "客服团队的成员会跟进"},
 }
+# the warm transfer's "what went wrong" (also the cold transfer's "our colleague's line was busy" and "no one could
+# pick up in time") and "A colleague" for a person who joined without a name; the handoff package words them
+SLOT_PHRASES.update(WARM_SLOT_PHRASES)
 _REF = re.compile(r"^(ticket|case) number (.+)$")
 _REF_WORDS = {"ticket": {"es": "número de ticket", "fr": "numéro de ticket", "de": "Ticketnummer", "ja": "チケット番号",
                          "zh": "工单编号"},
