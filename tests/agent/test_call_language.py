@@ -161,3 +161,25 @@ async def test_the_first_spanish_utterance_settles_the_call_stt_and_voice_and_th
     out = await call.run_turn("Quiero hablar con una persona, por favor")
     assert out.escalated and out.answer.startswith(LINES["reason_explicit_request"]["es"])
     assert choose(call="es").code == call.ctx.language_choice.code
+
+
+def test_a_transcript_that_names_no_language_does_not_settle_the_call() -> None:
+    from livekit.agents import stt as lk_stt
+
+    from callwise.calls.context import CallContext
+
+    call = _Call(CallContext(deps=None, organization_id="org", session_id=None, persist=False))  # type: ignore[arg-type]
+    live = LiveLanguage(call, stt=None, tts=None)  # type: ignore[arg-type]  # the event carries the language
+
+    def final(lang: str, text: str = "hola, necesito ayuda") -> lk_stt.SpeechEvent:
+        return lk_stt.SpeechEvent(type=lk_stt.SpeechEventType.FINAL_TRANSCRIPT,
+                                  alternatives=[lk_stt.SpeechData(language=lang, text=text)])  # type: ignore[arg-type]
+
+    live.on_transcript(lk_stt.SpeechEvent(type=lk_stt.SpeechEventType.INTERIM_TRANSCRIPT,
+                                          alternatives=[lk_stt.SpeechData(language="es", text="hola")]))  # type: ignore[arg-type]
+    live.on_transcript(final("multi"))
+    assert live.settled is None and call.ctx.language == "en"
+    live.on_transcript(final("es"))  # Deepgram's multi names the language of the words
+    assert live.settled is not None and call.ctx.language == "es"
+    live.on_transcript(final("de"))  # settled once
+    assert call.ctx.language == "es"

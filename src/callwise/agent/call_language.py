@@ -223,9 +223,9 @@ class LiveLanguage:
                 return
             try:
                 choice = languages.choose(detected=heard)
-            except LanguageError:
-                log.warning("the STT reported %r as the language; the call stays in English", heard)
-                choice = languages.choose()
+            except LanguageError:  # not a language code ("multi"): wait for a transcript that names one
+                log.info("the STT reported %r as the language; not settled yet", heard)
+                return
         self.apply(choice)
 
     async def watch(self, events: AsyncIterable[Any]) -> AsyncIterator[Any]:
