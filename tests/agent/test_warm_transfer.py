@@ -29,7 +29,7 @@ from livekit.agents.utils import http_context
 from livekit.protocol import agent as agent_pb
 from livekit.protocol import models
 
-from callwise.agent.handoff_room import warm_desk
+from callwise.agent.handoff_room import settler, speaker, warm_desk
 from callwise.agent.support import SupportAgent
 from callwise.calls import SupportCall, SupportDeps
 from callwise.handoff.cases import CaseDesk
@@ -153,7 +153,7 @@ async def warm_call(pg_pool, org_id, livekit, monkeypatch, tmp_path) -> AsyncIte
         monkeypatch.setenv(name, value)
     made: list[Any] = []
 
-    async def start(script: list[str], *, room: str, ringing_timeout_s: int = 5) -> Any:
+    async def start(script: list[str], *, room: str, ringing_timeout_s: int = 5, language: str = "en") -> Any:
         settings = Settings(_env_file=None, data_dir=tmp_path, handoff_transfer_to="tel:+15550001111",
                             handoff_ringing_timeout_s=ringing_timeout_s)
         creds = CredentialStore(pg_pool, Fernet(Fernet.generate_key()))
@@ -179,23 +179,18 @@ async def warm_call(pg_pool, org_id, livekit, monkeypatch, tmp_path) -> AsyncIte
         # a SIP caller: the worker puts the number they called from on the call (handoff_room.wire_room)
         call = await SupportCall.start(deps, organization_id=org_id, room=room, customer=CustomerContext(
             name="Sam Rivera", extra={"phone": "+15557654321"}))
+        call.ctx.language = language  # what the worker's language choice sets (callwise.calls.languages.choose)
         session: AgentSession = AgentSession()
         transcript.follow(session, "caller", {"user": "caller", "assistant": "agent"})
         await session.start(SupportAgent(call, greet=False))
         quiet: list[bool] = []
-
-        async def speak(text: str) -> None:
-            await session.say(text)
-
-        async def settle() -> None:
-            while session.agent_state == "speaking":
-                await asyncio.sleep(0.05)
-
         # no caller room to play hold music into: the caller session is text-only
         desk = warm_desk(call, session, settings, side_room=side_room, hold_audio=False)
         assert desk is not None, "a SIP caller with an on-duty number and an outbound trunk gets a warm desk"
-        call.ctx.handoff.line = WarmLine(room=room, caller="sip", participant_identity=CALLER, speak=speak,
-                                         settle=settle, quiet=lambda: quiet.append(True), warm=desk)
+        # the line as wire_room builds it (its quiet() needs a room's audio input; here it is recorded)
+        call.ctx.handoff.line = WarmLine(room=room, caller="sip", participant_identity=CALLER,
+                                         speak=speaker(call, session), settle=settler(session),
+                                         quiet=lambda: quiet.append(True), warm=desk)
         state = {"call": call, "session": session, "escalator": escalator, "sides": sides, "quiet": quiet,
                  "transcript": transcript, "org": org_id, "http": http, "desk": desk, "creds": creds}
         made.append(state)
@@ -305,6 +300,21 @@ async def test_declined_warm_transfer_is_a_callback_and_the_caller_hears_one_sen
     assert "I've already opened a case for you" in _said_by_agent(state["session"])[-1]
     assert len(livekit.dials) == 1
     _keep("declined", state, livekit)
+
+
+async def test_a_spanish_caller_hears_the_declined_transfer_in_spanish(
+        warm_call, livekit, pg_pool) -> None:  # type: ignore[no-untyped-def]
+    state = await warm_call(["Hello, Dana speaking.", "sorry, I can't take it right now"], room="call-warm-es",
+                            language="es")
+    await state["session"].run(user_input="quiero hablar con una persona")
+    await _handed_over(state)
+    said = _said_by_agent(state["session"])
+    assert said[0].startswith("Por supuesto. Le paso ahora con un miembro de nuestro equipo de soporte.")
+    assert said[-1] == ("Lo siento, nuestro compañero no puede atender su llamada en este momento, así que lo he "
+                        "convertido en una devolución de llamada: un miembro de nuestro equipo de soporte le llamará "
+                        "en horario de servicio, 9:00 to 18:00 UTC.")
+    label = state["call"].ctx.handoff.after.result.case.label
+    assert (await _case(pg_pool, state["org"], label)).handoff_status == "warm_declined"
 
 
 async def test_a_person_who_never_answers_is_a_callback_after_the_ringing_timeout(

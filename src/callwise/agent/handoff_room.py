@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from livekit import rtc
@@ -39,25 +40,12 @@ def wire_room(ctx: Any, call: Any, session: Any, participant: rtc.RemoteParticip
         if phone:
             call.ctx.customer.extra.setdefault("phone", phone)
     if isinstance(escalator, HandoffEscalator):
-        async def speak(text: str) -> None:
-            handle = session.say(text)
-            try:
-                await handle
-            except Exception:  # noqa: BLE001 - interrupted or the room went away
-                log.debug("handoff line not fully played", exc_info=True)
-
-        async def settle() -> None:
-            for _ in range(150):  # at most 15 s
-                if session.agent_state != "speaking":
-                    return
-                await asyncio.sleep(0.1)
-
         def quiet() -> None:
             session.input.set_audio_enabled(False)
 
         call.ctx.handoff.line = WarmLine(room=ctx.room.name, caller="sip" if sip else "app",
-                                         participant_identity=participant.identity, speak=speak,
-                                         settle=settle, quiet=quiet,
+                                         participant_identity=participant.identity, speak=speaker(call, session),
+                                         settle=settler(session), quiet=quiet,
                                          warm=warm_desk(call, session, settings) if sip else None)
 
         def on_join(p: rtc.RemoteParticipant) -> None:
@@ -70,6 +58,33 @@ def wire_room(ctx: Any, call: Any, session: Any, participant: rtc.RemoteParticip
         await survey_if_unrated(settings, call)
 
     ctx.add_shutdown_callback(after_call)
+
+
+def speaker(call: Any, session: Any) -> Callable[[str], Awaitable[None]]:
+    """How the handoff speaks outside a turn (hold and keep-alive lines, what a transfer came to): the session
+    says it, in the caller's language like the turn's own fixed lines (``callwise.calls.languages.localize``)."""
+    from callwise.calls.languages import localize
+
+    async def speak(text: str) -> None:
+        language = getattr(call.ctx, "language", "en")
+        handle = session.say(localize(text, language) if language != "en" else text)
+        try:
+            await handle
+        except Exception:  # noqa: BLE001 - interrupted or the room went away
+            log.debug("handoff line not fully played", exc_info=True)
+
+    return speak
+
+
+def settler(session: Any) -> Callable[[], Awaitable[None]]:
+    """Waits (at most 15 s) until the agent has finished its sentence, before the line is handed over."""
+    async def settle() -> None:
+        for _ in range(150):
+            if session.agent_state != "speaking":
+                return
+            await asyncio.sleep(0.1)
+
+    return settle
 
 
 def warm_desk(call: Any, session: Any, settings: Any, *, side_room: Any = None, hold_audio: Any = None) -> Any:
