@@ -41,6 +41,9 @@ class SupportDeps:
     callers: Any | None = None
     #: tokens of earlier turns given to the router (conversation memory)
     history_tokens: int = 600
+    #: sends a command a voice answer did not read out by text or email when the caller says yes
+    #: (``callwise.calls.stages.send_offer.CommandSender``); None: no such offer
+    sender: Any | None = None
     #: assign each call a variant of every running A/B experiment (callwise.evaluation.ab) and apply its config
     experiments: bool = True
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from callwise.routing.text import approx_tokens
 from callwise.routing.types import Message
@@ -37,6 +37,9 @@ class CallMemory:
     #: (``callwise.calls.stages.retrieve``)
     last_pages: list[str] = field(default_factory=list)
     turn_pages: list[str] = field(default_factory=list)  # this turn's pages, kept as ``last_pages`` once answered
+    #: the last answer offered to send its command by text or email: a ``PendingSend`` until the caller
+    #: replies (``callwise.calls.stages.send_offer``)
+    offered_send: Any | None = None
 
     def add(self, role: Literal["user", "assistant"], text: str, kind: str = "answer") -> None:
         text = " ".join(text.split())

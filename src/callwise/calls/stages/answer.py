@@ -8,7 +8,9 @@ import time
 from typing import Any
 
 from callwise.calls.context import TurnContext
+from callwise.calls.stages.send_offer import asks_for_code, offer_to_send
 from callwise.routing.speakable import SpeakableStream, needs_speakable
+from callwise.routing.text import CODE_POINTER
 
 log = logging.getLogger("callwise.turn")
 
@@ -57,6 +59,12 @@ class Answer:
         if answer is None:
             await ctx.say((" " if ctx.spoken else "") + APOLOGY)
         self._apply(ctx, answer)
+        if norm is not None and answer is not None and not answer.low_confidence \
+                and (norm.code_dropped or CODE_POINTER in answer.text or asks_for_code(_question(ctx))):
+            # the command was not read out: offer to send it by text or email (callwise.calls.stages.send_offer)
+            signals = (getattr(answer, "confidence_detail", None) or {}).get("signals") or {}
+            rank = int(signals.get("best_source_rank", 0) or 0) if isinstance(signals, dict) else 0
+            await offer_to_send(ctx, [d for d in norm.dropped if d.strip()] if norm.code_dropped else [], rank)
 
     async def _whole(self, ctx: TurnContext) -> None:
         started = time.perf_counter()

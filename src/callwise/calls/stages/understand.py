@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 
 from callwise.calls.context import TurnContext
+from callwise.calls.stages.send_offer import reply_to_offer
 from callwise.routing.condense import CONDENSE_TIMEOUT_S, condenser_for
 from callwise.routing.types import Message
 
@@ -182,6 +183,8 @@ class UnderstandQuery:
         self.condense_timeout_s = condense_timeout_s
 
     async def run(self, ctx: TurnContext) -> None:
+        if await reply_to_offer(ctx):  # "yes" to "shall I text you the command?" (callwise.calls.stages.send_offer)
+            return
         memory = ctx.call.memory
         facts = memory.facts[-1:] if memory.last_user_kind() == "acknowledgement" else []
         u = understand(ctx.guarded, last_question=memory.last_question, facts=facts)
