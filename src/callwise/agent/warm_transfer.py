@@ -330,7 +330,7 @@ def warm_config(settings: Any, language: str = "en") -> WarmDialConfig | None:
     LiveKit's server API not configured): then the cold transfer is the only one."""
     import os
 
-    trunk = getattr(settings, "handoff_sip_trunk", None) or os.environ.get("LIVEKIT_SIP_OUTBOUND_TRUNK")
+    trunk = settings.handoff_sip_trunk  # CALLWISE_HANDOFF_SIP_TRUNK or LIVEKIT_SIP_OUTBOUND_TRUNK
     to = settings.handoff_transfer_to
     if not (to and trunk and settings.livekit_url and settings.livekit_api_key and settings.livekit_api_secret):
         return None
