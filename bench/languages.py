@@ -69,11 +69,12 @@ def speak(text: str, lang: str, cache: Path) -> Path:
     from callwise.calls.languages import ESPEAK_VOICES
 
     cache.mkdir(parents=True, exist_ok=True)
-    key = f"{lang}-{hashlib.sha1(text.encode()).hexdigest()[:12]}"
+    voice = ESPEAK_VOICES[lang]
+    key = f"{lang}-{voice}-{hashlib.sha1(text.encode()).hexdigest()[:12]}"
     out = cache / f"{key}.wav"
     if not out.exists():
         raw = cache / f"{key}.raw.wav"
-        subprocess.run(["espeak-ng", "-v", ESPEAK_VOICES[lang], "-s", "150", *ESPEAK_GAP, "-w", str(raw), text],
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "150", *ESPEAK_GAP, "-w", str(raw), text],
                        check=True)
         subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(out)], check=True)
         raw.unlink()

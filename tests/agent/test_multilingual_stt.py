@@ -75,5 +75,5 @@ def test_speech_in_and_out_follow_the_call_language() -> None:
     assert dg._opts.language == "ja"  # Deepgram is told the call's language
     if shutil.which("espeak-ng"):
         tts = build_tts(Settings(tts="espeak", _env_file=None), "zh")
-        assert tts is not None and tts.model == "espeak-ng/cmn"
+        assert tts is not None and tts.model == "espeak-ng/cmn-latn-pinyin"
         assert build_tts(Settings(tts="espeak", _env_file=None)).model == "espeak-ng/en-us"  # type: ignore[union-attr]

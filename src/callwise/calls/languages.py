@@ -31,8 +31,11 @@ SUPPORTED: tuple[str, ...] = ("en", "es", "fr", "de", "ja", "zh")
 DEFAULT = "en"
 NAMES: dict[str, str] = {"en": "English", "es": "Spanish", "fr": "French", "de": "German", "ja": "Japanese",
                          "zh": "Chinese"}
-#: espeak-ng voice per language (``espeak-ng --voices``); ``cmn`` is Mandarin
-ESPEAK_VOICES: dict[str, str] = {"en": "en-us", "es": "es", "fr": "fr-fr", "de": "de", "ja": "ja", "zh": "cmn"}
+#: espeak-ng voice per language (``espeak-ng --voices``). Mandarin is ``cmn-latn-pinyin``: the plain ``cmn`` voice
+#: turns a character into pinyin with a tone digit and reads that as English ("你" -> "ni three"; ``espeak-ng -v cmn
+#: -x 你好``), which no listener, and no Whisper, hears as Chinese
+ESPEAK_VOICES: dict[str, str] = {"en": "en-us", "es": "es", "fr": "fr-fr", "de": "de", "ja": "ja",
+                                 "zh": "cmn-latn-pinyin"}
 #: Deepgram's ``language`` option per language (nova-3 takes these codes)
 DEEPGRAM_LANGUAGES: dict[str, str] = {"en": "en-US", "es": "es", "fr": "fr", "de": "de", "ja": "ja", "zh": "zh-CN"}
 #: a detected language that callwise does not serve counts only above this probability (below it the call
