@@ -1,92 +1,51 @@
 """The dashboard: an overview of every organization (``/``) and one page per organization
 (``/orgs/ORG``), rendered on the server from Jinja2 templates with autoescaping.
 
-The pages read the figures the stats API serves (``callwise.api.stats``) and the plots are SVG drawn by
-matplotlib as in the nightly report (``callwise.evaluation.plots``): no script, no external asset.
+The pages read the figures the stats API serves (``callwise.api.stats``) and the plots are SVG written by
+``callwise.api.charts`` (no matplotlib on this path: its import and first figures made the first load slow):
+no script, no external asset.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from callwise.api import stats
+from callwise.api import charts, stats
 from callwise.api.pages import page
 from callwise.api.services import error, org_id, services_of
-from callwise.evaluation import plots
 
 
 # -- plots ----------------------------------------------------------------------------------------------
 def calls_plot(series: Sequence[dict[str, Any]]) -> str:
-    plt = plots.mpl()
-    fig, ax = plt.subplots(figsize=(6.4, 2.8))
-    xs = list(range(len(series)))
-    ax.bar(xs, [d["calls"] for d in series], color="#9bb3d6", label="calls")
-    ax.set_ylabel("calls")
-    ax2 = ax.twinx()
-    for key, colour in (("strict", "#2f7d4f"), ("lenient", "#e0a030")):
-        ys = [float("nan") if d[key] is None else d[key] for d in series]
-        ax2.plot(xs, ys, marker="o", markersize=3, color=colour, label=f"AI resolved ({key})")
-    ax2.set_ylim(0, 1.02)
-    ax2.set_ylabel("AI resolved")
-    plots.day_ticks(ax, [d["day"] for d in series])
-    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
-    ax.legend(lines, labels, loc="upper left", fontsize=7, frameon=False)
-    ax.set_title(f"Calls and AI resolution, last {len(series)} days")
-    ax.grid(axis="y", alpha=0.3)
-    return plots.svg(fig)
+    days = [d["day"] for d in series]
+    return charts.day_chart(
+        f"Calls and AI resolution, last {len(series)} days", days,
+        [charts.Series("calls", [d["calls"] for d in series], "#9bb3d6", kind="bar"),
+         charts.Series("AI resolved (strict)", [d["strict"] for d in series], "#2f7d4f", axis="right"),
+         charts.Series("AI resolved (lenient)", [d["lenient"] for d in series], "#e0a030", axis="right")],
+        charts.Axis("calls"), charts.Axis("AI resolved", 0.0, 1.0))
 
 
 def quality_plot(series: Sequence[dict[str, Any]]) -> str:
-    plt = plots.mpl()
-    fig, ax = plt.subplots(figsize=(6.4, 2.8))
-    xs = list(range(len(series)))
-    ax.plot(xs, [float("nan") if d["csat"] is None else d["csat"] for d in series], marker="o", markersize=3,
-            color="#2d5ea8", label="CSAT (1-5)")
-    ax.set_ylim(1, 5.1)
-    ax.set_ylabel("CSAT")
-    ax2 = ax.twinx()
-    ax2.plot(xs, [float("nan") if d["first_word_p50"] is None else d["first_word_p50"] for d in series],
-             marker="s", markersize=3, color="#c8553d", label="first word p50 (ms)")
-    ax2.set_ylabel("ms")
-    ax2.set_ylim(bottom=0)
-    plots.day_ticks(ax, [d["day"] for d in series])
-    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
-    ax.legend(lines, labels, loc="lower left", fontsize=7, frameon=False)
-    ax.set_title("CSAT and first-word latency")
-    ax.grid(axis="y", alpha=0.3)
-    return plots.svg(fig)
+    days = [d["day"] for d in series]
+    return charts.day_chart(
+        "CSAT and first-word latency", days,
+        [charts.Series("CSAT (1-5)", [d["csat"] for d in series], "#2d5ea8"),
+         charts.Series("first word p50 (ms)", [d["first_word_p50"] for d in series], "#c8553d", axis="right")],
+        charts.Axis("CSAT", 1.0, 5.0), charts.Axis("ms"))
 
 
-def _org_plots(series: list[dict[str, Any]], tier_mix: dict[str, int]) -> dict[str, str]:
+def org_plots(series: list[dict[str, Any]], tier_mix: dict[str, int]) -> dict[str, str]:
+    """The org page's charts (``callwise.api.charts``: SVG written directly, a few milliseconds for all three)."""
     return {"calls": calls_plot(series), "quality": quality_plot(series),
-            "tiers": plots.tier_plot({"tier_counts": tier_mix}, "Answers by final tier, last 30 days")}
-
-
-_PLOT_CACHE: dict[str, tuple[float, str, dict[str, str]]] = {}
-PLOT_TTL_S = 60.0
-
-
-async def _plots_for(oid: str, series: list[dict[str, Any]], tier_mix: dict[str, int]) -> dict[str, str]:
-    """The org's plots, drawn again when their data changed and at most once a minute (matplotlib takes
-    hundreds of milliseconds a figure on a busy machine; the figures beside them are always fresh)."""
-    key = json.dumps([series, tier_mix], sort_keys=True)
-    now = time.monotonic()
-    hit = _PLOT_CACHE.get(oid)
-    if hit is not None and (hit[1] == key or now - hit[0] < PLOT_TTL_S):
-        return hit[2]
-    figures = await asyncio.to_thread(_org_plots, series, tier_mix)
-    figures["drawn_at"] = datetime.now(UTC).strftime("%H:%M:%S UTC")
-    _PLOT_CACHE[oid] = (now, key, figures)
-    return figures
+            "tiers": charts.tier_chart(tier_mix, "Answers by final tier, last 30 days"),
+            "drawn_at": datetime.now(UTC).strftime("%H:%M:%S UTC")}
 
 
 # -- pages ----------------------------------------------------------------------------------------------
@@ -130,7 +89,7 @@ async def org_page(request: web.Request) -> web.Response:
                       "order by started_at desc limit 1", oid))
     figures = None
     if month["calls"] or month["answered_turns"]:
-        figures = await _plots_for(oid, series, month["tier_mix"])
+        figures = org_plots(series, month["tier_mix"])
     nightly = None
     if run is not None:
         metrics = json.loads(run["metrics"]) or {}
