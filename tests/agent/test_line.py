@@ -118,16 +118,34 @@ async def test_the_caller_talking_over_an_answer_stops_it_and_what_they_heard_is
     assert [r["role"] for r in rows] == ["user", "assistant", "user", "assistant"], rows
 
 
-async def test_a_cough_is_not_a_turn(whisper_stt, support_deps, kb_org, pg_pool, agent_settings,
-                                     tmp_path: Path) -> None:
-    path = tmp_path / "cough.wav"
-    write_wav(path, np.concatenate([_silence(1.0), cough(), _silence(0.6), cough(0.25, seed=5), _silence(3.0)]))
+def noise_burst(seconds: float = 0.25, seed: int = 9) -> np.ndarray:
+    """A click or a knock on the line: flat noise, on and off."""
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(int(seconds * RATE)) * 0.3).clip(-1, 1).astype(np.float32)
+
+
+async def test_a_cough_or_a_noise_burst_is_not_a_turn(whisper_stt, support_deps, kb_org, pg_pool, agent_settings,
+                                                      calls_manifest, tmp_path: Path) -> None:
+    """Before the question (nobody talking) and over the agent's answer: no user turn, no answer, no stop."""
+    question, _ = _utterance(calls_manifest, "refund.wav", 1)
+    before = [_silence(0.5), cough(), _silence(0.8), noise_burst(), _silence(1.0)]
+    q_start = sum(len(p) for p in before) / RATE
+    q_end = q_start + len(question) / RATE
+    path = _write_call(tmp_path, "cough.wav", [*before, question, _silence(1.0), cough(seed=5), _silence(1.0)], [
+        {"start_s": round(q_start, 3), "end_s": round(q_end, 3)},
+        {"start_s": round(q_end + 1.0, 3), "end_s": round(q_end + 1.0 + 0.35, 3), "over_agent_after_s": 1.0}])
     report = await _live(path, support_deps, whisper_stt, kb_org, agent_settings, max_wait_s=3.0,
                          timeouts=LineTimeouts())  # the default 30 s: no silence prompt in this short call
     data = report.as_dict()
-    assert data["turns"] == [], data["turns"]
-    rows = await pg_pool.fetch("select role, text from turns where session_id = $1", report.session_id)
-    assert rows == []
+    assert len(data["turns"]) == 1, data["turns"]
+    turn = data["turns"][0]
+    assert "refund" in turn["customer_said"].lower() and not turn["interrupted"], turn
+    assert "agent_stopped_s" not in turn, turn  # the answer played to its end
+    # the VAD heard speech only where the question is (the sounds are not speech to it)
+    assert all(q_start - 0.2 <= t <= q_end for t in data["caller_sounds"]), (data["caller_sounds"], q_start, q_end)
+    rows = await pg_pool.fetch("select role, text, heard from turns where session_id = $1 order by seq",
+                               report.session_id)
+    assert [r["role"] for r in rows] == ["user", "assistant"] and rows[1]["heard"] is None, rows
     assert data["end_reason"] == "completed"
 
 

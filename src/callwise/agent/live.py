@@ -370,6 +370,8 @@ class LiveReport:
     end_reason: str | None = None  # callwise.calls.ending: completed, caller_silent, caller_hung_up
     silence_prompts: int = 0
     drafts: dict[str, Any] | None = None  # preemptive drafts: drafted, committed, discarded, discarded_busy_s
+    caller_sounds: list[float] = field(default_factory=list)  # call times the VAD heard the caller start speaking
+    agent_resumed: int = 0  # times the agent went on after a pause no words followed (a false interruption)
 
     def as_dict(self) -> dict[str, Any]:
         return {"file": self.file, "mode": "live", "duration_s": round(self.duration_s, 2),
@@ -378,6 +380,7 @@ class LiveReport:
                 "turns": self.turns, "cut_ins": sum(1 for t in self.turns if t.get("cut_in")),
                 "discarded_generations": self.discarded_generations, "premature_turns": self.premature_turns,
                 "end_reason": self.end_reason, "silence_prompts": self.silence_prompts, "drafts": self.drafts,
+                "caller_sounds": [round(t, 2) for t in self.caller_sounds], "agent_resumed": self.agent_resumed,
                 "warmup_s": self.warmup_s, "wall_s": round(self.wall_s, 2)}
 
 
@@ -565,6 +568,12 @@ async def simulate_live(path: str | Path, *, deps: SupportDeps, stt: lk_stt.STT,
 
     session.on("conversation_item_added", on_item)
     session.on("speech_created", lambda ev: created.append(ev.speech_handle))
+
+    def on_user_state(ev: Any) -> None:
+        if ev.new_state == "speaking" and playback.t0_wall is not None:
+            report.caller_sounds.append(playback.now_s)
+
+    session.on("user_state_changed", on_user_state)
     session.input.audio = playback
     session.output.audio = sync.audio_output
     session.output.transcription = sync.text_output
@@ -603,6 +612,7 @@ async def simulate_live(path: str | Path, *, deps: SupportDeps, stt: lk_stt.STT,
             await survey_if_unrated(settings, call)
     report.end_reason = line.end_reason
     report.silence_prompts = line.prompts
+    report.agent_resumed = sum(s.resumed for s in output.segments)
     # how many answers the framework generated and threw away (preemptive attempts the caller outran)
     report.discarded_generations = sum(1 for h in created if h.interrupted and not any(
         s.speech_id == h.id for s in output.segments))
