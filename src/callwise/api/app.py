@@ -1,6 +1,7 @@
 """The HTTP API and a small dashboard (``callwise serve``).
 
-JSON endpoints under ``/v1/orgs/{org}/`` (search, ask, costs, stats, health, eval runs and their reports),
+JSON endpoints under ``/v1/orgs/{org}/`` (search, ask, costs, stats, health, eval runs and their reports; ``ask`` is
+a support conversation through the turn stages, ``callwise.api.conversations``),
 the dashboard (``/`` and ``/orgs/{org}``, ``callwise.api.dashboard``) and the Prometheus scrape ``/metrics``. Organizations are looked up, never created,
 by a request. When ``CALLWISE_API_TOKEN`` is set every page and endpoint except ``/healthz`` needs
 ``Authorization: Bearer <token>`` (or HTTP Basic auth with the token as the password, so a browser
