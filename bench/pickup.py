@@ -182,6 +182,31 @@ async def one_run(mode: str, slug: str, idle_s: float) -> dict[str, Any]:
         return json.loads(out.read_text()) if out.exists() else {"error": "no result"}
 
 
+async def run_all(args: argparse.Namespace) -> dict[str, Any]:
+    """Every size and mode, with the database up throughout (a deployment's Postgres does not start per
+    call; the embedded one stops when its last user leaves, so this process stays one)."""
+    from callwise.wiring.runtime import open_runtime
+    from callwise.wiring.settings import Settings
+
+    report: dict[str, Any] = {"load_before": os.getloadavg()[0], "sizes": {}}
+    async with open_runtime(Settings()):
+        for size in args.sizes:
+            prep = await prepare(Settings(), size)
+            print(f"{size:>7} chunks: {prep}", file=sys.stderr, flush=True)
+            os.environ["CALLWISE_DEFAULT_ORG"] = prep["org"]  # the org the worker warms (one-org deployment)
+            entry: dict[str, Any] = {"prepare": prep}
+            for mode in args.modes:
+                runs = [await one_run(mode, prep["org"], args.idle_s) for _ in range(args.runs)]
+                ok = [r for r in runs if not r.get("error")]
+                entry[mode] = {"pickup_s": sorted(r["pickup_s"] for r in ok),
+                               "first_answer_s": sorted(r["first_answer_s"] for r in ok), "runs": runs}
+                print(f"{size:>7} chunks {mode:>6}: pickup {entry[mode]['pickup_s']} s, "
+                      f"first answer {entry[mode]['first_answer_s']} s", file=sys.stderr, flush=True)
+            report["sizes"][str(size)] = entry
+    report["load_after"] = os.getloadavg()[0]
+    return report
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
@@ -193,26 +218,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["CALLWISE_DATA_DIR"] = str(args.data_dir.resolve())
     os.environ.setdefault("CALLWISE_TTS", "espeak")
-    from callwise.wiring.settings import Settings
-
-    report: dict[str, Any] = {"load_before": os.getloadavg()[0], "sizes": {}}
-    for size in args.sizes:
-        prep = asyncio.run(prepare(Settings(), size))
-        os.environ["CALLWISE_DEFAULT_ORG"] = prep["org"]  # the org the worker warms (one-org deployment)
-        entry: dict[str, Any] = {"prepare": prep}
-        for mode in args.modes:
-            runs = [asyncio.run(one_run(mode, prep["org"], args.idle_s)) for _ in range(args.runs)]
-            ok = [r for r in runs if not r.get("error")]
-            entry[mode] = {
-                "pickup_s": sorted(r["pickup_s"] for r in ok),
-                "first_answer_s": sorted(r["first_answer_s"] for r in ok),
-                "runs": runs,
-            }
-            if not args.json:
-                print(f"{size:>7} chunks {mode:>6}: pickup {entry[mode]['pickup_s']} s, "
-                      f"first answer {entry[mode]['first_answer_s']} s", flush=True)
-        report["sizes"][str(size)] = entry
-    report["load_after"] = os.getloadavg()[0]
+    report = asyncio.run(run_all(args))
     if args.json:
         print(json.dumps(report, indent=2))
 
