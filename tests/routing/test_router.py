@@ -248,3 +248,13 @@ async def test_cost_report(fakes, refund_sources, pg_pool, org_id) -> None:
     assert report.interactions == 2 and report.cascade_rate == 0.5
     assert report.tier_counts == {"tier1": 1, "tier2": 1}
     assert 0 < report.total_cost_usd < report.all_tier3_cost_usd and 0 < report.saving_vs_tier3 < 1
+
+
+async def test_a_caller_in_another_language_gets_the_generative_answer_asked_in_it(fakes, refund_sources, org_id) -> None:
+    router = router_for(fakes)
+    await router.answer("¿Cuánto tarda el reembolso?", refund_sources, organization_id=org_id, language="Spanish")
+    asked = fakes[0].chat_requests[-1].body["messages"][-1]["content"]
+    assert asked.rstrip().endswith("Keep product names, error codes, settings and commands exactly as the sources write them.")
+    assert "write your whole answer in Spanish" in asked
+    await router.answer("How long do refunds take?", refund_sources, organization_id=org_id)
+    assert "write your whole answer in" not in fakes[0].chat_requests[-1].body["messages"][-1]["content"]

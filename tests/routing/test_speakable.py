@@ -89,9 +89,10 @@ def test_short_code_in_words_and_sentences_kept_whole() -> None:
     assert trim_to_sentence("One. Two such as") == "One." and trim_to_sentence("Only a fragment") == "Only a fragment"
 
 
-def test_text_channels_keep_markdown() -> None:
+def test_text_channels_keep_markdown_and_spoken_ones_do_not() -> None:
     assert needs_speakable("voice") and needs_speakable("video")
-    assert not needs_speakable("text") and not needs_speakable("screen_share")
+    assert needs_speakable("screen_share")  # the agent talks the caller through their screen
+    assert not needs_speakable("text")
 
 
 @pytest.mark.parametrize(("text", "problem"), [

@@ -65,7 +65,7 @@ DEFAULT_TEMPLATES: tuple[PromptTemplate, ...] = (
     PromptTemplate("tier.tier3", 1, "This is a complex or technical question. Reason carefully over all sources, give exact steps or settings, and say which parts the sources do not cover."),
     PromptTemplate("modality.voice", 2, "Your answer will be spoken aloud: two or three short, complete sentences in plain words, as you would say them on the phone. No markdown, no lists, no code blocks, no URLs, no source numbers. Describe a command or setting in words (for example: run git config with the global option) instead of quoting code; spell out acronyms the first time."),
     PromptTemplate("modality.video", 2, "The customer is on a video call and hears you: a few short, complete spoken sentences in plain words. No markdown, no lists, no code blocks, no URLs; describe commands in words. You may say that you will send a link or the exact steps in the chat."),
-    PromptTemplate("modality.screen_share", 1, "The customer is sharing their screen: guide them step by step, naming the exact menu items and buttons they should click, one step per sentence."),
+    PromptTemplate("modality.screen_share", 2, "The customer is sharing their screen and hears you: guide them step by step in short, complete spoken sentences, naming the exact menu items and buttons to click, one step per sentence. No markdown, no lists, no code blocks, no URLs; describe commands in words."),
     PromptTemplate("modality.text", 1, "Reply in short paragraphs or a short numbered list; cite sources like [1]."),
     PromptTemplate("sources", 1, "<sources>\n$sources\n</sources>", ("sources",)),
     PromptTemplate("question", 1, "<customer_context>\n$customer\n</customer_context>\n\n<customer_question>\n$question\n</customer_question>", ("customer", "question")),
@@ -73,6 +73,8 @@ DEFAULT_TEMPLATES: tuple[PromptTemplate, ...] = (
     # prompt's voice rules poorly once 1,500+ tokens of sources sit between them and the question
     PromptTemplate("reminder.voice", 1, "Reply to the customer directly, as you would say it on the phone: two or three short, complete sentences, $words words at most. No lists, no code, no markdown, no URLs; say any command in words.", ("words",)),
     PromptTemplate("reminder.video", 1, "Reply to the customer directly, as you would say it on a video call: a few short, complete sentences, $words words at most. No lists, no code, no markdown, no URLs; say any command in words.", ("words",)),
+    PromptTemplate("reminder.screen_share", 1, "Reply to the customer directly, as you would say it while looking at their screen: short, complete sentences, one step each, $words words at most. No lists, no code, no markdown, no URLs.", ("words",)),
+    PromptTemplate("language", 1, "The customer speaks $language: write your whole answer in $language. Keep product names, error codes, settings and commands exactly as the sources write them.", ("language",)),
 )
 
 _TAGS = r"sources|source|customer_context|customer_question|question|answer|system"
@@ -131,9 +133,10 @@ class PromptLibrary:
         return self.get("sources").render(sources=format_sources(sources))
 
     def question(self, query: str, modality: Modality, customer: CustomerContext | None = None,
-                 max_tokens: int | None = None) -> str:
+                 max_tokens: int | None = None, language: str | None = None) -> str:
         """The last user message: the customer block and the question, then, on a spoken channel,
-        a one-line reminder of how to answer (the template ``reminder.<modality>``)."""
+        a one-line reminder of how to answer (the template ``reminder.<modality>``), then, for a caller
+        in another language (its English name, "Spanish"), the answer's language (``language``)."""
         cust = customer.lines() if customer else []
         text = self.get("question").render(
             customer=escape_data("\n".join(cust) if cust else "(none)"),
@@ -142,11 +145,13 @@ class PromptLibrary:
         reminder = self.templates.get(f"reminder.{modality}")
         if reminder is not None:
             text += "\n\n" + reminder.render(words=str(spoken_words(max_tokens or 160, modality)))
+        if language:
+            text += "\n\n" + self.get("language").render(language=language)
         return text
 
     def build(self, query: str, sources: Sequence[SourceDoc], *, tier: str, modality: Modality,
-              customer: CustomerContext | None = None) -> list[Message]:
-        question = self.question(query, modality, customer)
+              customer: CustomerContext | None = None, language: str | None = None) -> list[Message]:
+        question = self.question(query, modality, customer, language=language)
         return [
             Message("system", self.system_prompt(tier, modality), cache=True),
             Message("user", self.sources_block(sources), cache=True),
@@ -155,12 +160,12 @@ class PromptLibrary:
 
     def fit(self, query: str, sources: Sequence[SourceDoc], *, tier: str, modality: Modality,
             budget: ContextBudget | None, customer: CustomerContext | None = None,
-            history: Sequence[Message] = (), history_share: float = 0.25) -> FittedPrompt:
+            history: Sequence[Message] = (), history_share: float = 0.25, language: str | None = None) -> FittedPrompt:
         """The prompt for ``tier`` within ``budget``: system, conversation history (newest turns kept,
         at most ``history_share`` of the limit), sources fitted to what is left, the question.
         With no budget (or no limit) everything is sent, as ``build`` does."""
         max_out = budget.max_output if budget is not None else None
-        question = self.question(query, modality, customer, max_out)
+        question = self.question(query, modality, customer, max_out, language)
         system = self.system_prompt(tier, modality, max_out)
         limit = budget.prompt_limit if budget is not None else None
         report = FitReport(budget=budget.describe() if budget is not None else {})
@@ -251,7 +256,7 @@ def spoken_words(max_tokens: int, modality: Modality) -> int:
     """Words an answer may use inside ``max_tokens`` (about 0.5 a token leaves room to finish);
     at most 80 on a spoken channel."""
     words = max(15, int(max_tokens * 0.5))
-    return min(words, 80) if modality in ("voice", "video") else words
+    return min(words, 80) if modality in ("voice", "video", "screen_share") else words
 
 
 class PostgresPromptStore:

@@ -67,6 +67,7 @@ class AnswerOptions:
     history: tuple[Message, ...] = ()
     temperature: float | None = None
     prompt_version: int | None = None  # the "system" template's published version (an A/B variant)
+    language: str | None = None  # the caller's language by its English name ("Spanish"), when not English
 
 
 class AnswerStream:
@@ -134,18 +135,21 @@ class CascadingRouter:
     async def answer(self, query: str, sources: Sequence[SourceDoc] = (), *, modality: Modality = "voice",
                      customer: CustomerContext | None = None, organization_id: str, session_id: str | None = None,
                      interaction_id: str | None = None, history: Sequence[Message] = (),
-                     temperature: float | None = None, prompt_version: int | None = None) -> RoutedAnswer:
+                     temperature: float | None = None, prompt_version: int | None = None,
+                     language: str | None = None) -> RoutedAnswer:
         """``history``: the call's earlier turns for generative tiers (oldest first); ``temperature``
-        overrides each tier's and ``prompt_version`` picks the system prompt's version (an A/B configuration)."""
+        overrides each tier's and ``prompt_version`` picks the system prompt's version (an A/B configuration);
+        ``language``: a generative tier answers in it (its English name; the extractive tier reads English)."""
         return await self._safe_run(query, sources, modality, customer, organization_id, session_id,
                                     interaction_id, emit=None, live=False,
-                                    options=AnswerOptions(tuple(history), temperature, prompt_version))
+                                    options=AnswerOptions(tuple(history), temperature, prompt_version, language))
 
     def answer_stream(self, query: str, sources: Sequence[SourceDoc] = (), *, modality: Modality = "voice",
                       customer: CustomerContext | None = None, organization_id: str, session_id: str | None = None,
                       interaction_id: str | None = None, live: bool = False,
                       eos_at: float | None = None, history: Sequence[Message] = (),
-                      temperature: float | None = None, prompt_version: int | None = None) -> AnswerStream:
+                      temperature: float | None = None, prompt_version: int | None = None,
+                      language: str | None = None) -> AnswerStream:
         """Stream the answer's text. A tier that may still be cascaded away from is buffered until its
         confidence is known (then flushed); the last available tier streams token by token. With
         ``live=True`` every tier streams at once and low confidence only marks the answer (no cascade
@@ -156,7 +160,7 @@ class CascadingRouter:
         async def run(emit: Callable[[str], Awaitable[None]]) -> RoutedAnswer:
             return await self._safe_run(query, sources, modality, customer, organization_id, session_id,
                                         interaction_id, emit=emit, live=live, eos_at=eos_at,
-                                        options=AnswerOptions(tuple(history), temperature, prompt_version))
+                                        options=AnswerOptions(tuple(history), temperature, prompt_version, language))
         return AnswerStream(run)
 
     async def complete(self, messages: Sequence[Message], purpose: str = "summary", *, organization_id: str,
@@ -451,7 +455,7 @@ class CascadingRouter:
             path.append(tier.name)
             def refit(budget: ContextBudget | None, tier: Tier = tier) -> FittedPrompt:
                 fitted = prompts.fit(query, sources, tier=tier.name, modality=modality, budget=budget,
-                                     customer=customer, history=options.history)
+                                     customer=customer, history=options.history, language=options.language)
                 fitted.report.retried_smaller = budget is not tier.budget
                 context[tier.name] = fitted.report.as_dict()
                 return fitted

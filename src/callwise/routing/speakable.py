@@ -251,8 +251,9 @@ def speakable(text: str) -> str:
 
 
 def needs_speakable(modality: str) -> bool:
-    """Voice and video answers are spoken; text and screen-share chat keep Markdown."""
-    return modality in ("voice", "video")
+    """Voice, video and screen-share answers are spoken (the agent talks the caller through their screen);
+    text chat keeps Markdown."""
+    return modality in ("voice", "video", "screen_share")
 
 
 async def speakable_deltas(deltas: AsyncIterable[str]) -> AsyncIterator[str]:

@@ -8,6 +8,8 @@ import time
 from typing import Any
 
 from callwise.calls.context import TurnContext
+from callwise.calls.languages import DEFAULT as DEFAULT_LANGUAGE
+from callwise.calls.languages import NAMES
 from callwise.calls.stages.send_offer import asks_for_code, offer_to_send
 from callwise.routing.speakable import SpeakableStream, needs_speakable
 from callwise.routing.text import CODE_POINTER
@@ -115,6 +117,8 @@ def _router_kwargs(ctx: TurnContext) -> dict[str, Any]:
         kwargs["temperature"] = float(call.overrides["temperature"])
     if call.overrides.get("prompt_version") is not None:
         kwargs["prompt_version"] = int(call.overrides["prompt_version"])
+    if call.language != DEFAULT_LANGUAGE and NAMES.get(call.language):
+        kwargs["language"] = NAMES[call.language]  # a generative tier answers in the caller's language (issue 25)
     return kwargs
 
 
