@@ -58,6 +58,7 @@ def _english_lines_of_the_code() -> list[str]:
     """Every fixed English sentence the stages, the router and the handoff service say today."""
     from callwise.calls import survey
     from callwise.calls.call import GREETING
+    from callwise.calls.stages import send_offer
     from callwise.calls.stages import survey as survey_stage
     from callwise.calls.stages.answer import APOLOGY
     from callwise.calls.stages.escalate import OFFER
@@ -75,7 +76,8 @@ def _english_lines_of_the_code() -> list[str]:
            service.KEEPALIVE, service.transfer_message("CW-1042"), service.notified_message("CW-1042"),
            service.callback_message("CW-1042", "9:00 to 18:00 UTC", contact, offline=True),
            service.callback_message("4521", "9:00 to 18:00 UTC", {}, offline=False),
-           service.human_joined_message("Sam"), CODE_POINTER, *REPLIES.values()]
+           service.human_joined_message("Sam"), CODE_POINTER, *REPLIES.values(),
+           *send_offer.OFFER.values(), *send_offer.SENT.values(), send_offer.NOT_SENT, send_offer.NOT_QUEUED]
     out += [reason_sentence(r) for r in ("explicit_request", "frustration", "billing_dispute", "security_privacy",
                                          "legal_refund", "outage", "repeated_failure", "low_confidence",
                                          "router_failure", "something_new")]

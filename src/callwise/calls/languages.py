@@ -554,6 +554,42 @@ LINES: dict[str, dict[str, str]] = {
         "ja": "お電話はすでにサポートチームに引き継いでいます。",
         "zh": "我已经把您的通话转给了客服团队。",
     },
+    # the offer to send a command the voice answer left out (callwise.calls.stages.send_offer)
+    "offer_sms_command": {
+        "en": "Would you like me to text you the exact command?",
+        "es": "¿Quiere que le envíe el comando exacto por SMS?",
+        "fr": "Voulez-vous que je vous envoie la commande exacte par SMS ?",
+        "de": "Soll ich Ihnen den genauen Befehl per SMS schicken?",
+        "ja": "正確なコマンドをSMSでお送りしましょうか？",
+        "zh": "需要我把确切的命令用短信发给您吗？",
+    },
+    "offer_email_command": {
+        "en": "Would you like me to email you the exact command?",
+        "es": "¿Quiere que le envíe el comando exacto por correo electrónico?",
+        "fr": "Voulez-vous que je vous envoie la commande exacte par e-mail ?",
+        "de": "Soll ich Ihnen den genauen Befehl per E-Mail schicken?",
+        "ja": "正確なコマンドをメールでお送りしましょうか？",
+        "zh": "需要我把确切的命令通过邮件发给您吗？",
+    },
+    "sent_sms": {
+        "en": "I've sent it to you by text message.", "es": "Se lo he enviado por SMS.",
+        "fr": "Je vous l'ai envoyée par SMS.", "de": "Ich habe ihn Ihnen per SMS geschickt.",
+        "ja": "SMSでお送りしました。", "zh": "我已经用短信发给您了。",
+    },
+    "sent_email": {
+        "en": "I've sent it to your email.", "es": "Se lo he enviado a su correo electrónico.",
+        "fr": "Je vous l'ai envoyée par e-mail.", "de": "Ich habe ihn an Ihre E-Mail-Adresse geschickt.",
+        "ja": "メールでお送りしました。", "zh": "我已经发到您的邮箱了。",
+    },
+    "not_sent": {
+        "en": "Okay, I won't send it.", "es": "De acuerdo, no se lo enviaré.", "fr": "D'accord, je ne l'envoie pas.",
+        "de": "In Ordnung, ich schicke ihn nicht.", "ja": "承知しました。お送りしません。", "zh": "好的，我就不发了。",
+    },
+    "not_queued": {
+        "en": "Sorry, I couldn't send it just now.", "es": "Lo siento, ahora mismo no he podido enviarlo.",
+        "fr": "Désolé, je n'ai pas pu l'envoyer pour le moment.", "de": "Entschuldigung, ich konnte ihn gerade nicht senden.",
+        "ja": "申し訳ありません、ただいまお送りできませんでした。", "zh": "抱歉，我现在没能发送。",
+    },
     # a silent caller (callwise.agent.line): after 30 s, then after 60 s before the call ends
     "still_there": {
         "en": "Are you still there?",
