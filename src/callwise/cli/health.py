@@ -17,8 +17,9 @@ def health(
     org: str = typer.Option(None, "--org", help="Only this organization's model calls (default: all)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Model health over the last hour and day, from the recorded model calls (cost events). Breaker
-    states live in the serving process: `GET /v1/orgs/ORG/health` on `callwise serve` has them."""
+    """Model health over the last hour and day, from the recorded model calls (cost events), with each
+    provider's breaker state as the processes that call it recorded it in Postgres."""
+    from callwise.api.breakers import recorded_states, with_recorded
     from callwise.api.stats import model_health
 
     settings = load_settings()
@@ -26,7 +27,7 @@ def health(
     async def go() -> dict:  # type: ignore[type-arg]
         async with open_runtime(settings) as rt:
             org_id = await existing_org(rt.pool, settings, org) if org else None
-            return await model_health(rt.pool, org_id)
+            return with_recorded(await model_health(rt.pool, org_id), await recorded_states(rt.pool))
 
     report = run(go)
     if json_out:
@@ -35,22 +36,24 @@ def health(
     if not report["models"]:
         console.print("no model call in the last day: run `callwise ask \"...\"` or `callwise simulate FILE`")
         return
-    table = Table("provider / model", "window", "requests", "errors", "latency p50/p95/p99 ms", "TTFT p50/p95 ms",
-                  "tokens in/out", title="Model health")
+    table = Table("provider / model", "breaker", "window", "requests", "errors", "latency p50/p95/p99 ms",
+                  "TTFT p50/p95 ms", "tokens in/out", title="Model health")
     for m in report["models"]:
         for window in ("last_hour", "last_day"):
             w = m.get(window)
             if not w:
-                table.add_row(f"{m['provider']} / {m['model']}", window.replace("_", " "), "0", "", "", "", "")
+                table.add_row(f"{m['provider']} / {m['model']}", m["breaker"], window.replace("_", " "), "0", "", "",
+                              "", "")
                 continue
             kinds = ", ".join(f"{k} {n}" for k, n in w["errors_by_kind"].items())
             lat, ttft = w["latency_ms"], w["ttft_ms"]
-            table.add_row(f"{m['provider']} / {m['model']}", window.replace("_", " "), str(w["requests"]),
+            table.add_row(f"{m['provider']} / {m['model']}", m["breaker"], window.replace("_", " "), str(w["requests"]),
                           f"{w['errors']}" + (f" ({kinds})" if kinds else ""),
                           f"{_ms(lat['p50'])} / {_ms(lat['p95'])} / {_ms(lat['p99'])}",
                           f"{_ms(ttft['p50'])} / {_ms(ttft['p95'])}",
                           f"{w['tokens']['input']} / {w['tokens']['output']}")
     console.print(table)
+    console.print(f"Breaker state: {report['breaker_source']}.", style="dim", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
