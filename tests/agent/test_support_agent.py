@@ -168,3 +168,23 @@ async def test_pipeline_llm_keeps_only_the_draft_whose_user_turn_the_session_com
     assert [(r["role"], r["text"]) for r in rows] == [("user", final.text_content), ("assistant", said.strip())]
     stats = pipeline_llm.draft_stats()
     assert (stats.drafted, stats.committed, stats.discarded) == (2, 1, 1)
+
+
+async def test_an_end_of_speech_no_reply_took_does_not_time_the_next_turn(support_deps, kb_org) -> None:
+    """With preemptive generation the reply can start before the end of speech is marked; the mark it never took
+    must not become the next turn's (its first-word deadline would already have passed: the holding line)."""
+    from livekit.agents.voice.events import UserStateChangedEvent
+
+    from callwise.agent.support import track_end_of_speech
+
+    call = await SupportCall.start(support_deps, organization_id=kb_org, room="eos-marks", modality="voice")
+    agent = SupportAgent(call, greet=False)
+    session: AgentSession = AgentSession(vad=None)
+    track_end_of_speech(session, agent)
+    session.emit("user_state_changed", UserStateChangedEvent(old_state="speaking", new_state="listening"))
+    session.emit("user_state_changed", UserStateChangedEvent(old_state="listening", new_state="speaking"))
+    assert agent.pipeline_llm.take_timing() == (None, None)
+    session.emit("user_state_changed", UserStateChangedEvent(old_state="speaking", new_state="listening"))
+    eos, _ = agent.pipeline_llm.take_timing()
+    assert eos is not None
+    await call.end()

@@ -49,5 +49,7 @@ def track_end_of_speech(session: AgentSession, agent: SupportAgent) -> None:
     def on_user_state(ev: Any) -> None:
         if ev.old_state == "speaking" and ev.new_state != "speaking":
             agent.pipeline_llm.mark_end_of_speech(time.perf_counter())
+        elif ev.new_state == "speaking":  # a new utterance: an end of speech no reply took is stale now
+            agent.pipeline_llm.take_timing()
 
     session.on("user_state_changed", on_user_state)
