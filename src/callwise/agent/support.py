@@ -32,6 +32,7 @@ class SupportAgent(Agent):
         self.session.on("conversation_item_added", self._on_item_added)
         self.pipeline_llm.drafting = True
         if self._greet:
+            self._greet = False  # re-entered after a declined warm transfer: no second greeting
             self.session.say(GREETING)
 
     async def on_exit(self) -> None:
