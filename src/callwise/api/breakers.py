@@ -25,9 +25,16 @@ async def recorded_states(pool: Any, *, reset_after_s: float | None = None) -> d
             for r in rows}
 
 
-def with_recorded(report: dict[str, Any], states: dict[str, str]) -> dict[str, Any]:
-    """``api.stats.model_health``'s report with each model's recorded breaker state (closed when never opened)."""
+def with_recorded(report: dict[str, Any], states: dict[str, str], *, only_unknown: bool = False) -> dict[str, Any]:
+    """``api.stats.model_health``'s report with each model's recorded breaker state (closed when never opened).
+    ``only_unknown``: keep the states a serving router gave, fill in the models it has no breaker for."""
+    filled = 0
     for model in report["models"]:
-        model["breaker"] = states.get(f"{model['provider']}:{model['model']}", "closed")
-    report["breaker_source"] = SOURCE
+        if not only_unknown or model["breaker"] == "unknown":
+            model["breaker"] = states.get(f"{model['provider']}:{model['model']}", "closed")
+            filled += 1
+    if not only_unknown:
+        report["breaker_source"] = SOURCE
+    elif filled:
+        report["breaker_source"] += "; for the models it does not call, " + SOURCE
     return report

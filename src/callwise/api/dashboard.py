@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from callwise.api import charts, stats
+from callwise.api.breakers import recorded_states, with_recorded
 from callwise.api.pages import page
 from callwise.api.services import error, org_id, services_of
 
@@ -46,6 +47,14 @@ def org_plots(series: list[dict[str, Any]], tier_mix: dict[str, int]) -> dict[st
     return {"calls": calls_plot(series), "quality": quality_plot(series),
             "tiers": charts.tier_chart(tier_mix, "Answers by final tier, last 30 days"),
             "drawn_at": datetime.now(UTC).strftime("%H:%M:%S UTC")}
+
+
+async def model_health(services: Any, oid: str) -> dict[str, Any]:
+    """Model health with breaker states: this server's router's, and for the models it does not call (or with
+    no router), what the processes that call them recorded in Postgres (``callwise.api.breakers``)."""
+    breakers = getattr(services.router, "breaker_states", None)
+    report = await stats.model_health(services.pool, oid, breakers=breakers)
+    return with_recorded(report, await recorded_states(services.pool), only_unknown=breakers is not None)
 
 
 # -- pages ----------------------------------------------------------------------------------------------
@@ -80,11 +89,10 @@ async def org_page(request: web.Request) -> web.Response:
     pool = services.pool
     oid = await org_id(request)
     slug = request.match_info["org"]
-    breakers = getattr(services.router, "breaker_states", None)
     month = await stats.org_stats(pool, oid, 30)
     today, series, cases, health, run = await asyncio.gather(
         stats.org_stats(pool, oid, 1), stats.daily_series(pool, oid, 30, month["first_word_ms"]["p50_by_day"]),
-        stats.open_case_list(pool, oid), stats.model_health(pool, oid, breakers=breakers),
+        stats.open_case_list(pool, oid), model_health(services, oid),
         pool.fetchrow("select id, started_at, status, alerts, metrics from eval_runs where organization_id = $1 "
                       "order by started_at desc limit 1", oid))
     figures = None
@@ -115,7 +123,7 @@ async def org_stats(request: web.Request) -> web.Response:
 async def org_health(request: web.Request) -> web.Response:
     services = services_of(request)
     oid = await org_id(request)
-    body = await stats.model_health(services.pool, oid, breakers=getattr(services.router, "breaker_states", None))
+    body = await model_health(services, oid)
     return web.json_response({**body, "organization": request.match_info["org"]})
 
 
