@@ -51,3 +51,21 @@ def test_search_errors(cli_env):
     res = runner.invoke(app, ["search", "q", "--org", "no-such-org"])
     assert res.exit_code == 2 and "unknown organization" in res.output
     assert runner.invoke(app, ["ingest", str(cli_env / "missing")]).exit_code == 2
+
+
+def test_reembed_rebuilds_the_org_vector_index_file_at_the_new_version(cli_env):
+    """A re-embed bumps the knowledge version; the org's index file follows at once, so processes keep
+    searching the memory-mapped index instead of falling back to an exact per-process load."""
+    root = write_corpus(cli_env / "kb")
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", str(root), "--org", "cli-reembed"]).exit_code == 0
+    org_dirs = list((cli_env / "data" / "vector-index").iterdir())
+    assert len(org_dirs) == 1
+    before = json.loads((org_dirs[0] / "current.json").read_text())
+    res = runner.invoke(app, ["ingest", "--reembed", "--org", "cli-reembed", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["reembed"]["chunks"] > 0
+    after = json.loads((org_dirs[0] / "current.json").read_text())
+    assert out["index"]["version"] == after["version"] > before["version"]
+    assert after["count"] == before["count"]

@@ -80,8 +80,12 @@ async def _reembed(settings, pool, org_id: str, kb, org: str, json_out: bool) ->
                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
         except (EmbeddingError, ReembedError) as exc:
             raise CommandError(f"re-embedding failed, nothing was changed: {exc}") from exc
+    # the org's vector index file is keyed by the knowledge version: rebuild it now rather than leave every
+    # process on the exact fallback until the next ingest
+    refresh = getattr(kb.vectors, "refresh_index", None)
+    index = await refresh(org_id) if refresh is not None else None
     if json_out:
-        echo_json({"reembed": rep.as_dict()})
+        echo_json({"reembed": rep.as_dict(), "index": index})
     else:
         console.print(f"[bold]{org}[/]: re-embedded {rep.chunks} chunks with {rep.model} ({rep.dim} dimensions; "
                       f"was {rep.model_before or 'none'}) in {rep.seconds:.1f} s", highlight=False)

@@ -13,6 +13,7 @@ from callwise.cli import integrations as integration_commands
 from callwise.cli import keys as keys_commands
 from callwise.cli import knowledge as knowledge_commands
 from callwise.cli import outbox as outbox_commands
+from callwise.cli import phones as phone_commands
 from callwise.cli import routing as routing_commands
 from callwise.cli import serve as serve_commands
 from callwise.cli import voice as voice_commands
@@ -37,6 +38,7 @@ serve_commands.register(app)
 voice_commands.register(app)
 health_commands.register(app)
 budget_commands.register(app)
+phone_commands.register(app)
 
 
 def main() -> None:

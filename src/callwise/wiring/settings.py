@@ -170,7 +170,8 @@ class Settings(BaseSettings):
     default_phone_region: str = Field("US", pattern=r"^[A-Z]{2}$", description="Region for phone numbers written "
                                       "without a country code (E.164 normalisation).")
     outbox_poll_s: float = Field(1.0, gt=0, description="How often an idle outbox dispatcher looks for due rows.")
-    outbox_dispatcher: bool = Field(True, description="Run the outbox dispatcher inside the worker and `callwise serve`.")
+    outbox_dispatcher: bool = Field(True, description="Run the outbox dispatcher inside `callwise serve` (beside "
+                                    "`callwise worker`, run `callwise outbox run --forever`: one per host).")
     public_url: str | None = Field(None, description="The URL Twilio/SendGrid reach `callwise serve` on (webhook signatures).")
     survey_followup: Literal["sms", "email", "auto", "off"] = Field(
         "auto", description="A call that ends before its rating: survey by SMS, email, whichever contact exists, or not.")
