@@ -132,3 +132,26 @@ def test_cli_ask_json_and_costs(pg_url: str, tmp_path: Path, monkeypatch: pytest
         assert 0 < report["saving_vs_tier3"] < 1
         res = runner.invoke(app, ["ask", "  ", "--org", "cli-test"], env=env)
         assert res.exit_code == 2 and "empty" in res.output
+
+
+def test_a_vision_tier_in_the_tiers_file_builds_the_image_sending_provider(tmp_path: Path) -> None:
+    from callwise.routing.providers.openai import OpenAIProvider
+    from callwise.routing.providers.vision import OpenAICompatibleVisionProvider, OpenAIVisionProvider
+
+    tiers = tmp_path / "tiers.yaml"
+    tiers.write_text("tier1: {provider: openai_compatible, model: qwen2.5-vl, base_url: 'http://127.0.0.1:1/v1', "
+                     "vision: true}\n"
+                     "tier2: {provider: openai, model: gpt-4o-mini}\n"
+                     "tier3: {provider: openai, model: gpt-4o, vision: true}\n")
+    router = build_router(settings(tiers_file=tiers, openai_api_key="sk-test"))
+    by_name = {t.name: t.provider for t in router.tiers}
+    assert isinstance(by_name["tier1"], OpenAICompatibleVisionProvider)
+    assert type(by_name["tier2"]) is OpenAIProvider  # a tier without vision is never sent the frame
+    assert isinstance(by_name["tier3"], OpenAIVisionProvider)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tier1: {provider: extractive, vision: true}\n")
+    with pytest.raises(RoutingConfigError, match="cannot be sent images"):
+        plan_tiers(settings(tiers_file=bad))
+    bad.write_text("tier1: {provider: openai, vision: 'yes'}\n")
+    with pytest.raises(RoutingConfigError, match="vision must be true or false"):
+        plan_tiers(settings(tiers_file=bad))

@@ -45,10 +45,16 @@ class TierConfig:
     input_budget: int | None = None
     #: how prompts are counted: "estimate" or a path to the model's GGUF (its tokenizer)
     tokenizer: str | None = None
+    #: the tier is sent the caller's shared-screen frame with the question (openai, openai_compatible, google)
+    vision: bool = False
 
     @property
     def key_env(self) -> str | None:
         return self.api_key_env or KEY_ENV.get(self.provider)
+
+
+#: providers whose tier can take the shared-screen frame itself (routing/providers/vision.py)
+VISION_PROVIDERS = ("openai", "openai_compatible", "google")
 
 
 # Public list prices (USD per million tokens) as of 2025: Gemini 2.5 Flash 0.30 in / 2.50 out /
@@ -96,7 +102,7 @@ def parse_tiers(data: Mapping[str, Any], defaults: Mapping[str, TierConfig] = DE
         if not isinstance(spec, Mapping):
             raise ValueError(f"{name}: expected a mapping")
         allowed = {"provider", "model", "temperature", "max_tokens", "prices", "base_url", "api_key_env",
-                   "timeout_s", "logprobs", "context_window", "input_budget", "tokenizer"}
+                   "timeout_s", "logprobs", "context_window", "input_budget", "tokenizer", "vision"}
         unknown = set(spec) - allowed
         if unknown:
             raise ValueError(f"{name}: unknown keys {sorted(unknown)}")
@@ -106,6 +112,12 @@ def parse_tiers(data: Mapping[str, Any], defaults: Mapping[str, TierConfig] = DE
             raise ValueError(f"{name}: unknown provider {provider!r} (expected one of {', '.join(PROVIDERS)})")
         if provider == "openai_compatible" and not spec.get("base_url"):
             raise ValueError(f"{name}: provider openai_compatible needs base_url")
+        vision = spec.get("vision", False)
+        if not isinstance(vision, bool):
+            raise ValueError(f"{name}: vision must be true or false")
+        if vision and provider not in VISION_PROVIDERS:
+            raise ValueError(f"{name}: provider {provider} cannot be sent images (vision needs one of "
+                             f"{', '.join(VISION_PROVIDERS)})")
         same_provider = provider == base.provider
         out[name] = replace(
             base, provider=provider,
@@ -122,6 +134,7 @@ def parse_tiers(data: Mapping[str, Any], defaults: Mapping[str, TierConfig] = DE
             context_window=_positive(name, "context_window", spec.get("context_window")),
             input_budget=_positive(name, "input_budget", spec.get("input_budget")),
             tokenizer=None if spec.get("tokenizer") is None else str(spec["tokenizer"]),
+            vision=vision,
         )
     return out
 

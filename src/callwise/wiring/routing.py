@@ -124,7 +124,7 @@ def _embed_fn(settings: Settings, embedder: Any) -> EmbedFn:
 
 def build_provider(settings: Settings, cfg: TierConfig, embedder: Any, cache: dict[str, Provider]) -> Provider:
     """One provider per (kind, model, endpoint); tiers that share one share its breaker and cache."""
-    key = f"{cfg.provider}|{cfg.model}|{cfg.base_url or ''}"
+    key = f"{cfg.provider}|{cfg.model}|{cfg.base_url or ''}|{cfg.vision}"
     if key in cache:
         return cache[key]
     timeout = cfg.timeout_s or settings.provider_timeout_s
@@ -142,14 +142,16 @@ def build_provider(settings: Settings, cfg: TierConfig, embedder: Any, cache: di
             provider = LocalLlamaProvider(cfg.model, model=os.path.basename(cfg.model))
     elif cfg.provider == "openai":
         from callwise.routing.providers.openai import OpenAIProvider
+        from callwise.routing.providers.vision import OpenAIVisionProvider
 
-        provider = OpenAIProvider(cfg.model, api_key=_key(settings, cfg) or "", timeout_s=timeout,
+        provider = (OpenAIVisionProvider if cfg.vision else OpenAIProvider)(cfg.model, api_key=_key(settings, cfg) or "", timeout_s=timeout,
                                   base_url=cfg.base_url or settings.openai_base_url)
     elif cfg.provider == "openai_compatible":
         from callwise.routing.providers.openai_compatible import OpenAICompatibleProvider
+        from callwise.routing.providers.vision import OpenAICompatibleVisionProvider
 
         assert cfg.base_url
-        provider = OpenAICompatibleProvider(cfg.model, base_url=cfg.base_url, api_key=_key(settings, cfg),
+        provider = (OpenAICompatibleVisionProvider if cfg.vision else OpenAICompatibleProvider)(cfg.model, base_url=cfg.base_url, api_key=_key(settings, cfg),
                                             timeout_s=timeout, logprobs=cfg.logprobs)
     elif cfg.provider == "anthropic":
         from callwise.routing.providers.anthropic import AnthropicProvider
@@ -158,8 +160,9 @@ def build_provider(settings: Settings, cfg: TierConfig, embedder: Any, cache: di
                                      base_url=cfg.base_url or settings.anthropic_base_url)
     elif cfg.provider == "google":
         from callwise.routing.providers.google import GoogleProvider
+        from callwise.routing.providers.vision import GoogleVisionProvider
 
-        provider = GoogleProvider(cfg.model, api_key=_key(settings, cfg) or "", timeout_s=timeout,
+        provider = (GoogleVisionProvider if cfg.vision else GoogleProvider)(cfg.model, api_key=_key(settings, cfg) or "", timeout_s=timeout,
                                   base_url=cfg.base_url or settings.google_base_url)
     else:  # pragma: no cover - parse_tiers validates providers
         raise RoutingConfigError(f"unknown provider {cfg.provider!r}")
