@@ -4,60 +4,20 @@ faster-whisper and espeak-ng. Silence timeouts are shortened (settings) so each 
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from cryptography.fernet import Fernet
 
 from callwise.agent.line import LineTimeouts
 from callwise.agent.live import simulate_live
 from callwise.agent.voice import build_turn_handling, build_vad
-from callwise.infra.audio import load_audio, write_wav
-from tests.call_fixtures import CALLS
+from tests.agent.line_calls import cough_call, hang_up_call, silent_call, talk_over_call
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the live mode times espeak-ng's audio")
 
-RATE = 16_000
 SHORT = LineTimeouts(prompt_s=3.0, goodbye_s=7.0)
-
-
-def _utterance(calls_manifest: dict, file: str, i: int) -> tuple[np.ndarray, dict]:
-    entry = next(c for c in calls_manifest["calls"] if c["file"] == file)
-    utt = entry["utterances"][i]
-    samples = load_audio(CALLS / file).samples
-    return samples[int(utt["start_s"] * RATE):int(utt["end_s"] * RATE)], utt
-
-
-def _write_call(tmp_path: Path, name: str, parts: list[np.ndarray], utterances: list[dict], **entry: object) -> Path:
-    """``parts`` joined into ``name`` beside a manifest whose entry lists ``utterances`` (start/end in the file)."""
-    path = tmp_path / name
-    write_wav(path, np.concatenate(parts).astype(np.float32))
-    manifest = {"calls": [{"file": name, "kind": "support", "channels": ["caller"], "utterances": utterances,
-                           **entry}]}
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    return path
-
-
-def _silence(seconds: float) -> np.ndarray:
-    """A quiet line: faint hiss (a file of exact zeros is refused as silent audio)."""
-    return (np.random.default_rng(7).standard_normal(int(seconds * RATE)) * 0.001).astype(np.float32)
-
-
-def cough(seconds: float = 0.35, seed: int = 3) -> np.ndarray:
-    """A cough's shape: a sharp band-limited burst (about 300-3000 Hz) that decays within a third of a second."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * RATE)
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.fft.rfftfreq(n, 1 / RATE)
-    spectrum[(freqs < 300) | (freqs > 3000)] = 0
-    noise = np.fft.irfft(spectrum, n)
-    t = np.arange(n) / RATE
-    envelope = np.minimum(t / 0.01, 1.0) * np.exp(-t / 0.08)
-    burst = noise / np.abs(noise).max() * envelope * 0.6
-    return burst.astype(np.float32)
 
 
 async def _live(path: Path, deps, stt, kb_org: str, agent_settings, *, timeouts: LineTimeouts = SHORT,  # type: ignore[no-untyped-def]
@@ -70,9 +30,7 @@ async def _live(path: Path, deps, stt, kb_org: str, agent_settings, *, timeouts:
 
 async def test_a_silent_caller_is_asked_once_then_the_call_ends_with_a_goodbye(
         whisper_stt, support_deps, kb_org, pg_pool, agent_settings, tmp_path: Path) -> None:
-    path = tmp_path / "silent.wav"
-    write_wav(path, _silence(0.5))
-    report = await _live(path, support_deps, whisper_stt, kb_org, agent_settings, stay_on_line_s=20)
+    report = await _live(silent_call(tmp_path).path, support_deps, whisper_stt, kb_org, agent_settings, stay_on_line_s=20)
     data = report.as_dict()
     assert data["silence_prompts"] == 1 and data["end_reason"] == "caller_silent", data
     said = [t["agent_said"] for t in data["turns"]]
@@ -89,15 +47,8 @@ async def test_a_silent_caller_is_asked_once_then_the_call_ends_with_a_goodbye(
 
 
 async def test_the_caller_talking_over_an_answer_stops_it_and_what_they_heard_is_stored(
-        whisper_stt, support_deps, kb_org, pg_pool, agent_settings, calls_manifest, tmp_path: Path) -> None:
-    question, _ = _utterance(calls_manifest, "refund.wav", 1)  # "... can I still get a full refund?"
-    over, _ = _utterance(calls_manifest, "refund.wav", 2)  # "Okay, and how long does it take ..."
-    lead = 0.3
-    q_end = lead + len(question) / RATE
-    path = _write_call(tmp_path, "talk-over.wav", [_silence(lead), question, _silence(1.0), over, _silence(1.0)], [
-        {"start_s": lead, "end_s": round(q_end, 3)},
-        {"start_s": round(q_end + 1.0, 3), "end_s": round(q_end + 1.0 + len(over) / RATE, 3),
-         "over_agent_after_s": 1.5}])
+        whisper_stt, support_deps, kb_org, pg_pool, agent_settings, tmp_path: Path) -> None:
+    path = talk_over_call(tmp_path, after_s=1.5).path  # the refund question, then "how long ..." over the answer
     report = await _live(path, support_deps, whisper_stt, kb_org, agent_settings)
     data = report.as_dict()
     first = data["turns"][0]
@@ -118,22 +69,11 @@ async def test_the_caller_talking_over_an_answer_stops_it_and_what_they_heard_is
     assert [r["role"] for r in rows] == ["user", "assistant", "user", "assistant"], rows
 
 
-def noise_burst(seconds: float = 0.25, seed: int = 9) -> np.ndarray:
-    """A click or a knock on the line: flat noise, on and off."""
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal(int(seconds * RATE)) * 0.3).clip(-1, 1).astype(np.float32)
-
-
 async def test_a_cough_or_a_noise_burst_is_not_a_turn(whisper_stt, support_deps, kb_org, pg_pool, agent_settings,
-                                                      calls_manifest, tmp_path: Path) -> None:
+                                                      tmp_path: Path) -> None:
     """Before the question (nobody talking) and over the agent's answer: no user turn, no answer, no stop."""
-    question, _ = _utterance(calls_manifest, "refund.wav", 1)
-    before = [_silence(0.5), cough(), _silence(0.8), noise_burst(), _silence(1.0)]
-    q_start = sum(len(p) for p in before) / RATE
-    q_end = q_start + len(question) / RATE
-    path = _write_call(tmp_path, "cough.wav", [*before, question, _silence(1.0), cough(seed=5), _silence(1.0)], [
-        {"start_s": round(q_start, 3), "end_s": round(q_end, 3)},
-        {"start_s": round(q_end + 1.0, 3), "end_s": round(q_end + 1.0 + 0.35, 3), "over_agent_after_s": 1.0}])
+    call = cough_call(tmp_path)
+    path, q_start, q_end = call.path, call.marks["question_start_s"], call.marks["question_end_s"]
     report = await _live(path, support_deps, whisper_stt, kb_org, agent_settings, max_wait_s=3.0,
                          timeouts=LineTimeouts())  # the default 30 s: no silence prompt in this short call
     data = report.as_dict()
@@ -150,16 +90,13 @@ async def test_a_cough_or_a_noise_burst_is_not_a_turn(whisper_stt, support_deps,
 
 
 async def test_a_hang_up_mid_sentence_ends_the_call_with_nothing_lost(
-        whisper_stt, support_deps, pg_pool, org_id, agent_settings, calls_manifest, tmp_path: Path) -> None:
+        whisper_stt, support_deps, pg_pool, org_id, agent_settings, tmp_path: Path) -> None:
     from callwise.integrations.credentials import CredentialStore
     from callwise.routing.types import CustomerContext
     from callwise.wiring.settings import Settings
     from tests.vendors import twilio as tw
 
-    said, _ = _utterance(calls_manifest, "refund.wav", 0)  # "Hi, I upgraded our workspace to the Business plan ..."
-    cut = said[:int(len(said) * 0.55)]  # the line drops mid-sentence
-    path = _write_call(tmp_path, "hang-up.wav", [_silence(0.3), cut], [{"start_s": 0.3, "end_s": 0.3 + len(cut) / RATE}],
-                       hangs_up=True)
+    path = hang_up_call(tmp_path, fraction=0.55).path  # "Hi, I upgraded our workspace to the Busi-" and the line drops
     key = Fernet.generate_key().decode()
     settings = Settings(_env_file=None, data_dir=tmp_path, encryption_key=key, survey_followup="auto")
     await CredentialStore(pg_pool, Fernet(key.encode())).set(
