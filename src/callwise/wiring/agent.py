@@ -9,9 +9,10 @@ from typing import Any
 
 from callwise.calls import SupportDeps
 from callwise.calls.meeting import MeetingDeps
+from callwise.calls.stages.send_offer import CommandSender
 from callwise.handoff.escalation import EscalationPolicy, EscalationRules
 from callwise.handoff.judge import EscalationJudge
-from callwise.wiring.integrations import caller_service, handoff_escalator
+from callwise.wiring.integrations import caller_service, credential_store, handoff_escalator
 from callwise.wiring.runtime import Runtime, open_runtime
 from callwise.wiring.settings import Settings
 
@@ -37,7 +38,9 @@ class Components:
                            top_k=s.retrieval_top_k,
                            redact_pii=s.pii_redaction, escalator=handoff_escalator(s, self.pool),
                            judge=EscalationJudge.cheapest(getattr(self.router, "tiers", [])),
-                           callers=self._callers())
+                           callers=self._callers(),
+                           # a command the voice answer leaves out is offered by text or email (issue 21)
+                           sender=CommandSender(self.pool, credential_store(s, self.pool), region=s.default_phone_region))
 
     def _callers(self) -> Any:
         if not hasattr(self, "_caller_service"):  # one per process: its customer cache is shared by calls
