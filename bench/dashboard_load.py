@@ -97,7 +97,7 @@ async def main(args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
                 assert res.status == 200, (path, res.status, body[:300])
                 ms = (time.perf_counter() - t) * 1000
                 if i == 0:
-                    out[f"{name}_first_ms"] = round(ms, 1)  # includes importing matplotlib for the org page
+                    out[f"{name}_first_ms"] = round(ms, 1)  # the first request of a fresh process (imports, templates, first queries)
                 else:
                     times.append(ms)
             out[f"{name}_median_ms"] = round(statistics.median(times), 1)
