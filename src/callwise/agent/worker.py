@@ -184,9 +184,16 @@ async def run_support(ctx: JobContext, comp: Any, org_id: str) -> None:
         await lp.send_text(json.dumps(event), topic=ESCALATION_TOPIC)
         await lp.set_attributes({"callwise.escalation": event["reason"], "callwise.handoff": event["handoff"]})
 
+    async def hang_up(reason: str) -> None:  # after the silence goodbye: a SIP caller's leg drops with the room
+        try:
+            await ctx.delete_room()
+        except Exception:  # noqa: BLE001 - a room already gone, or no server API (console)
+            log.debug("could not delete the room", exc_info=True)
+        ctx.shutdown(reason=reason)
+
     call, session, agent = await open_support_session(
         comp, org_id, ctx.proc.userdata, participant, room_name=ctx.room.name, job_metadata=ctx.job.metadata,
-        room_metadata=ctx.room.metadata, on_event=publish, add_shutdown=ctx.add_shutdown_callback)
+        room_metadata=ctx.room.metadata, on_event=publish, add_shutdown=ctx.add_shutdown_callback, shutdown=hang_up)
     await session.start(agent, room=ctx.room, room_options=room_io.RoomOptions(
         participant_identity=participant.identity, audio_output=session.tts is not None))
     from callwise.agent.screen_share import attach_screen_share  # the customer's shared screen (issue 25)
@@ -200,11 +207,15 @@ async def run_support(ctx: JobContext, comp: Any, org_id: str) -> None:
 
 async def open_support_session(comp: Any, org_id: str, userdata: dict[str, Any], participant: Any, *,
                                room_name: str, job_metadata: str, room_metadata: str,
-                               on_event: Any, add_shutdown: Any) -> tuple[SupportCall, AgentSession, RoomSupportAgent]:
+                               on_event: Any, add_shutdown: Any,
+                               shutdown: Any = None) -> tuple[SupportCall, AgentSession, RoomSupportAgent]:
     """The call, its session and agent, not started (what a call adds to the process's warm parts):
     the call's language, the call record (with the CRM lookup), the TTS and the session over the
-    process's STT, VAD and turn detector. ``bench/pickup.py`` times this path up to the greeting."""
+    process's STT, VAD and turn detector, with the line's handlers (silence prompt and goodbye,
+    barge-in, hang-up: ``callwise.agent.line``); ``shutdown(reason)`` ends the job after the goodbye.
+    ``bench/pickup.py`` times this path up to the greeting."""
     from callwise.agent.call_language import LiveLanguage, requested_language, stt_for_call
+    from callwise.agent.line import LineTimeouts, attach_line_handlers, line_session_options
     from callwise.agent.voice import build_tts, build_turn_handling
     from callwise.calls.stages.language import org_language
 
@@ -217,7 +228,14 @@ async def open_support_session(comp: Any, org_id: str, userdata: dict[str, Any],
                                    customer=_customer(participant), speaker=participant.identity, on_event=on_event,
                                    metadata={"participant": participant.identity},
                                    caller=CallerId.from_participant(participant.attributes, participant.metadata))
-    add_shutdown(call.end)
+    lines: list[Any] = []  # callwise.agent.line.CallLine, once the session exists
+
+    async def end_call() -> None:  # the line's writes (heard text, a hang-up's last words) land first
+        for line in lines:
+            await line.settled()
+        await call.end()
+
+    add_shutdown(end_call)
     tts = build_tts(settings)
     stt = stt_for_call(settings, userdata["stt"], request, org_lang)
     language = LiveLanguage(call, stt=stt, tts=tts, request=request, org_language=org_lang)
@@ -228,10 +246,13 @@ async def open_support_session(comp: Any, org_id: str, userdata: dict[str, Any],
         warming = asyncio.create_task(warm_answer(comp.support_deps(), org_id))
         add_shutdown(lambda: _cancel(warming))
     handling = userdata.get("turn_handling") or build_turn_handling(settings, settings.turn_detection)
+    timeouts = LineTimeouts.from_settings(settings)  # silence prompt / goodbye (30 / 60 s)
     session: AgentSession = AgentSession(stt=stt, vad=userdata["vad"], tts=tts,  # type: ignore[arg-type]
-                                         turn_handling=handling)
+                                         **line_session_options(handling, timeouts))
     agent = RoomSupportAgent(call, language=language)
     track_end_of_speech(session, agent)
+    lines.append(attach_line_handlers(session, call, timeouts=timeouts,
+                                      end_call=shutdown or (lambda _reason: None)))
     return call, session, agent
 
 

@@ -20,7 +20,7 @@ def serve(
     from aiohttp import web
 
     from callwise.api.app import create_app
-    from callwise.wiring.api import api_services
+    from callwise.wiring.api import answering_services
     from callwise.wiring.stack import open_answering
     from callwise.wiring.telemetry import running_operations, start_telemetry
 
@@ -34,7 +34,7 @@ def serve(
     async def go() -> None:
         async with open_answering(settings) as stack:
             rt = stack.runtime
-            app = create_app(api_services(settings, rt.pool, retriever=stack.knowledge.retriever, router=stack.router))
+            app = create_app(answering_services(settings, stack))
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             try:

@@ -103,7 +103,8 @@ def handoff_service(settings: Settings, pool: Any, rules: EscalationRules | None
         config=HandoffConfig(transfer_to=settings.handoff_transfer_to, livekit_configured=links is not None,
                              timeout_s=settings.handoff_timeout_s, keepalive_s=settings.handoff_keepalive_s,
                              ringing_timeout_s=settings.handoff_ringing_timeout_s,
-                             hold_line_s=settings.handoff_hold_line_s),
+                             hold_line_s=settings.handoff_hold_line_s,
+                             transfer_mode=settings.handoff_transfer_mode),
         channels=creds.configured, deliver_now=dispatch.deliver_now,
         desk_factory=lambda org: CaseDesk(pool, org, links=links))
 
