@@ -102,3 +102,23 @@ def test_a_missing_or_removed_file_is_not_used(tmp_path: Path):
     for f in (tmp_path / "org" / "v3").iterdir():
         f.unlink()
     assert AnnIndexes(tmp_path).open("org", 3, DIM) is None
+
+
+async def test_ingest_through_the_wiring_writes_the_file_a_fresh_process_searches(pg_pool, org_id, embedder,
+                                                                                   tmp_path: Path) -> None:
+    """As the worker is wired (``build_knowledge``): ``callwise ingest`` leaves the org's index file under the
+    data dir, and a process that never loaded the org's vectors answers from it."""
+    import callwise.wiring.knowledge as wk
+    from callwise.wiring.settings import Settings
+    from tests.knowledge.conftest import write_corpus
+
+    settings = Settings(data_dir=tmp_path / "data")
+    writer = wk.build_knowledge(settings, pg_pool, embedder=embedder)
+    report = await writer.ingestor.ingest(write_corpus(tmp_path / "kb"), org_id)
+    assert report.index is not None and report.index["action"] == "built"
+    assert report.as_dict()["index"]["chunks"] == report.chunks
+    assert (tmp_path / "data" / wk.INDEX_DIR / org_id / "current.json").exists()
+    wk._indexes.clear()  # a fresh process: no reader yet
+    reader = wk.build_knowledge(settings, pg_pool, embedder=embedder)
+    hits = await reader.retriever.retrieve("How long does a refund take?", org_id, top_k=3)
+    assert hits.chunks and reader.vectors.store.reloads == 0
