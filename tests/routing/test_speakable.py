@@ -124,3 +124,15 @@ def test_voice_problems_name_what_a_caller_cannot_follow(text: str, problem: str
 ])
 def test_voice_allows_plain_instructions_and_one_short_name(text: str) -> None:
     assert speakable_problems(text, voice=True) == []
+
+
+def test_the_stream_keeps_the_code_it_did_not_read_out() -> None:
+    from callwise.routing.speakable import SpeakableStream
+
+    s = SpeakableStream()
+    said = s.feed("Run the rotate command with your workspace.\n```\norbitly keys rotate --workspace acme\n```\n")
+    said += s.feed("Or use `orbitly keys list --all` first, then")
+    said += s.flush()
+    assert "orbitly" not in said and s.code_dropped
+    assert s.code == ["orbitly keys rotate --workspace acme", "orbitly keys list --all"]
+    assert "then" not in " ".join(s.code)  # a cut-off tail is not code

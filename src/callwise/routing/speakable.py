@@ -116,6 +116,7 @@ class SpeakableStream:
     said_sentence: bool = False
     dropped: list[str] = field(default_factory=list)  # what was not read out (long code, a cut-off tail)
     code_dropped: bool = False  # a command was left out: the pointer to it is said at the end
+    code: list[str] = field(default_factory=list)  # the code left out, as written (blocks and multi-word inline code)
     _pointed: bool = False
 
     def reset(self) -> None:
@@ -150,6 +151,7 @@ class SpeakableStream:
         if self._buf and (self._in_fence or self._buf.strip().startswith(("```", "~~~"))):
             tail = self._take_line(self._buf, complete=True)
         elif self._buf:  # the last line may have been cut by the token cap: judged as a sentence below
+            self._note_inline(self._buf)
             text, _ = _line(self._buf)
             tail = self._add("", unit=False)
             self._pending = (self._pending + " " + text).strip()
@@ -158,6 +160,7 @@ class SpeakableStream:
             self._in_fence = False
             if any(ln.strip() for ln in self._fence):
                 self.code_dropped = True
+                self.code.append("\n".join(self._fence).strip())
             tail += self._add(_code_block("\n".join(self._fence)), unit=True)
             self._fence.clear()
         text = self._release(tail)
@@ -176,6 +179,13 @@ class SpeakableStream:
         return text.strip() if not self.said_sentence else text.rstrip()
 
     # -- internals
+    def _note_inline(self, line: str) -> None:
+        """Inline code of more than one word is said as "the command": keep it, and the pointer is due."""
+        long_inline = [m.group(1) for m in _INLINE_CODE.finditer(line) if len(m.group(1).split()) > 1]
+        if long_inline:
+            self.code_dropped = True
+            self.code.extend(long_inline)
+
     def _safe_cut(self, text: str) -> int:
         last = 0
         for m in _SENTENCE_END.finditer(text):
@@ -197,6 +207,7 @@ class SpeakableStream:
                 said = _code_block(block)
                 if not said and block.strip():
                     self.dropped.append(block)
+                    self.code.append(block.strip())
                     self.code_dropped = True
                 return self._add(said, unit=True)
             self._in_fence = True
@@ -204,8 +215,7 @@ class SpeakableStream:
         if self._in_fence:
             self._fence.append(line)
             return ""
-        if any(len(m.group(1).split()) > 1 for m in _INLINE_CODE.finditer(line)):
-            self.code_dropped = True  # said as "the command"
+        self._note_inline(line)
         text, unit = _line(line)
         if complete and not unit and not stripped:
             return self._add("", unit=True)  # a blank line ends a paragraph

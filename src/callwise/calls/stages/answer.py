@@ -66,7 +66,7 @@ class Answer:
             # the command was not read out: offer to send it by text or email (callwise.calls.stages.send_offer)
             signals = (getattr(answer, "confidence_detail", None) or {}).get("signals") or {}
             rank = int(signals.get("best_source_rank", 0) or 0) if isinstance(signals, dict) else 0
-            await offer_to_send(ctx, [d for d in norm.dropped if d.strip()] if norm.code_dropped else [], rank)
+            await offer_to_send(ctx, norm.code, rank)
 
     async def _whole(self, ctx: TurnContext) -> None:
         started = time.perf_counter()

@@ -101,7 +101,7 @@ def code_blocks(text: str) -> list[str]:
 
 
 def command_text(dropped: Sequence[str], sources: Sequence[Any], source_rank: int = 0) -> tuple[str, str] | None:
-    """(title, code) to send: the code the answer left out (``dropped``, the speakable stream's), else
+    """(title, code) to send: the code the answer left out (``dropped``: the speakable stream's ``code``), else
     the code blocks of the source the answer came from (``source_rank``, then the others in order)."""
     code = [b for d in dropped for b in (code_blocks(d) or ([d.strip()] if d.strip() else []))]
     title = ""
