@@ -110,3 +110,34 @@ def test_what_is_sent_is_the_code_left_out_else_the_source_pages_code() -> None:
     assert command_text([], src) == ("Page B", "run --this")
     assert command_text(["```\nmodel --said this\n```"], src) == ("Page A", "model --said this")
     assert command_text([], src[:1]) is None
+
+
+async def test_a_generative_answers_code_block_is_not_said_and_is_what_gets_sent(world) -> None:
+    """A model that writes a fenced command anyway: the caller hears the prose and the offer; a yes sends the model's
+    own command (``SpeakableStream.code``) through the Twilio stand-in."""
+    from dataclasses import replace
+
+    from callwise.calls import SupportCall
+    from callwise.routing.providers.openai import OpenAIProvider
+    from callwise.routing.router import CascadingRouter, Tier
+    from tests.routing.conftest import FAST_RETRY
+    from tests.vendors.openai import FakeOpenAI
+
+    fake = FakeOpenAI("Rotate them with the command line tool.\n```\norbitly keys rotate --workspace acme --now\n```\n"
+                      "The old keys then stop working.", logprob=-0.01).start()
+    try:
+        tier = Tier("tier1", OpenAIProvider("model-tier1", api_key="test", base_url=fake.base_url))
+        w = {**world, "deps": replace(world["deps"], router=CascadingRouter([tier], retry=FAST_RETRY))}
+        call = await SupportCall.start(w["deps"], organization_id=w["org"], room="send-llm", modality="voice",
+                                       customer=CustomerContext(name="Ana", extra={"phone": CALLER}))
+        first = await call.run_turn("how do I rotate our API keys")
+        assert "orbitly keys rotate" not in first.answer and "```" not in first.answer
+        assert first.answer.startswith("Rotate them with the command line tool.") and OFFER["sms"] in first.answer
+        second = await call.run_turn("yes")
+        await call.end()
+    finally:
+        fake.stop()
+    assert SENT["sms"] in second.answer
+    await w["dispatch"].drain(timeout_s=10)
+    bodies = [m["body"] for m in w["twilio"].messages if m["to"] == CALLER]
+    assert any("orbitly keys rotate --workspace acme --now" in b for b in bodies)
