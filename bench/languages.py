@@ -2,6 +2,7 @@
 English sample knowledge base (right page first, nDCG@10) with the English and the multilingual embedder.
 
     OMP_NUM_THREADS=1 python bench/languages.py                 # everything, a table per part
+    python bench/languages.py --part timing --limit 4           # seconds per utterance, detection vs told vs tiny.en
     python bench/languages.py --json                            # one JSON object
     python bench/languages.py --part speech --limit 5           # a quick look
 
@@ -160,6 +161,31 @@ def run_speech(rows: list[dict[str, Any]], cache: Path) -> dict[str, Any]:
             "items": items}
 
 
+def run_timing(rows: list[dict[str, Any]], cache: Path, repeats: int = 2) -> dict[str, Any]:
+    """Seconds one utterance costs each way, measured back to back on the same audio in both orders (the
+    timings of ``run_speech`` follow each other in one order only): the multilingual base with language
+    detection (a call's first utterance), base told the language (every later one), tiny.en (English)."""
+    from callwise.agent.plugins.stt_multilingual import multilingual_model_dir
+    from callwise.agent.plugins.stt_whisper import load_whisper, whisper_model_dir
+
+    base = load_whisper(str(multilingual_model_dir(cache / "models")), "int8", 2)
+    tiny = load_whisper(str(whisper_model_dir("tiny.en")), "int8", 2)
+    kw: dict[str, Any] = {"beam_size": 1, "without_timestamps": True, "condition_on_previous_text": False}
+    took: dict[str, list[float]] = {"detect_and_decode": [], "told_the_language": [], "tiny_en": [], "audio": []}
+    for rep in range(repeats):
+        for r in rows:
+            audio = read_wav(speak(r.get("speech") or r["text"], r["language"], cache / f"audio-g{ESPEAK_GAP[1]}"))
+            order = [("detect_and_decode", base, None), ("told_the_language", base, r["language"])]
+            if r["language"] == "en":
+                order.append(("tiny_en", tiny, "en"))
+            for name, model, lang in (order if rep % 2 == 0 else list(reversed(order))):
+                t = time.perf_counter()
+                list(model.transcribe(audio, language=lang, **kw)[0])
+                took[name].append(time.perf_counter() - t)
+            took["audio"].append(audio.size / 16000)
+    return {k: {"n": len(v), "median_s": round(statistics.median(v), 2)} for k, v in took.items() if v}
+
+
 # -------------------------------------------------------------------------------------------- retrieval
 def page_metrics(ranked: list[str], rel: dict[str, int], k: int = 10) -> dict[str, float]:
     top = ranked[:k]
@@ -250,7 +276,7 @@ def print_tables(result: dict[str, Any]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=("all", "speech", "retrieval"), default="all")
+    ap.add_argument("--part", choices=("all", "speech", "retrieval", "timing"), default="all")
     ap.add_argument("--limit", type=int, default=None, help="only the first N source questions")
     ap.add_argument("--embedders", default="minilm,e5")
     ap.add_argument("--cache-dir", type=Path, default=ROOT / ".callwise" / "bench-languages")
@@ -271,6 +297,10 @@ def main() -> None:
         result["speech"] = run_speech(rows, args.cache_dir)
     if "speech" in result:
         spoken = {i["id"]: i["transcript"] for i in result["speech"]["items"]}
+    if args.part == "timing":
+        result["timing"] = run_timing(rows, args.cache_dir)
+        print(json.dumps(result, ensure_ascii=False, indent=1))
+        return
     if args.part in ("all", "retrieval"):
         result["retrieval"] = asyncio.run(run_retrieval(rows, spoken, args.data_dir, args.embedders.split(",")))
     if args.json:

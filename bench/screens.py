@@ -28,11 +28,15 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _harness import cpu_note  # noqa: E402
 
 QUESTIONS = ["what does this error mean?", "can you see my screen? I keep getting this",
-             "I got this message, how do I fix it?"]
+             "I got this message, how do I fix it?",
+             # the same turn in the other served languages (the screen's words are English)
+             "¿Puede ver mi pantalla? ¿Qué significa este error?", "Vous voyez mon écran ? Que veut dire cette erreur ?",
+             "Sehen Sie meinen Bildschirm? Was bedeutet dieser Fehler?", "画面のこのエラーはどういう意味ですか？",
+             "你能看到我的屏幕吗？这个错误是什么意思？"]
 
 
 async def run(data_dir: Path) -> dict[str, Any]:
-    from callwise.calls.screen import read_frame, screen_query
+    from callwise.calls.screen import read_frame, refers_to_screen, screen_query
     from callwise.wiring.knowledge import build_knowledge
     from callwise.wiring.runtime import open_runtime
     from callwise.wiring.settings import Settings
@@ -40,6 +44,7 @@ async def run(data_dir: Path) -> dict[str, Any]:
     manifest = json.loads((ROOT / "examples" / "screens" / "manifest.json").read_text())
     settings = Settings(data_dir=data_dir)
     ocr_ms: list[float] = []
+    live_ms: list[dict[str, float]] = []
     rows: list[dict[str, Any]] = []
     async with AsyncExitStack() as stack:
         rt = await stack.enter_async_context(open_runtime(settings))
@@ -55,9 +60,10 @@ async def run(data_dir: Path) -> dict[str, Any]:
         for shot in manifest:
             screen = read_frame(ROOT / "examples" / "screens" / shot["file"])
             ocr_ms.append(screen.ocr_ms)
+            live_ms.append(live_frame_costs(ROOT / "examples" / "screens" / shot["file"]))
             for q in QUESTIONS:
                 row: dict[str, Any] = {"file": shot["file"], "look": shot["look"], "question": q,
-                                       "codes": list(screen.codes)}
+                                       "refers": refers_to_screen(q), "codes": list(screen.codes)}
                 for label, text in (("screen", screen_query(q, screen)), ("question_only", q)):
                     t = time.perf_counter()
                     res = await kb.retriever.retrieve(text, org, top_k=10)
@@ -74,8 +80,35 @@ async def run(data_dir: Path) -> dict[str, Any]:
         "by_look": {lk: round(statistics.mean(r["screen"]["right"] for r in rows if r["look"] == lk), 3) for lk in looks},
         "ocr_ms_median": round(statistics.median(ocr_ms), 1), "ocr_ms_max": round(max(ocr_ms), 1),
         "retrieval_ms_median": round(statistics.median(r["screen"]["ms"] for r in rows), 1),
+        "by_question": {q: round(statistics.mean(r["screen"]["right"] for r in rows if r["question"] == q), 3)
+                        for q in QUESTIONS},
+        "questions_refer_to_screen": {q: refers_to_screen(q) for q in QUESTIONS},
+        "live_frame_ms_median": {k: round(statistics.median(c[k] for c in live_ms), 1) for k in live_ms[0]},
         "misses": [r for r in rows if not r["screen"]["right"]],
     }
+
+
+def live_frame_costs(path: Path) -> dict[str, float]:
+    """What the live worker spends on one frame besides OCR (callwise.agent.screen_share): the track's I420 frame
+    to an image, the change check against the last frame read, and the PNG a vision tier gets."""
+    from livekit import rtc
+    from PIL import Image
+
+    from callwise.agent.screen_share import from_image, to_image
+    from callwise.calls.screen import frame_change, frame_signature
+    from callwise.calls.stages.screen import png_bytes
+
+    i420 = from_image(Image.open(path)).convert(rtc.VideoBufferType.I420)
+    t = time.perf_counter()
+    img = to_image(i420)
+    convert = (time.perf_counter() - t) * 1000
+    t = time.perf_counter()
+    frame_change(frame_signature(img), frame_signature(img))
+    diff = (time.perf_counter() - t) * 1000
+    t = time.perf_counter()
+    png_bytes(img)
+    png = (time.perf_counter() - t) * 1000
+    return {"i420_to_image": convert, "change_check": diff, "png_for_vision": png}
 
 
 def main() -> None:
@@ -91,7 +124,9 @@ def main() -> None:
     print(f"right page first: with the screen {out['right_first_with_screen']:.3f}, "
           f"question alone {out['right_first_question_only']:.3f}; by look {out['by_look']}")
     print(f"OCR per frame: median {out['ocr_ms_median']} ms, max {out['ocr_ms_max']} ms; "
-          f"retrieval median {out['retrieval_ms_median']} ms")
+          f"retrieval median {out['retrieval_ms_median']} ms; live frame costs (median ms) {out['live_frame_ms_median']}")
+    for q, v in out["by_question"].items():
+        print(f"  {v:.3f}  {q}  (refers to the screen: {out['questions_refer_to_screen'][q]})")
     for m in out["misses"]:
         print(f"  miss: {m['file']} / {m['question']!r} -> {m['screen']['first']}")
 
