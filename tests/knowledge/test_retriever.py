@@ -149,3 +149,37 @@ async def test_qdrant_client_store_isolation(pg_pool, embedder, corpus_dir, tmp_
     store.delete_document(org_b, b.chunks[0].document_id)
     assert store.count(org_b) == 0 and store.count(org_a) > 0
     assert (await kb.retriever.retrieve("watering tomatoes", org_b, mode="bm25")).chunks == []
+
+
+class _Forgetful:
+    """The store's vectors with some of them not returned (an ingest half-way, an index out of step)."""
+
+    def __init__(self, vectors, drop) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.drop = vectors, drop
+
+    def vectors(self, organization_id, ids):  # type: ignore[no-untyped-def]
+        return {k: v for k, v in self.inner.vectors(organization_id, ids).items() if not self.drop(k)}
+
+    def __getattr__(self, name):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+
+async def test_a_missing_vector_never_sinks_a_candidate(pg_pool, embedder, two_orgs):
+    """A candidate whose parent vector is missing is scored by its own; one with no vector at all makes the
+    re-score fall back to the fusion order instead of scoring it 0 (the README's refund question lost its page so)."""
+    vectors = pg_vectors(pg_pool, embedder)
+    org = two_orgs[0]
+    full = make_kb(pg_pool, embedder, vectors, reranker=EmbeddingReranker(vectors)).retriever
+    ref = await full.retrieve("how long do refunds take to reach my card", org, mode="hybrid+rerank")
+    top = ref.chunks[0]
+    assert top.document.endswith("billing/refunds.md") and ref.rerank_fallback is None and top.parent_id
+    no_parent = EmbeddingReranker(_Forgetful(vectors, lambda k: k == top.parent_id))
+    res = await make_kb(pg_pool, embedder, vectors, reranker=no_parent).retriever.retrieve(
+        "how long do refunds take to reach my card", org, mode="hybrid+rerank")
+    assert res.rerank_fallback is None and res.chunks[0].document.endswith("billing/refunds.md")
+    nothing = EmbeddingReranker(_Forgetful(vectors, lambda k: k in (top.parent_id, top.chunk_id)))
+    kb = make_kb(pg_pool, embedder, vectors, reranker=nothing)
+    plain = await kb.retriever.retrieve("how long do refunds take to reach my card", org, mode="hybrid")
+    res = await kb.retriever.retrieve("how long do refunds take to reach my card", org, mode="hybrid+rerank")
+    assert res.rerank_fallback and "vectors missing for 1 of" in res.rerank_fallback
+    assert [c.chunk_id for c in res.chunks] == [c.chunk_id for c in plain.chunks]

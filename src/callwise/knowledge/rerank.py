@@ -86,12 +86,22 @@ class EmbeddingReranker:
         vecs = self.vectors.vectors(organization_id, ids)
         q = np.asarray(query_vector, dtype=np.float32)
         scored: list[tuple[int, float]] = []
+        missing = 0
         for i, c in enumerate(candidates):
             pv = vecs.get(c.parent_id or c.chunk_id)
             cv = vecs.get(c.chunk_id)
-            p = float(pv @ q) if pv is not None else 0.0
+            if pv is None:
+                pv = cv  # the parent's vector not (yet) stored: the child's own stands in
+            if pv is None:
+                missing += 1
+                continue
+            p = float(pv @ q)
             s = float(cv @ q) if cv is not None else p
             scored.append((i, (1 - self.child_weight) * p + self.child_weight * s))
+        if missing:
+            # scoring a candidate 0 for a vector the store did not return would sink the page every first
+            # stage agreed on (an ingest mid-way, an index out of step): the retriever keeps the fusion order
+            raise LookupError(f"vectors missing for {missing} of {len(candidates)} candidates")
         scored.sort(key=lambda t: -t[1])
         if self.fusion_weight > 0:
             w, k = self.fusion_weight, self.fusion_k
