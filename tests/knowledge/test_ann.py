@@ -99,9 +99,40 @@ def test_a_missing_or_removed_file_is_not_used(tmp_path: Path):
     assert ann.open("nobody", 1, DIM) is None
     mat = np.eye(DIM, dtype=np.float32)
     ann.write("org", Snapshot(3, "m", [str(uuid.uuid4()) for _ in range(DIM)], mat))
-    for f in (tmp_path / "org" / "v3").iterdir():
+    folder = tmp_path / "org" / str(ann.pointer("org")["dir"])  # type: ignore[index]
+    for f in folder.iterdir():
         f.unlink()
     assert AnnIndexes(tmp_path).open("org", 3, DIM) is None
+
+
+def test_writers_of_one_org_take_turns_and_a_reader_never_mixes_two_writes(tmp_path: Path) -> None:
+    """Two ingests refreshing one org at once (same snapshot version) while a process opens the file: every
+    view's ids match its vectors; the second writer finds the version current; one folder is left."""
+    import threading
+
+    rnd = np.random.default_rng(3)
+    mat = rnd.normal(size=(400, DIM)).astype(np.float32)
+    mat /= np.linalg.norm(mat, axis=1, keepdims=True)
+    ids = [str(uuid.uuid4()) for _ in range(len(mat))]
+    by_id = dict(zip(ids, mat, strict=True))
+    results: list[dict[str, object]] = []
+    snaps = [Snapshot(5, "m", ids, mat), Snapshot(5, "m", ids[::-1], mat[::-1].copy())]  # two read orders
+    writers = [threading.Thread(target=lambda s=s: results.append(AnnIndexes(tmp_path).write("org", s)))
+               for s in snaps]
+    for w in writers:
+        w.start()
+    seen = 0
+    while any(w.is_alive() for w in writers) or seen == 0:
+        view = AnnIndexes(tmp_path).open("org", 5, DIM)
+        if view is not None:
+            seen += 1
+            q = mat[seen % len(mat)]
+            for cid, score in view.search(q, 5):
+                assert abs(float(by_id[cid] @ q) - score) < 1e-4
+    for w in writers:
+        w.join()
+    assert sorted(str(r["action"]) for r in results) == ["built", "current"]
+    assert len([p for p in (tmp_path / "org").iterdir() if p.name.startswith("v")]) == 1
 
 
 async def test_ingest_through_the_wiring_writes_the_file_a_fresh_process_searches(pg_pool, org_id, embedder,

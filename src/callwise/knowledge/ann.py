@@ -7,11 +7,15 @@ pages between processes. Opening one takes milliseconds whatever its size.
 
 Layout under ``root/<organization id>/``:
 
-* ``v<version>/index.usearch``: the HNSW graph over the org's child vectors (inner product on
-  unit vectors, as the exact search scores them), keys are row numbers of ``ids.npy``;
-* ``v<version>/ids.npy``: the chunk id of each key (``b""`` for a chunk removed since the file was
-  first built: an incremental refresh removes it from the graph and keeps the row);
-* ``current.json``: which version is current, with its model, dimension and chunk count.
+* ``v<version>.<token>/index.usearch``: the HNSW graph over the org's child vectors (inner product
+  on unit vectors, as the exact search scores them), keys are row numbers of ``ids.npy``;
+* ``v<version>.<token>/ids.npy``: the chunk id of each key (``b""`` for a chunk removed since the
+  file was first built: an incremental refresh removes it from the graph and keeps the row);
+* ``current.json``: which folder is current, with its version, model, dimension and chunk count.
+
+Every write makes a folder of its own (the token), and writers of one org take turns (``.lock``), so
+a reader never sees the graph of one write with the id table of another; a reader checks that the
+two agree in size before it uses them.
 
 ``version`` is ``knowledge_stats.version`` when the snapshot was read. Every committed change to an
 org's chunks bumps it, and the store reads it on every query anyway, so the stale check costs nothing:
@@ -33,6 +37,7 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,14 +125,14 @@ class AnnIndexes:
         if view is not None and view.version == version:
             return view
         ptr = self.pointer(organization_id)
-        if ptr is None or ptr.get("version") != version or ptr.get("dim") != dim:
+        if ptr is None or ptr.get("version") != version or ptr.get("dim") != dim or not ptr.get("dir"):
             return None
         with self._lock:
             view = self._views.get(organization_id)
             if view is not None and view.version == version:
                 return view
             try:
-                view = self._map(self._dir(organization_id) / f"v{version}", version, dim)
+                view = self._map(self._dir(organization_id) / str(ptr["dir"]), version, dim)
             except (OSError, ValueError, RuntimeError) as exc:  # removed under us, or unreadable: exact search
                 log.warning("vector index of %s v%s unusable (%s); searching exactly", organization_id, version, exc)
                 return None
@@ -141,33 +146,36 @@ class AnnIndexes:
         if index is None or index.ndim != dim:
             raise ValueError(f"{folder / INDEX_FILE} is not a {dim}-dimension index")
         ids = np.load(folder / IDS_FILE, mmap_mode="r")
-        return AnnView(version, dim, index, ids, self.params)
+        view = AnnView(version, dim, index, ids, self.params)
+        if len(index) != view.live:
+            raise ValueError(f"{folder}: the graph holds {len(index)} vectors, the id table {view.live}")
+        return view
 
     # ------------------------------------------------------------------ writing
     def write(self, organization_id: str, snap: Snapshot) -> dict[str, object]:
         """Make the index of ``snap`` current: an incremental refresh of the current file when it has the
         same model and dimension and not too many removed rows, else a full build. Blocking (seconds to
-        minutes at 100k chunks): run it in a thread. Returns what was done."""
+        minutes at 100k chunks): run it in a thread. Writers of one org take turns; one that finds the
+        snapshot's version (or a later one) current already does nothing. Returns what was done."""
         started = time.perf_counter()
         org_dir = self._dir(organization_id)
         org_dir.mkdir(parents=True, exist_ok=True)
         dim = int(snap.matrix.shape[1]) if snap.matrix.ndim == 2 and len(snap.ids) else 0
-        ptr = self.pointer(organization_id)
-        if ptr is not None and ptr.get("version") == snap.version:
-            return {"action": "current", "version": snap.version}
-        target = org_dir / f"v{snap.version}"
-        tmp = org_dir / f".v{snap.version}.{os.getpid()}.{threading.get_ident()}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        try:
-            action = self._refresh(org_dir, ptr, snap, dim, tmp) or self._build(snap, dim, tmp)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        self._publish(org_dir, {"version": snap.version, "model": snap.model, "dim": dim, "count": len(snap.ids),
-                                "built_at": time.time()})
+        with open(org_dir / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            ptr = self.pointer(organization_id)
+            if ptr is not None and int(ptr.get("version") or 0) >= snap.version and ptr.get("dir"):  # type: ignore[call-overload]
+                return {"action": "current", "version": ptr.get("version")}
+            name = f"v{snap.version}.{uuid.uuid4().hex[:12]}"
+            tmp = org_dir / f".{name}.tmp"
+            tmp.mkdir()
+            try:
+                action = self._refresh(org_dir, ptr, snap, dim, tmp) or self._build(snap, dim, tmp)
+                os.replace(tmp, org_dir / name)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            self._publish(org_dir, {"version": snap.version, "dir": name, "model": snap.model, "dim": dim,
+                                    "count": len(snap.ids), "built_at": time.time()})
         seconds = round(time.perf_counter() - started, 3)
         log.info("vector index of %s: %s to v%s (%d chunks) in %.1f s", organization_id, action, snap.version,
                  len(snap.ids), seconds)
@@ -194,9 +202,9 @@ class AnnIndexes:
         """Apply the difference to the current file (chunks removed and added since); None when a full
         build is due. A chunk whose vector changed in place keeps its id, so a new model (re-embed)
         always rebuilds."""
-        if ptr is None or ptr.get("model") != snap.model or ptr.get("dim") != dim or not dim:
+        if ptr is None or ptr.get("model") != snap.model or ptr.get("dim") != dim or not dim or not ptr.get("dir"):
             return None
-        prev = org_dir / f"v{ptr.get('version')}"
+        prev = org_dir / str(ptr["dir"])
         try:
             from usearch.index import Index
 
@@ -226,17 +234,12 @@ class AnnIndexes:
         return f"refreshed (+{len(added)} -{len(removed)})"
 
     def _publish(self, org_dir: Path, pointer: dict[str, object]) -> None:
-        """Point ``current.json`` at the new version (never back at an older one), then drop older folders
-        (a process that still maps one keeps its pages until it lets go)."""
-        with open(org_dir / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            now = self.pointer(org_dir.name)
-            if now is not None and int(now.get("version") or 0) > int(pointer["version"]):  # type: ignore[call-overload]
-                return
-            tmp = org_dir / f".{POINTER}.{os.getpid()}.tmp"
-            tmp.write_text(json.dumps(pointer))
-            os.replace(tmp, org_dir / POINTER)
-            for old in org_dir.glob("v*"):
-                if old.is_dir() and old.name != f"v{pointer['version']}":
-                    with contextlib.suppress(OSError):
-                        shutil.rmtree(old)
+        """Point ``current.json`` at the new folder (under the writers' lock), then drop the others (a
+        process that still maps one keeps its pages until it lets go; one about to open it searches exactly)."""
+        tmp = org_dir / f".{POINTER}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(pointer))
+        os.replace(tmp, org_dir / POINTER)
+        for old in org_dir.glob("v*"):
+            if old.is_dir() and old.name != pointer["dir"]:
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(old)

@@ -410,7 +410,7 @@ class PgKnowledgeStore:
                                           organization_id)
             rows = await conn.fetch(
                 "select id, embedding from chunks where organization_id = $1 and kind = 'child'"
-                " and embedding is not null", organization_id)
+                " and embedding is not null order by id", organization_id)  # one order for every reader of a version
         width = self.dim * 4
 
         def build() -> _Dense:
