@@ -75,6 +75,19 @@ async def test_an_old_opening_or_an_older_word_is_not_adopted(pg_pool) -> None:
     assert await shared.refresh() == 0 and local.state == "open"  # a closing older than this opening
 
 
+async def test_an_opening_and_the_closing_right_after_it_are_written_in_order(pg_pool) -> None:
+    name = f"test:{uuid.uuid4().hex[:8]}"
+    breaker = CircuitBreaker(name, failure_threshold=1, reset_after_s=30)
+    shared = SharedBreakers(pg_pool, holder="host-a:1")
+    shared.attach({name: breaker})
+    for _ in range(20):
+        breaker.failure()  # opens (and opens again)
+        breaker.success()  # closes at once
+    await shared.aclose()
+    row = await pg_pool.fetchrow("select opened_at from breaker_openings where name = $1", name)
+    assert row is not None and row["opened_at"] is None  # the last word is the closing
+
+
 CHILD = textwrap.dedent("""
     import asyncio, sys
     import asyncpg

@@ -183,6 +183,7 @@ class SharedBreakers:
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
         self.breakers: dict[str, CircuitBreaker] = {}
         self._writes: set[asyncio.Task[None]] = set()
+        self._last: dict[str, asyncio.Task[None]] = {}  # each breaker's latest write, which the next one follows
         self._loop: asyncio.Task[None] | None = None
 
     def attach(self, breakers: Mapping[str, CircuitBreaker]) -> None:
@@ -196,12 +197,21 @@ class SharedBreakers:
             self._loop = asyncio.get_running_loop().create_task(self.run(), name="shared-breakers")
 
     def _changed(self, breaker: CircuitBreaker, opened: bool) -> None:
+        """Write the change after this breaker's previous write (each on its own connection could commit out
+        of order: an opening and the closing right after it would leave the row saying open)."""
+        previous = self._last.get(breaker.name)
         try:
-            task = asyncio.get_running_loop().create_task(self.write(breaker.name, opened))
+            task = asyncio.get_running_loop().create_task(self._write_after(previous, breaker.name, opened))
         except RuntimeError:  # no loop (a synchronous caller): the others learn at the next change
             return
+        self._last[breaker.name] = task
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
+
+    async def _write_after(self, previous: asyncio.Task[None] | None, name: str, opened: bool) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        await self.write(name, opened)
 
     async def write(self, name: str, opened: bool) -> None:
         try:
