@@ -179,10 +179,11 @@ async def run_live(args: argparse.Namespace) -> dict[str, Any]:
         stt, tts = build_stt(settings, streaming=not args.stt_after_speech, vad=vad), build_tts(settings)
         if tts is None:
             raise SystemExit("--live needs espeak-ng (apt-get install espeak-ng)")
-        out.update(min_silence_s=args.min_silence, min_delay_s=args.min_delay, max_delay_s=args.max_delay,
+        out.update(preemptive_tts=args.preemptive_tts, min_silence_s=args.min_silence, min_delay_s=args.min_delay, max_delay_s=args.max_delay,
                    stt_streaming=not args.stt_after_speech)
         for mode in args.turn_detection.split(","):
             handling = build_turn_handling(settings, mode, preemptive=not args.no_preemptive,
+                                           preemptive_tts=args.preemptive_tts,
                                            min_delay=args.min_delay, max_delay=args.max_delay)
             name = turn_detection_choice(settings, mode)
             warm = await warm_up(comp, stt=stt, vad=vad, tts=tts, turn_detector=handling["turn_detection"],
@@ -263,6 +264,8 @@ def main() -> int:
     parser.add_argument("--turn-detection", default="audio,vad", help="--live: modes to compare (audio,vad)")
     parser.add_argument("--out", default=None, help="--live: also write the JSON here after each mode")
     parser.add_argument("--no-preemptive", action="store_true", help="--live: the framework's preemptive generation off")
+    parser.add_argument("--preemptive-tts", action="store_true",
+                        help="--live: the drafted reply is synthesized before the turn is committed too")
     parser.add_argument("--stt-after-speech", action="store_true",
                         help="--live: Whisper decodes each utterance after the end of speech (no decode at the pause)")
     parser.add_argument("--min-silence", type=float, default=0.55, help="--live: Silero's silence that ends speech (s)")

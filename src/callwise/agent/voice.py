@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from livekit.agents import stt, tts, vad
-from livekit.agents.voice.turn import TurnHandlingOptions
+from livekit.agents.voice.turn import PreemptiveGenerationOptions, TurnHandlingOptions
 
 from callwise.wiring.settings import Settings
 
@@ -142,14 +142,16 @@ def turn_detection_choice(settings: Settings, mode: str = "audio") -> str:
 
 
 def build_turn_handling(settings: Settings, mode: str = "audio", *, preemptive: bool = True,
-                        min_delay: float | None = None, max_delay: float | None = None) -> TurnHandlingOptions:
+                        preemptive_tts: bool = False, min_delay: float | None = None,
+                        max_delay: float | None = None) -> TurnHandlingOptions:
     """The session's ``turn_handling`` options (``livekit.agents.voice.turn.TurnHandlingOptions``).
 
     Preemptive generation is on (the framework's default): the answer starts on the transcript at the caller's
     first pause. Our "LLM" is the whole support turn, so each reply is a draft (``callwise.calls.draft``) that
     writes nothing until the session commits its user turn; before that, a run on "Hi, I was looking at my
     invoice." opened a billing case before the caller finished the sentence (paused-billing.wav), and discarded
-    runs were stored as answers nobody heard. ``min_delay``/``max_delay``: the framework's endpointing delays
+    runs were stored as answers nobody heard. ``preemptive_tts``: the draft is also synthesized before the turn
+    is committed (the framework's default: text only). ``min_delay``/``max_delay``: the framework's endpointing delays
     (seconds after the last speech; ``max_delay`` is how long a turn the detector finds unfinished is held)."""
     choice = turn_detection_choice(settings, mode)
     detection: Any = "vad"
@@ -167,7 +169,10 @@ def build_turn_handling(settings: Settings, mode: str = "audio", *, preemptive: 
         else:
             detection = TurnDetector(version="v1-mini")
     # the framework's own interruption model needs LiveKit Cloud; VAD barge-in offline
-    options = TurnHandlingOptions(turn_detection=detection, preemptive_generation={"enabled": preemptive},
+    preemption = PreemptiveGenerationOptions(enabled=preemptive)
+    if preemptive and preemptive_tts:
+        preemption["preemptive_tts"] = True
+    options = TurnHandlingOptions(turn_detection=detection, preemptive_generation=preemption,
                                   interruption={"mode": "vad"} if choice != "turn-detector-v1" else {})
     endpointing: dict[str, float] = {}
     if choice == "vad+transcript-completeness":
