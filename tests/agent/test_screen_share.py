@@ -4,9 +4,7 @@ screenshots, read with real Tesseract when the screen changed or a turn refers t
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
@@ -111,16 +109,9 @@ async def test_a_live_shared_screen_puts_the_dialogs_page_first_in_the_turn(supp
     from callwise.calls.stages.retrieve import Retrieve
     from callwise.calls.stages.screen import ReadScreen
     from callwise.calls.stages.understand import UnderstandQuery
+    from tests.calls.error_pages import error_pages_org
 
-    org = str(await pg_pool.fetchval("insert into organizations (slug, name) values ($1, $1) returning id",
-                                     "share-" + uuid.uuid4().hex[:8]))
-    cwd = os.getcwd()
-    os.chdir(SCREENS.parents[1])
-    try:
-        for page in ("e-1042-session-expired.md", "e-4290-rate-limit-exceeded.md", "e-5003-service-unavailable.md"):
-            await knowledge.ingestor.ingest(f"examples/kb/error-codes/{page}", org)
-    finally:
-        os.chdir(cwd)
+    org = await error_pages_org(knowledge, pg_pool, prefix="share")
     call = CallContext(deps=support_deps, organization_id=org, session_id=None, persist=False)
     share = ScreenShare(interval_s=60.0, language=lambda: call.language)
     call.screen = share

@@ -114,22 +114,12 @@ def test_the_screen_is_used_only_by_turns_that_refer_to_it_and_its_ocr_time_coun
 
 @needs_tesseract
 async def test_the_screen_stage_puts_the_dialogs_page_first(support_deps, knowledge, pg_pool) -> None:
-    import os
-    import uuid
-
     from callwise.calls.context import CallContext, TurnContext, TurnOutcome
     from callwise.calls.stages.retrieve import Retrieve
     from callwise.calls.stages.screen import ReadScreen
+    from tests.calls.error_pages import error_pages_org
 
-    org = str(await pg_pool.fetchval("insert into organizations (slug, name) values ($1, $1) returning id",
-                                     "screens-" + uuid.uuid4().hex[:8]))
-    cwd = os.getcwd()
-    os.chdir(SCREENS.parents[1])
-    try:
-        for page in ("e-1042-session-expired.md", "e-4290-rate-limit-exceeded.md", "e-5003-service-unavailable.md"):
-            await knowledge.ingestor.ingest(f"examples/kb/error-codes/{page}", org)
-    finally:
-        os.chdir(cwd)
+    org = await error_pages_org(knowledge, pg_pool)
     reader = ScreenReader()
     reader.update(SCREENS / "e-4290-dialog.png")
     call = CallContext(deps=support_deps, organization_id=org, session_id=None, persist=False, screen=reader)
@@ -221,8 +211,6 @@ async def test_the_frame_is_stored_once_when_the_org_allows_it(support_deps, pg_
 @needs_tesseract
 async def test_a_vision_tier_gets_the_frame_of_the_turn_that_refers_to_the_screen(support_deps, knowledge, pg_pool) -> None:  # type: ignore[no-untyped-def]
     import base64
-    import os
-    import uuid
     from dataclasses import replace as dc_replace
 
     from callwise.calls.context import CallContext, TurnContext, TurnOutcome
@@ -232,16 +220,10 @@ async def test_a_vision_tier_gets_the_frame_of_the_turn_that_refers_to_the_scree
     from callwise.calls.stages.screen import ReadScreen
     from callwise.routing.providers.vision import OpenAIVisionProvider
     from callwise.routing.router import CascadingRouter, Tier
+    from tests.calls.error_pages import error_pages_org
     from tests.vendors.openai import FakeOpenAI
 
-    org = str(await pg_pool.fetchval("insert into organizations (slug, name) values ($1, $1) returning id",
-                                     "vision-" + uuid.uuid4().hex[:8]))
-    cwd = os.getcwd()
-    os.chdir(SCREENS.parents[1])
-    try:
-        await knowledge.ingestor.ingest("examples/kb/error-codes/e-4290-rate-limit-exceeded.md", org)
-    finally:
-        os.chdir(cwd)
+    org = await error_pages_org(knowledge, pg_pool, ("e-4290-rate-limit-exceeded.md",), prefix="vision")
     with FakeOpenAI("You have hit the rate limit; wait a minute and try again [1].") as fake:
         router = CascadingRouter([Tier("tier2", OpenAIVisionProvider("gpt-4o", api_key="k", base_url=fake.base_url))],
                                  first_word_s=None)
