@@ -183,3 +183,15 @@ def test_a_transcript_that_names_no_language_does_not_settle_the_call() -> None:
     assert live.settled is not None and call.ctx.language == "es"
     live.on_transcript(final("de"))  # settled once
     assert call.ctx.language == "es"
+
+
+def test_cloud_tts_is_told_the_language_where_it_can_be(caplog: pytest.LogCaptureFixture) -> None:
+    from livekit.plugins import deepgram, openai
+
+    oai = openai.TTS(api_key="sk-test")
+    assert set_tts_language(oai, "ja") and "Japanese" in oai._opts.instructions  # type: ignore[operator]
+    dg = deepgram.TTS(api_key="dg-test")
+    assert set_tts_language(dg, "es") and dg._opts.model == "aura-2-celeste-es"
+    with caplog.at_level(logging.WARNING, logger="callwise.language"):
+        assert set_tts_language(dg, "fr") is False
+    assert dg._opts.model == "aura-2-celeste-es" and "no Deepgram voice configured for French" in caplog.text
