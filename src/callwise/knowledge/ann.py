@@ -40,6 +40,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +50,18 @@ POINTER = "current.json"
 INDEX_FILE = "index.usearch"
 IDS_FILE = "ids.npy"
 ID_DTYPE = "S36"  # a UUID's text
+
+
+def _usearch_index() -> Any:
+    """usearch's ``Index``, loaded after onnxruntime: in usearch 2.26.6 with onnxruntime 1.32 (Silero VAD, the turn
+    detector), importing onnxruntime after usearch kills the process with SIGSEGV, the other order works."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        pass
+    from usearch.index import Index
+
+    return Index
 
 
 @dataclass(frozen=True)
@@ -140,9 +153,7 @@ class AnnIndexes:
             return view
 
     def _map(self, folder: Path, version: int, dim: int) -> AnnView:
-        from usearch.index import Index
-
-        index = Index.restore(str(folder / INDEX_FILE), view=True)
+        index = _usearch_index().restore(str(folder / INDEX_FILE), view=True)
         if index is None or index.ndim != dim:
             raise ValueError(f"{folder / INDEX_FILE} is not a {dim}-dimension index")
         ids = np.load(folder / IDS_FILE, mmap_mode="r")
@@ -182,10 +193,8 @@ class AnnIndexes:
         return {"action": action, "version": snap.version, "chunks": len(snap.ids), "seconds": seconds}
 
     def _new_index(self, dim: int) -> object:
-        from usearch.index import Index
-
         p = self.params
-        return Index(ndim=max(dim, 1), metric="ip", dtype="f32", connectivity=p.connectivity,
+        return _usearch_index()(ndim=max(dim, 1), metric="ip", dtype="f32", connectivity=p.connectivity,
                      expansion_add=p.expansion_add, expansion_search=p.expansion_search)
 
     def _build(self, snap: Snapshot, dim: int, out: Path) -> str:
@@ -206,9 +215,7 @@ class AnnIndexes:
             return None
         prev = org_dir / str(ptr["dir"])
         try:
-            from usearch.index import Index
-
-            index = Index.restore(str(prev / INDEX_FILE))
+            index = _usearch_index().restore(str(prev / INDEX_FILE))
             old = np.load(prev / IDS_FILE)
         except (OSError, ValueError, RuntimeError):
             return None

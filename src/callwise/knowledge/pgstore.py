@@ -395,6 +395,11 @@ class PgKnowledgeStore:
         if self.ann is None:
             return None
         await self.ready()
+        version = await self.pool.fetchval("select version from knowledge_stats where organization_id = $1",
+                                           organization_id)
+        ptr = self.ann.pointer(organization_id)
+        if version is not None and ptr is not None and ptr.get("version") == version and ptr.get("dir"):
+            return {"action": "current", "version": int(version)}  # nothing written since: no snapshot to read
         snap = await self.snapshot(organization_id)
         ann = self.ann
         return await asyncio.to_thread(ann.write, organization_id, snap)
