@@ -153,3 +153,14 @@ async def test_ingest_through_the_wiring_writes_the_file_a_fresh_process_searche
     reader = wk.build_knowledge(settings, pg_pool, embedder=embedder)
     hits = await reader.retriever.retrieve("How long does a refund take?", org_id, top_k=3)
     assert hits.chunks and reader.vectors.store.reloads == 0
+
+
+def test_loading_the_index_library_does_not_break_onnxruntime_later() -> None:
+    """usearch loaded first, then onnxruntime (Silero VAD, the turn detector), in a fresh process: no crash."""
+    import subprocess
+    import sys
+
+    code = ("from callwise.knowledge.ann import _usearch_index; _usearch_index()(ndim=4); "
+            "import onnxruntime, livekit.plugins.silero; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-500:]
