@@ -124,9 +124,10 @@ class Settings(BaseSettings):
     deepgram_api_key: SecretStr | None = Field(None, validation_alias=_env("DEEPGRAM_API_KEY"))
     stt_model: Literal["tiny.en", "base"] = "tiny.en"
     tts: Literal["auto", "openai", "deepgram", "espeak", "none"] = "auto"
-    turn_detection: Literal["audio", "vad", "text"] = Field("audio", description=(
-        "End of turn: the framework's turn detector (LiveKit Cloud's v1 with the LiveKit keys, else the local "
-        "v1-mini model), Silero's silence alone, or silence held open while the transcript stops mid-phrase."))
+    turn_detection: Literal["audio", "vad", "text"] = Field("text", description=(
+        "End of turn: silence held open while the transcript stops mid-phrase (text, the default: the fastest "
+        "measured, bench/voice_turn.py --live), Silero's silence alone (vad), or the framework's turn detector "
+        "(audio: LiveKit Cloud's v1 with the LiveKit keys, else the local v1-mini model)."))
     silence_prompt_s: float = Field(30.0, gt=0, description=(
         "Seconds of silence on a call before the agent asks whether the caller is still there."))
     silence_goodbye_s: float = Field(60.0, gt=0, description=(
