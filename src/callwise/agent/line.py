@@ -156,18 +156,21 @@ class CallLine:
         if not handle.interrupted:
             return
         said = [i for i in handle.chat_items if isinstance(i, llm.ChatMessage) and i.role == "assistant"]
-        question = self._question_before(said[0].id if said else None)
+        if not said or not self.call.session_id or not self.call.ctx.persist:
+            # nothing played (a discarded draft, or cut before its first sound): the turn keeps what the
+            # stream stored, marked interrupted by the turn itself
+            return
+        question = self._question_before(said[0].id)
         if question is None:
             return
         heard = " ".join(i.text_content or "" for i in said)
         self._spawn(self._store_heard(question, heard))
 
-    def _question_before(self, item_id: str | None) -> str | None:
-        """The caller's words the answer ``item_id`` replied to (the last user message before it; before
-        nothing, when the answer was cut off before any of it played)."""
+    def _question_before(self, item_id: str) -> str | None:
+        """The caller's words the answer ``item_id`` replied to (the last user message before it)."""
         question = None
         for item in self.session.history.items:
-            if item_id is not None and item.id == item_id:
+            if item.id == item_id:
                 break
             if isinstance(item, llm.ChatMessage) and item.role == "user":
                 question = item.text_content
