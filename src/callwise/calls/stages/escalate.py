@@ -30,9 +30,18 @@ _YES = re.compile(r"^\W*(?:(?:oh |um |uh |well |okay |ok |yeah |yes )*(?:yes|yea
 _NO = re.compile(r"\b(?:no|nope|not now|no thanks|no thank you|i'm fine|it's fine|that's okay|don't)\b", re.IGNORECASE)
 
 
+_WH_QUESTION = re.compile(r"\b(?:how|what|when|where|which|who|whom|whose|why)\b", re.IGNORECASE)
+
+
 def is_yes(text: str) -> bool:
-    """The caller accepts the offer ("yes please", "yeah go ahead"), and does not also say no."""
-    return bool(_YES.search(text)) and not _NO.search(text.split(",")[0])
+    """The caller accepts the offer ("yes please", "yeah go ahead"), and does not also say no, nor go on to ask a
+    question ("Okay, and how long does it take for the money to come back?" is a question, not a yes)."""
+    found = _YES.search(text)
+    if found is None or _NO.search(text.split(",")[0]):
+        return False
+    rest = text[found.end():]
+    asks = _WH_QUESTION.search(rest) is not None and ("?" in rest or len(rest.split()) >= 5)
+    return not asks
 
 
 def contact_of(call: CallContext) -> dict[str, Any]:
