@@ -188,3 +188,24 @@ async def test_an_end_of_speech_no_reply_took_does_not_time_the_next_turn(suppor
     eos, _ = agent.pipeline_llm.take_timing()
     assert eos is not None
     await call.end()
+
+
+async def test_the_greeting_is_said_in_the_calls_language(support_deps, kb_org) -> None:
+    from callwise.calls.languages import LINES
+
+    call = await SupportCall.start(support_deps, organization_id=kb_org, room="greeting-es", modality="text")
+    call.ctx.language = "es"  # set before the session starts (SIP header, room metadata, the org's language)
+    said: list[str] = []
+    session: AgentSession = AgentSession(vad=None)
+    session.on("conversation_item_added", lambda ev: said.append(ev.item.text_content or "")
+               if ev.item.role == "assistant" else None)
+    await session.start(SupportAgent(call))
+    try:
+        for _ in range(50):
+            if said:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await session.aclose()
+    await call.end()
+    assert said and said[0].strip() == LINES["greeting"]["es"].strip()

@@ -15,6 +15,7 @@ from livekit.agents import Agent, AgentSession
 
 from callwise.agent.plugins.llm_pipeline import PipelineLLM
 from callwise.calls import GREETING, SupportCall
+from callwise.calls.languages import localize
 
 INSTRUCTIONS = ("You are a customer support agent. Answers come from the organization's knowledge base "
                 "through the callwise router; escalation and survey rules are applied before answering.")
@@ -33,7 +34,7 @@ class SupportAgent(Agent):
         self.pipeline_llm.drafting = True
         if self._greet:
             self._greet = False  # re-entered after a declined warm transfer: no second greeting
-            self.session.say(GREETING)
+            self.session.say(localize(GREETING, self.call.ctx.language))  # the call's language, when set before
 
     async def on_exit(self) -> None:
         self.session.off("conversation_item_added", self._on_item_added)
