@@ -160,7 +160,6 @@ async def _call(ctx: Any, comp: Any, shutdown: Any, **extra: Any) -> None:
         out["first_answer_s"] = round(time.time() - ctx._info.accepted_at, 3)
         out["index_file"] = comp.knowledge.vectors.store.ann is not None
         out["vector_loads"] = comp.knowledge.vectors.store.reloads
-        shutdown.add(session.aclose)
     except Exception as exc:  # noqa: BLE001 - reported
         out["error"] = f"{type(exc).__name__}: {exc}"
     finally:

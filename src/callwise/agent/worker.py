@@ -229,8 +229,13 @@ async def open_support_session(comp: Any, org_id: str, userdata: dict[str, Any],
                                    metadata={"participant": participant.identity},
                                    caller=CallerId.from_participant(participant.attributes, participant.metadata))
     lines: list[Any] = []  # callwise.agent.line.CallLine, once the session exists
+    sessions: list[AgentSession] = []
 
-    async def end_call() -> None:  # the line's writes (heard text, a hang-up's last words) land first
+    async def end_call() -> None:
+        # the session first: the framework closes it in a shutdown callback of its own, beside this one, and its
+        # close handlers (the line's last writes: heard text, a hang-up's last words) must land before the pool closes
+        for s in sessions:
+            await s.aclose()
         for line in lines:
             await line.settled()
         await call.end()
@@ -249,6 +254,7 @@ async def open_support_session(comp: Any, org_id: str, userdata: dict[str, Any],
     timeouts = LineTimeouts.from_settings(settings)  # silence prompt / goodbye (30 / 60 s)
     session: AgentSession = AgentSession(stt=stt, vad=userdata["vad"], tts=tts,  # type: ignore[arg-type]
                                          **line_session_options(handling, timeouts))
+    sessions.append(session)
     agent = RoomSupportAgent(call, language=language)
     track_end_of_speech(session, agent)
     lines.append(attach_line_handlers(session, call, timeouts=timeouts,
