@@ -159,7 +159,7 @@ def remove_credentials(provider: str = typer.Argument(...), org: str | None = OR
     elif removed:
         console.print(f"{provider} credentials removed")
     else:
-        raise CommandError(f"no {provider} credentials for this organization")
+        fail(f"no {provider} credentials for this organization")
 
 
 @app.command("connect")
