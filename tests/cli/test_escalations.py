@@ -76,6 +76,10 @@ def test_integrations_secrets_from_stdin_never_echoed(cli_env):
     bad = CliRunner().invoke(app, ["integrations", "set", "zendesk", "--org", org], input="oops\n")
     assert bad.exit_code == 2 and "oops" not in bad.output
     assert _json(["integrations", "remove", "zendesk", "--org", org, "--json"]) == {"removed": True}
+    again = CliRunner().invoke(app, ["integrations", "remove", "zendesk", "--org", org])
+    # nothing left to remove: one error line and exit 2, not a traceback
+    assert again.exit_code == 2 and "no zendesk credentials" in again.output
+    assert not isinstance(again.exception, RuntimeError), again.exception
     key = __import__("pathlib").Path.cwd() / "secrets" / "fernet.key"
     assert key.exists() and oct(key.stat().st_mode & 0o777) == "0o600"
 
