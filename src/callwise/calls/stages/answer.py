@@ -38,17 +38,23 @@ class Answer:
                                                eos_at=ctx.eos_at, **_router_kwargs(ctx))
         ctx.router_ran = True
         answer = None
+        disclaimer = getattr(ctx.deps.router, "disclaimer", None)
+        held = False  # the router's "I'm not completely sure" disclaimer, said after the answer unless an offer follows
         # voice/video: Markdown, code and URLs become plain sentences on the way to TTS (callwise.routing.speakable)
-        norm = (SpeakableStream(boundaries=tuple(filter(None, [getattr(ctx.deps.router, "disclaimer", None)])))
+        norm = (SpeakableStream(boundaries=tuple(filter(None, [disclaimer])))
                 if needs_speakable(ctx.call.modality) else None)
         try:
             async for delta in stream:
                 if "ttft_ms" not in out.latencies:
                     out.latencies["ttft_ms"] = (time.perf_counter() - started) * 1000
+                if disclaimer and disclaimer in delta:
+                    delta, held = delta.replace(disclaimer, "").rstrip(), True
                 await ctx.say(norm.feed(delta) if norm is not None else delta)
+            answer = stream.result
+            if held and not colleague_offer_follows(ctx, answer):
+                await ctx.say(norm.feed(" " + disclaimer) if norm is not None else " " + disclaimer)
             if norm is not None:
                 await ctx.say(norm.flush())
-            answer = stream.result
         except Exception as exc:  # noqa: BLE001 - the router promises not to raise; be safe anyway
             log.exception("router stream failed")
             out.error = f"{type(exc).__name__}: {exc}"
@@ -101,6 +107,19 @@ class Answer:
             out.error = ctx.retrieval_error
         if answer.ttft_ms is not None:
             out.latencies.setdefault("ttft_ms", answer.ttft_ms)
+
+
+def colleague_offer_follows(ctx: TurnContext, answer: Any) -> bool:
+    """The rules on the answer (``EscalateOnAnswer``, the next stage) will end this turn with a colleague: the
+    offer ("I'm not sure I found the right answer — would you like me to pass this to a colleague?") or the
+    handoff itself. Then the router's own disclaimer before it would say the same thing twice, so it is not said.
+    Mirrors ``EscalationRules.check_answer``'s low-confidence rule without its bookkeeping (that stays there)."""
+    state = ctx.call.state
+    if answer is None or state.offered or state.escalated:
+        return False
+    confidence = answer.confidence
+    floor = ctx.deps.rules.policy.low_confidence_floor
+    return not ctx.sources or bool(answer.escalate) or (confidence is not None and confidence < floor)
 
 
 def _question(ctx: TurnContext) -> str:
