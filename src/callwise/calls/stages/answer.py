@@ -51,7 +51,7 @@ class Answer:
                     delta, held = delta.replace(disclaimer, "").rstrip(), True
                 await ctx.say(norm.feed(delta) if norm is not None else delta)
             answer = stream.result
-            if held and not colleague_offer_follows(ctx, answer):
+            if held and disclaimer and not colleague_offer_follows(ctx, answer):
                 await ctx.say(norm.feed(" " + disclaimer) if norm is not None else " " + disclaimer)
             if norm is not None:
                 await ctx.say(norm.flush())
