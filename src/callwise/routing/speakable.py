@@ -11,6 +11,7 @@ text sentence by sentence (what TTS wants anyway), so it can sit between a strea
   inline name (``passwd``) is said in words, as the one identifier an answer may name;
 - Markdown emphasis, headings, quotes, tables and HTML tags removed; links keep their text, a bare
   URL is said as "the website";
+- a menu path ("Settings > Billing > Invoices") is said step by step ("Settings, then Billing, then Invoices");
 - bullets and numbered items become sentences; citation marks ([1]) are removed;
 - at the end of the stream, a trailing fragment that is not a complete sentence (the token cap cut
   it) is dropped when a complete sentence was already said, else finished with a full stop.
@@ -24,7 +25,7 @@ import re
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 
-from callwise.routing.text import CODE_POINTER
+from callwise.routing.text import CODE_POINTER, menu_path_in_words
 
 #: a command longer than this many words is not read out
 SHORT_CODE_WORDS = 8
@@ -73,6 +74,7 @@ def _inline(text: str) -> str:
     text = _HTML.sub(" ", text)
     text = _EMPH.sub(lambda m: m.group(2) or m.group(3) or m.group(4) or "", text)
     text = text.replace("**", "").replace("`", "")
+    text = menu_path_in_words(text)  # "Settings > Billing > Invoices" -> "Settings, then Billing, then Invoices"
     text = re.sub(r"\s+([,.;:!?])", r"\1", text)
     text = re.sub(r"\(\s*\)", "", text)
     return " ".join(text.split())

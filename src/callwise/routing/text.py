@@ -110,6 +110,8 @@ def brackets_balanced(text: str) -> bool:
     return not stack
 
 
+#: what ``voice_problems`` calls a command: only these, left out of an answer, make ``CODE_POINTER`` true
+CODE_PROBLEMS = frozenset({"code", "path", "option list"})
 #: said after a spoken answer in place of a command, a path or an option list that was not read out
 CODE_POINTER = ("The exact command is written out in the article this comes from, "
                 "which is easier than following it by ear.")
@@ -158,12 +160,22 @@ def identifiers(text: str) -> list[str]:
     return out
 
 
+#: "Settings > Billing > Invoices": a menu path in an app, not a shell redirection (each step starts upper-case)
+_MENU_STEP = re.compile(r"(?<=[\w)*])\s+>\s+(?=\**[A-Z(])")
+
+
+def menu_path_in_words(text: str) -> str:
+    """Say a menu path: "Open Settings > Billing > Invoices." -> "Open Settings, then Billing, then Invoices."."""
+    return _MENU_STEP.sub(", then ", text)
+
+
 def voice_problems(text: str) -> list[str]:
     """What a voice answer must not do (issue 21): read ``code`` (SQL, a command line, a prompt, code
     said in words), a ``path``, an ``option list`` (two options or more), ``identifiers`` (more than
     one: one short name is fine where it is the answer), or say a ``caption without its example``
     ("To set it, run:" with nothing after)."""
     problems = []
+    text = menu_path_in_words(text)  # "Settings > Billing" is a way through the app, said step by step
     # a semicolon alone is prose ("custom apps; use just-in-time provisioning"): SQL needs an upper-case keyword
     if _SQL.search(text) and _SQL_KEYWORDS.search(text) or _SHELL.search(text) \
             or _CODE_IN_WORDS.search(text):

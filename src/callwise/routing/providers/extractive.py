@@ -23,6 +23,7 @@ from callwise.routing import answer_type
 from callwise.routing.providers.base import Provider, Stopwatch
 from callwise.routing.text import (
     CODE_POINTER,
+    CODE_PROBLEMS,
     approx_tokens,
     sentences,
     speakable_problems,
@@ -38,8 +39,34 @@ NOT_FOUND = "I couldn't find that in our help centre."
 #: and checked on the public manuals' golden answers (bench/offline_answerers.py)
 HEADING_WEIGHT = 0.15
 TYPE_WEIGHT = 0.05
+#: weight for a unit that says what to do (``says_what_to_do``) when the question asks how to fix something
+FIX_WEIGHT = 0.12
+_ASKS_FIX = re.compile(
+    r"\b(?:how (?:do|can|should|would|could) (?:i|we|you) (?:fix|solve|resolve|repair|stop|avoid|get (?:past|around|"
+    r"rid of)|handle|deal with|get it working|get this working)|how to (?:fix|solve|resolve|stop|avoid)"
+    r"|what (?:should|can|do|must) (?:i|we) do|what do (?:i|we) need to do|(?:fix|solution|workaround) for)\b",
+    re.IGNORECASE)
+_FIX_HEADING = re.compile(r"\b(?:fix\w*|solv\w*|solution|resolv\w*|what to do|what you can do|how to|steps|"
+                          r"troubleshoot\w*|workaround)\b", re.IGNORECASE)
+_IMPERATIVE = re.compile(
+    r"^(?:If [^,]{1,80},\s*|To [^,]{1,80},\s*|First,?\s*|Then,?\s*)?(?:Open|Go|Click|Tap|Select|Choose|Sign|Log|"
+    r"Pause|Wait|Retry|Try|Use|Check|Ask|Contact|Respect|Back off|Watch|Batch|Spread|Remove|Delete|Update|Reset|"
+    r"Enable|Disable|Turn|Add|Make sure|Clear|Restart|Reinstall|Reduce|Slow|Request|Include|Set|Change|Install|"
+    r"Upgrade|Verify|Confirm|Switch|Reconnect|Refresh|Reload|Close|Enter|Send|Move|Free|Raise|Avoid|Do not|Don't|"
+    r"Re-\w+|open|go|click|tap|select|use|check|ask|wait|retry|try|reset|contact)(?=[\s,])")
 _QUESTION = re.compile(r"[^.?!]*\?")
 _REFERS_BACK = re.compile(r"\b(?:it|its|this|that|these|those|they|them|one|ones|there)\b", re.IGNORECASE)
+
+
+def asks_fix(question: str) -> bool:
+    """The question asks what to do ("... and how do I fix it?", "what should I do?")."""
+    return _ASKS_FIX.search(question) is not None
+
+
+def says_what_to_do(text: str, heading: str = "") -> bool:
+    """An instruction: an imperative sentence ("Pause for at least that many seconds, then retry"), or
+    one under a section about fixing ("How to fix it in your code")."""
+    return _IMPERATIVE.match(text) is not None or _FIX_HEADING.search(heading) is not None
 
 
 def focus(query: str) -> str:
@@ -68,6 +95,7 @@ class Unit:
     spoken: str
     complete: bool  # a whole prose sentence (not a list fragment or a sentence cut by chunking)
     heading: str = ""  # the heading of the section it is under ("How long refunds take"), if the source has one
+    code: bool = False  # it says a command from the source's code (a caption with its example)
 
 
 # --- reading a source into blocks -------------------------------------------------------------
@@ -201,6 +229,8 @@ def _classify(lines: list[str], fenced: bool, item: bool) -> _Block:
     ends = bool(_SENT_END.search(joined))
     if code * 2 > len(lines) or (code and not ends):
         return _Block("code", lines)
+    if len(lines) == 1 and not item and lines[0].endswith("?") and _words(lines[0]) <= 12:
+        return _Block("heading", lines)  # "Lost your phone or security key?": a section's title, not an answer
     if ends and len(words) >= 2:
         return _Block("prose", lines, item)
     if len(lines) == 1 and not item and _heading_like(lines[0]):
@@ -211,6 +241,12 @@ def _classify(lines: list[str], fenced: bool, item: bool) -> _Block:
 
 
 # --- answer units -----------------------------------------------------------------------------
+#: the document talking about itself, not about the answer: "This article covers ...", 'Own article: "E-4290: ..."'
+_SCAFFOLD = re.compile(
+    r"^(?:(?:own|related|full|main|separate)\s+(?:article|page|guide)s?\s*:|see also\b|related articles?\b"
+    r"|use this (?:index|article|page|guide)\b|in this (?:article|page|guide|section|document)\b"
+    r"|(?:this|the following) (?:article|page|guide|section|document|topic|tutorial) (?:[a-z]+s|is about|will)\b)",
+    re.IGNORECASE)
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
 
@@ -306,6 +342,9 @@ def answer_units(text: str, *, max_words: int = 60) -> list[Unit]:
         sents = _sentences(_prose(block))
         term = _terms(blocks, b)
         for k, sent in enumerate(sents):
+            if _SCAFFOLD.match(sent) or sent.endswith("?"):
+                continue  # the article describing itself, or a question (a FAQ's title): never an answer
+            code = False
             complete = bool(re.search(r"[.!?][\"')\]]*$", sent)) and not block.list_item
             if (b == 0 and k == 0 and sent[:1].islower()) or sent.startswith("See "):
                 complete = False  # a sentence the chunker cut in two; a pointer elsewhere
@@ -317,7 +356,7 @@ def answer_units(text: str, *, max_words: int = 60) -> list[Unit]:
                     if example is None:
                         continue  # a caption without the example it introduces means nothing aloud
                     said = f"{said} {example}" + ("" if re.search(r"[.!?]$", example) else ".")
-                    complete = True
+                    complete = code = True
                 elif nxt is not None and nxt.kind == "prose":
                     items: list[str] = []
                     j = b + 1
@@ -335,7 +374,7 @@ def answer_units(text: str, *, max_words: int = 60) -> list[Unit]:
                     said, complete = said[:-1] + ".", False
             if _words(said) < 4 or _words(said) > max_words or speakable_problems(said):
                 continue
-            units.append(Unit(len(units), said, said, complete, heading))
+            units.append(Unit(len(units), said, said, complete, heading, code))
     return units
 
 
@@ -439,6 +478,9 @@ class ExtractiveProvider(Provider):
         heads, kind, fits = self._rank_signals(question, qvec, [u for _, u in cands])
         scores = (sims - np.array([0.0 if u.complete else self.fragment_penalty for _, u in cands], dtype=np.float32)
                   + self.heading_weight * (heads - float(heads.mean())) + self.type_weight * fits)
+        if asks_fix(question):  # "what does E-4290 mean and how do I fix it": the fix, not only the meaning
+            scores = scores + FIX_WEIGHT * np.array([says_what_to_do(u.text, u.heading) for _, u in cands],
+                                                    dtype=np.float32)
         order = np.argsort(-scores, kind="stable")
         top = int(order[0])
         best = float(sims[top])
@@ -452,10 +494,12 @@ class ExtractiveProvider(Provider):
         pointer = ""
         if g.spoken:  # a caller cannot follow code, paths or option lists by ear: say the prose, point to the rest
             sayable = [int(i) for i in order if not voice_problems(cands[int(i)][1].spoken)]
-            if not sayable or sayable[0] != top:
-                pointer = CODE_POINTER
+            skipped = [int(i) for i in order[: list(order).index(sayable[0])]] if sayable else \
+                [int(i) for i in order if float(sims[int(i)]) >= self.min_similarity]
+            if any(cands[i][1].code or CODE_PROBLEMS & set(voice_problems(cands[i][1].spoken)) for i in skipped):
+                pointer = CODE_POINTER  # only where a command, a path or an option list really was left out
             if not sayable or float(sims[sayable[0]]) < self.min_similarity:
-                return pointer, best, used  # only the command answers: say where it is
+                return pointer or NOT_FOUND, best, used  # only the command answers: say where it is
             top = sayable[0]
             order = np.array(sayable)
         best_rank = cands[top][0]
@@ -477,11 +521,39 @@ class ExtractiveProvider(Provider):
                 words += _words(unit.spoken)
         # the sentence that answers first, then the detail around it in the source's order
         rest = sorted(chosen[1:], key=lambda i: (cands[i][0], cands[i][1].pos))
+        if asks_fix(question) and not says_what_to_do(cands[top][1].text, cands[top][1].heading):
+            rest = self._fix_units(cands, sims, order, top, g.spoken) or rest
         text = " ".join(cands[i][1].spoken for i in [chosen[0], *rest])
         while g.spoken and rest and voice_problems(text):  # the whole, too, names one identifier at most
             rest.pop()
             text = " ".join(cands[i][1].spoken for i in [chosen[0], *rest])
         return (f"{text} {pointer}" if pointer else text), best, used
+
+    def _fix_units(self, cands: list[tuple[int, Unit]], sims: np.ndarray, order: np.ndarray, top: int,
+                   spoken: bool) -> list[int]:
+        """For a "how do I fix it" question whose best unit only says what is wrong: the instructions
+        to say after it, the section of the best-matching instruction (its first units, in order), or
+        that instruction alone when it is under no section about fixing. Empty when none is relevant."""
+        fixes = [int(i) for i in order if int(i) != top and float(sims[int(i)]) >= self.min_similarity
+                 and says_what_to_do(cands[int(i)][1].text, cands[int(i)][1].heading)
+                 and not (spoken and voice_problems(cands[int(i)][1].spoken))]
+        if not fixes:
+            return []
+        rank, unit = cands[fixes[0]]
+        section = [fixes[0]]
+        if unit.heading and _FIX_HEADING.search(unit.heading):
+            section = [i for i, (r, u) in enumerate(cands) if r == rank and u.heading == unit.heading and i != top]
+            section.sort(key=lambda i: cands[i][1].pos)
+        out: list[int] = []
+        words = _words(cands[top][1].spoken)
+        for i in section:
+            text = " ".join(cands[j][1].spoken for j in [top, *out, i])
+            if len(out) + 1 >= self.max_sentences or words + _words(cands[i][1].spoken) > self.max_words \
+                    or (spoken and voice_problems(text)):
+                continue
+            out.append(i)
+            words += _words(cands[i][1].spoken)
+        return out or [fixes[0]]
 
     def _rank_signals(self, question: str, qvec: np.ndarray,
                       units: list[Unit]) -> tuple[np.ndarray, answer_type.AnswerType | None, np.ndarray]:
