@@ -103,3 +103,10 @@ async def test_how_do_i_fix_it_gets_the_fix(minilm) -> None:
                       "error-codes/e-5003-service-unavailable.md")
     assert "E-4290" in text and re.search(r"\b(?:retry|Pause|wait|Back off)\b", text), text
     assert "have the form E- followed by four digits" not in text, text
+
+
+async def test_a_faq_sections_answer_is_matched_with_its_question_heading(minilm) -> None:
+    text = await _say(ExtractiveProvider(minilm), "What happens if I lose my phone?",
+                      "accounts/two-factor-authentication.md", "accounts/reset-password.md",
+                      "billing/failed-payments.md")
+    assert "backup code" in text and "failed payment" not in text, text

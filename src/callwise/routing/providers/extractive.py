@@ -374,7 +374,9 @@ def answer_units(text: str, *, max_words: int = 60) -> list[Unit]:
                     said, complete = said[:-1] + ".", False
             if _words(said) < 4 or _words(said) > max_words or speakable_problems(said):
                 continue
-            units.append(Unit(len(units), said, said, complete, heading, code))
+            # under a question heading (a FAQ: "Lost your phone or security key?") the answer is matched with its question
+            matched = f"{heading} {said}" if heading.endswith("?") else said
+            units.append(Unit(len(units), matched, said, complete, heading, code))
     return units
 
 
