@@ -83,6 +83,7 @@ def test_headings_labels_and_lead_ins_are_not_answer_units(markdown: bool) -> No
     assert not [s for s in said if s.startswith(("Own article", "This article", "Use this index"))], said
     assert not [s for s in said if s.endswith("?")], "a heading such as 'Lost your phone or security key?'"
     assert any("backup code" in s for s in said) and any("Rate limit exceeded" in s for s in said)
+    assert not [s for s in said if s.startswith("Two-factor authentication (2FA)")], "the title, before the lead"
 
 
 async def test_the_screen_errors_page_is_read_without_its_labels(minilm) -> None:

@@ -145,7 +145,8 @@ def _heading_line(lines: list[str]) -> bool:
     """The first line of a block is a heading the chunker put there ("3.2. Affinity Of Expressions")."""
     first = lines[0]
     words = first.split()
-    if len(lines) < 2 or len(words) > 8 or re.search(r"[.!?:;,)\]\"'`*|]$|[.!?]\s", first) or _code_line(first):
+    titled = re.sub(r"\s\([A-Za-z0-9 ,&/-]{1,40}\)$", "", first)  # "Two-factor authentication (2FA)"
+    if len(lines) < 2 or len(words) > 8 or re.search(r"[.!?:;,)\]\"'`*|]$|[.!?]\s", titled) or _code_line(first):
         return False
     if words[-1].lower() in _FUNCTION_WORDS:
         return False
