@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from callwise.infra.db import PostmasterPid, pid_alive
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _server_running(data_dir: Path) -> bool:
-    pm = PostmasterPid.read(data_dir / "pg")
-    return pm is not None and pid_alive(pm.pid)
+from tests.processes import server_running, start_command
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -27,19 +18,11 @@ def test_outbox_run_forever_stops_on_a_signal_with_its_postgres(tmp_path: Path, 
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLWISE_") and k != "DATABASE_URL"}
     env.update(CALLWISE_DATA_DIR=str(data), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "callwise.cli.main", "outbox", "run", "--forever"], cwd=ROOT,
-                            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc, line = start_command(["outbox", "run", "--forever"], env, ready="outbox dispatcher running")
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 240
-        line = ""
-        while time.monotonic() < deadline and "outbox dispatcher running" not in line:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                pytest.fail(f"outbox run exited: {proc.stderr.read() if proc.stderr else ''}")
         assert "every organization" in line
         time.sleep(1.5)  # a few idle polls
-        assert proc.poll() is None and _server_running(data)
+        assert proc.poll() is None and server_running(data)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -47,5 +30,5 @@ def test_outbox_run_forever_stops_on_a_signal_with_its_postgres(tmp_path: Path, 
             proc.kill()
     assert proc.returncode == 128 + sig, err
     assert f"stopped by {sig.name}" in err and "Traceback" not in err
-    assert not _server_running(data)
+    assert not server_running(data)
     assert list((data / "pg-users").iterdir()) == []

@@ -8,12 +8,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
-from callwise.infra.db import PostmasterPid, pid_alive
+from tests.processes import server_running, start_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,11 +47,6 @@ def test_a_signal_cancels_the_task_and_cleanup_runs(sig: signal.Signals) -> None
     assert proc.returncode == 128 + sig
 
 
-def _server_running(data_dir: Path) -> bool:
-    pm = PostmasterPid.read(data_dir / "pg")
-    return pm is not None and pid_alive(pm.pid)
-
-
 def test_sigterm_on_serve_stops_the_embedded_postgres(tmp_path: Path) -> None:
     """`callwise serve` started the server; SIGTERM (what systemd, Docker and Kubernetes send) must
     leave neither the server running nor the dead process registered."""
@@ -63,18 +57,10 @@ def test_sigterm_on_serve_stops_the_embedded_postgres(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     data = tmp_path / "data"
     env = {**os.environ, "CALLWISE_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "callwise.cli.main", "serve", "--port", str(port)], cwd=ROOT,
-                            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc, line = start_command(["serve", "--port", str(port)], env, ready="callwise API on")
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 240
-        line = ""
-        while time.monotonic() < deadline and "callwise API on" not in line:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                pytest.fail(f"serve exited: {proc.stderr.read() if proc.stderr else ''}")
         assert "callwise API on" in line
-        assert _server_running(data) and list((data / "pg-users").iterdir())
+        assert server_running(data) and list((data / "pg-users").iterdir())
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -82,5 +68,5 @@ def test_sigterm_on_serve_stops_the_embedded_postgres(tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "stopped by SIGTERM" in err and "Traceback" not in err
-    assert not _server_running(data)
+    assert not server_running(data)
     assert list((data / "pg-users").iterdir()) == []
