@@ -244,14 +244,20 @@ class EscalationRules:
                    or state.unresolved_attempts > 0)
         return bool(det is not None and det.unsure and trouble)
 
+    def unsure_answer(self, *, escalate: bool, confidence: float | None, has_sources: bool) -> bool:
+        """An answer the caller is offered a colleague for: no source, the router's escalate flag, or a confidence
+        under the floor. Records nothing (:meth:`check_answer` does the bookkeeping)."""
+        return (not has_sources or escalate
+                or (confidence is not None and confidence < self.policy.low_confidence_floor))
+
     def check_answer(self, *, failed: bool, escalate: bool, confidence: float | None, has_sources: bool,
                      state: CallState, error: str | None = None) -> Escalation | None:
         """Rules on the router's result: failure, the router's escalate flag or a confidence under the
         floor, and repeated non-answers (no sources counts as an attempt without resolution)."""
         if failed:
             return Escalation("router_failure", "every answer provider failed", [error or "error"])
-        unsure = not has_sources or (confidence is not None and confidence < self.policy.low_confidence_floor)
-        self.observe_answer(state, unsure=unsure or escalate)
+        self.observe_answer(state, unsure=self.unsure_answer(escalate=escalate, confidence=confidence,
+                                                            has_sources=has_sources))
         if not has_sources:
             state.unresolved_attempts += 1
         if escalate:

@@ -113,13 +113,12 @@ def colleague_offer_follows(ctx: TurnContext, answer: Any) -> bool:
     """The rules on the answer (``EscalateOnAnswer``, the next stage) will end this turn with a colleague: the
     offer ("I'm not sure I found the right answer — would you like me to pass this to a colleague?") or the
     handoff itself. Then the router's own disclaimer before it would say the same thing twice, so it is not said.
-    Mirrors ``EscalationRules.check_answer``'s low-confidence rule without its bookkeeping (that stays there)."""
+    The same rule as ``EscalationRules.check_answer`` (``unsure_answer``), without its bookkeeping."""
     state = ctx.call.state
     if answer is None or state.offered or state.escalated:
         return False
-    confidence = answer.confidence
-    floor = ctx.deps.rules.policy.low_confidence_floor
-    return not ctx.sources or bool(answer.escalate) or (confidence is not None and confidence < floor)
+    return bool(ctx.deps.rules.unsure_answer(escalate=bool(answer.escalate), confidence=answer.confidence,
+                                            has_sources=bool(ctx.sources)))
 
 
 def _question(ctx: TurnContext) -> str:
